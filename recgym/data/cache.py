@@ -1,0 +1,80 @@
+"""The on-disk cache: where fetched artifacts live and how their integrity is checked."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+__all__ = ["cache_dir", "file_digest", "is_verified", "mark_verified", "sha256_file"]
+
+_CHUNK = 1 << 20
+
+
+def cache_dir(*parts: str) -> Path:
+    """Return ``$RECGYM_CACHE/<parts...>`` (default ``~/.cache/recgym``), creating it."""
+    root = Path(os.environ.get("RECGYM_CACHE") or Path.home() / ".cache" / "recgym")
+    path = root.joinpath(*parts).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in chunks so large model files do not fill memory."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 hex digest of a file."""
+    return file_digest(path, "sha256")
+
+
+def _stamp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".verified")
+
+
+def mark_verified(path: Path, sha256: str) -> None:
+    """Record that ``path`` was hashed to ``sha256`` at its current size and mtime.
+
+    Re-hashing a 100 MB model on every load costs a second; the stamp lets later loads skip it
+    until the file changes (a truncated or rewritten file changes size or mtime).
+    """
+    st = path.stat()
+    stamp = {"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    _stamp_path(path).write_text(json.dumps(stamp))
+
+
+def is_verified(path: Path, sha256: str | None) -> bool:
+    """True if ``path`` exists and has digest ``sha256`` (stamp fast path, else a full hash).
+
+    With ``sha256=None`` (a file whose publisher gives no digest) the file is checked against
+    the digest recorded when it was first fetched, so later corruption is still caught.
+    """
+    if not path.is_file():
+        return False
+    st = path.stat()
+    stamp_file = _stamp_path(path)
+    stamp: dict[str, object] = {}
+    if stamp_file.is_file():
+        try:
+            stamp = json.loads(stamp_file.read_text())
+        except (OSError, ValueError):
+            stamp = {}
+    expected = sha256 or stamp.get("sha256")
+    if expected is None:
+        return False
+    if (
+        stamp.get("sha256") == expected
+        and stamp.get("size") == st.st_size
+        and stamp.get("mtime_ns") == st.st_mtime_ns
+    ):
+        return True
+    if sha256_file(path) != expected:
+        return False
+    mark_verified(path, str(expected))
+    return True
