@@ -1,2 +1,26 @@
-"""recgym: Gymnasium environments for recommendation with LLM policies, users and judges."""
+"""recgym: Gymnasium environments for recommendation with LLM policies, users and judges.
+
+``import recgym`` is light on purpose (no torch, transformers or stable-baselines3): the
+sub-packages load on first attribute access, e.g. ``recgym.data.load_dataset("ml-100k")``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from recgym.error import RecGymError
+
 __version__ = "0.1.0"
+__all__ = ["RecGymError", "__version__", "data", "llm", "metrics", "retrieval"]
+
+_LAZY = {"data", "llm", "metrics", "retrieval"}
+
+if TYPE_CHECKING:
+    from recgym import data, llm, metrics, retrieval
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return importlib.import_module(f"recgym.{name}")
+    raise AttributeError(f"module 'recgym' has no attribute {name!r}")

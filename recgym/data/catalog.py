@@ -54,7 +54,9 @@ class ItemCatalog:
 
     def __post_init__(self) -> None:
         if "item_id" not in self.table.columns:
-            raise DataFormatError(f"item table needs an 'item_id' column; has {list(self.table.columns)}")
+            raise DataFormatError(
+                f"item table needs an 'item_id' column; has {list(self.table.columns)}"
+            )
         missing = [f for f in self.text_fields if f not in self.table.columns]
         if missing:
             raise DataFormatError(f"text fields {missing} are not columns of the item table")

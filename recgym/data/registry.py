@@ -49,8 +49,8 @@ def register_dataset(
 
 def _ensure_builtin() -> None:
     # Import for the registration side effect, lazily so `import recgym` stays light.
-    import recgym.data.clothing  # noqa: F401
-    import recgym.data.loaders  # noqa: F401
+    import recgym.data.clothing
+    import recgym.data.loaders
     import recgym.data.movielens  # noqa: F401
 
 

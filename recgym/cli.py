@@ -1,0 +1,117 @@
+"""The ``recgym`` command line: ``data list``, ``data fetch NAME``, ``info`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata
+import platform
+import sys
+import time
+from collections.abc import Sequence
+
+from recgym import __version__
+from recgym.error import RecGymError
+
+__all__ = ["main"]
+
+_VERSIONED = ("numpy", "pandas", "gymnasium", "bm25s", "rank-bm25", "torch", "transformers",
+              "peft", "gguf", "stable-baselines3")  # fmt: skip
+
+
+def _data_list(_: argparse.Namespace) -> int:
+    from recgym.data import list_datasets
+    from recgym.data.artifacts import get_artifact
+
+    for spec in list_datasets():
+        kind = "embedded" if spec.artifact else "local files"
+        print(f"{spec.name:22s} {kind:12s} {spec.description}")
+        if spec.artifact:
+            for src in get_artifact(spec.artifact).sources:
+                print(f"{'':36s}source: {src.describe()}")
+    return 0
+
+
+def _data_fetch(args: argparse.Namespace) -> int:
+    from recgym.data import DATASETS, fetch, list_datasets
+
+    list_datasets()  # registers the built-in datasets
+    spec = DATASETS.get(args.name)
+    artifact = spec.artifact if spec is not None else args.name
+    if artifact is None:
+        raise RecGymError(f"{args.name!r} reads local files; there is nothing to fetch")
+    fetched = fetch(artifact, force=args.force)
+    print(f"{artifact}: from {fetched.source.describe()}")
+    for name, path in fetched.files.items():
+        print(f"  {name}: {path}")
+    return 0
+
+
+def _info(_: argparse.Namespace) -> int:
+    from recgym.data.cache import cache_dir
+
+    print(f"recgym {__version__} (Python {platform.python_version()}, {platform.platform()})")
+    for dist in _VERSIONED:
+        try:
+            print(f"  {dist:18s} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            print(f"  {dist:18s} not installed")
+    root = cache_dir()
+    print(f"cache: {root}")
+    for folder in sorted((root / "artifacts").glob("*/*")) + sorted((root / "models").glob("*")):
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        print(f"  {folder.relative_to(root)}  {size / 2**20:.1f} MiB")
+    try:
+        import torch
+    except ImportError:
+        print("device: torch not installed")
+    else:
+        cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+        print(f"device: cpu ({torch.get_num_threads()} threads), cuda: {cuda}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from recgym.demo import run_demo
+
+    run_demo(max_new_tokens=args.max_new_tokens)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recgym", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"recgym {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    data = sub.add_parser("data", help="list and fetch datasets").add_subparsers(
+        dest="data_command", required=True
+    )
+    data.add_parser("list", help="registered datasets and their sources").set_defaults(
+        func=_data_list
+    )
+    fetch = data.add_parser("fetch", help="fetch a dataset or artifact into the cache")
+    fetch.add_argument("name")
+    fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
+    fetch.set_defaults(func=_data_fetch)
+    sub.add_parser("info", help="versions, cache and device").set_defaults(func=_info)
+    demo = sub.add_parser("demo", help="fetch the embedded data and model, summarise, generate")
+    demo.add_argument("--max-new-tokens", type=int, default=48)
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    args = _parser().parse_args(argv)
+    start = time.perf_counter()
+    try:
+        status: int = args.func(args)
+    except RecGymError as exc:
+        print(f"recgym: error: {exc}", file=sys.stderr)
+        return 1
+    if args.command == "demo":
+        print(f"\ndone in {time.perf_counter() - start:.1f} s")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Datasets: fetch-on-first-use with verified caching, a common in-memory form, splits, loaders."""
+
+from __future__ import annotations
+
+from recgym.data.artifacts import ARTIFACTS, fetch, get_artifact
+from recgym.data.cache import cache_dir
+from recgym.data.catalog import INTERACTION_COLUMNS, Dataset, ItemCatalog
+from recgym.data.registry import DATASETS, list_datasets, load_dataset, register_dataset
+from recgym.data.splits import LeaveOneOutSplit, leave_one_out
+
+__all__ = [
+    "ARTIFACTS",
+    "DATASETS",
+    "INTERACTION_COLUMNS",
+    "Dataset",
+    "ItemCatalog",
+    "LeaveOneOutSplit",
+    "cache_dir",
+    "fetch",
+    "get_artifact",
+    "leave_one_out",
+    "list_datasets",
+    "load_dataset",
+    "register_dataset",
+]

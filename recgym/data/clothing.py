@@ -1,0 +1,94 @@
+"""Women's E-Commerce Clothing Reviews (CC0) in recgym's common form.
+
+23,486 real customer reviews of 1,206 garments. Items carry the retailer's division,
+department and class; the reviews table keeps every review (title, text, rating, the
+"recommended" flag), which the product-search env turns into shoppers' requests and item
+documents. The data has no user ids or timestamps, so it has no interaction log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from recgym.data.artifacts import fetch
+from recgym.data.catalog import Dataset, ItemCatalog
+from recgym.data.registry import register_dataset
+from recgym.error import DataFormatError
+
+__all__ = ["load_clothing_reviews"]
+
+_COLUMNS = {
+    "Clothing ID": "item_id", "Age": "age", "Title": "title", "Review Text": "text",
+    "Rating": "rating", "Recommended IND": "recommended",
+    "Positive Feedback Count": "positive_feedback", "Division Name": "division",
+    "Department Name": "department", "Class Name": "class",
+}  # fmt: skip
+_N_REVIEWS, _N_ITEMS = 23_486, 1_206
+
+
+def _read_kaggle_csv(files: dict[str, Path]) -> pd.DataFrame:
+    # Kaggle's CSV has an unnamed leading index column; everything else matches the parquet.
+    return pd.read_csv(files["reviews.csv"]).drop(columns=["Unnamed: 0"], errors="ignore")
+
+
+def _read_widedeep(files: dict[str, Path]) -> pd.DataFrame:
+    return pd.read_parquet(files["reviews.parquet"])
+
+
+_READERS: dict[str, Callable[[dict[str, Path]], pd.DataFrame]] = {
+    "kaggle-csv": _read_kaggle_csv,
+    "widedeep": _read_widedeep,
+}
+
+
+@register_dataset(
+    "clothing-reviews",
+    "Women's E-Commerce Clothing Reviews: 23,486 reviews of 1,206 garments (CC0).",
+    artifact="clothing-reviews",
+)
+def load_clothing_reviews(*, progress: bool = True) -> Dataset:
+    """Fetch (on first use) and load the clothing reviews.
+
+    Returns a dataset whose items are the garments (``division``, ``department``, ``class``)
+    and whose ``reviews`` table has one row per review in the original order: ``review_id``
+    (the row number in the published file), ``item_idx``, ``title``, ``text`` (missing
+    titles/texts as ``""``), ``rating``, ``recommended``, ``positive_feedback``, ``age``.
+    """
+    fetched = fetch("clothing-reviews", progress=progress)
+    raw = _READERS[fetched.format](fetched.files)
+    missing = sorted(set(_COLUMNS) - set(raw.columns))
+    if missing or len(raw) != _N_REVIEWS:
+        raise DataFormatError(
+            f"clothing reviews from {fetched.source.describe()}: expected {_N_REVIEWS} rows with "
+            f"columns {sorted(_COLUMNS)}; got {len(raw)} rows, missing {missing}"
+        )
+    frame = raw.rename(columns=_COLUMNS)
+    for col in ("title", "text", "division", "department", "class"):
+        frame[col] = frame[col].fillna("").astype(str).str.strip()
+    # An item's labels are the same on every review of it, except where a review left them
+    # blank; take the most common non-blank value.
+    items = (
+        frame.groupby("item_id", sort=True)[["division", "department", "class"]]
+        .agg(lambda s: s[s != ""].mode().iloc[0] if (s != "").any() else "")
+        .reset_index()
+    )
+    items["item_id"] = items["item_id"].astype(str)
+    if len(items) != _N_ITEMS:
+        raise DataFormatError(f"expected {_N_ITEMS} garments, found {len(items)}")
+    catalog = ItemCatalog(items, text_fields=("division", "department", "class"))
+    reviews = pd.DataFrame(
+        {
+            "review_id": range(len(frame)),
+            "item_idx": catalog.indices(frame["item_id"].astype(str)),
+            "title": frame["title"],
+            "text": frame["text"],
+            "rating": frame["rating"].astype("int64"),
+            "recommended": frame["recommended"].astype(bool),
+            "positive_feedback": frame["positive_feedback"].astype("int64"),
+            "age": frame["age"].astype("int64"),
+        }
+    )
+    return Dataset("clothing-reviews", catalog, reviews=reviews, source=fetched.source.key)

@@ -1,0 +1,153 @@
+"""Ranking metrics: the one definition of NDCG/Recall/HitRate/MRR@K used everywhere in recgym.
+
+All functions are batched: ``ranked`` is an int array of shape ``(B, L)`` holding item ids in
+rank order (``-1`` pads a short list) and ``targets`` gives each row's relevant items, as a
+``(B,)`` array (one target per row), a ``(B, T)`` array padded with ``-1``, or a sequence of
+iterables. Relevance is binary. Targets are de-duplicated (a target listed twice counts once,
+so a perfect ranking always scores 1), and an item ranked twice counts only at its first
+position. Every function returns a float64 array of shape ``(B,)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = [
+    "hit_rate_at_k",
+    "metrics_at_k",
+    "mrr_at_k",
+    "ndcg_at_k",
+    "normalize_targets",
+    "recall_at_k",
+    "target_ranks",
+]
+
+_PAD = -1
+_MAX_BROADCAST = 1 << 25  # elements per chunk of the (rows, K, T) comparison
+
+
+def normalize_targets(targets: ArrayLike | Sequence[Iterable[int]], batch: int) -> np.ndarray:
+    """Return targets as a ``(B, T)`` int64 array, de-duplicated per row and padded with -1.
+
+    Raises:
+        ValueError: the number of rows differs from ``batch`` or a row has no target.
+    """
+    if isinstance(targets, np.ndarray) and targets.ndim == 1:
+        rows: list[Any] = [[t] for t in targets.tolist()]
+    elif isinstance(targets, np.ndarray) and targets.ndim == 2:
+        rows = [r[r != _PAD] for r in targets]
+    else:
+        rows = [[t] if np.isscalar(t) else list(t) for t in targets]  # type: ignore[union-attr]
+    if len(rows) != batch:
+        raise ValueError(f"got targets for {len(rows)} rows but rankings for {batch}")
+    unique = [np.unique(np.asarray(r, dtype=np.int64)) for r in rows]
+    unique = [u[u != _PAD] for u in unique]
+    empty = [i for i, u in enumerate(unique) if len(u) == 0]
+    if empty:
+        raise ValueError(f"rows {empty[:5]} have no target; every row needs at least one")
+    out = np.full((batch, max(len(u) for u in unique)), _PAD, dtype=np.int64)
+    for i, u in enumerate(unique):
+        out[i, : len(u)] = u
+    return out
+
+
+def _first_occurrence(ranked: np.ndarray) -> np.ndarray:
+    """Mask of positions holding the first occurrence of their item in the row (pads: False)."""
+    order = np.argsort(ranked, axis=1, kind="stable")
+    sorted_ = np.take_along_axis(ranked, order, axis=1)
+    repeat = np.zeros_like(sorted_, dtype=bool)
+    repeat[:, 1:] = sorted_[:, 1:] == sorted_[:, :-1]
+    first = np.empty_like(repeat)
+    np.put_along_axis(first, order, ~repeat, axis=1)
+    return first & (ranked != _PAD)
+
+
+def _hits(ranked: ArrayLike, targets: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(hits (B, min(K, L)) bool, n_targets (B,))`` for the top ``k`` of each row."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    ranked = np.asarray(ranked, dtype=np.int64)
+    if ranked.ndim != 2:
+        raise ValueError(
+            f"ranked must be a 2-D (batch, list) array of item ids, got {ranked.ndim}-D"
+        )
+    top = ranked[:, :k]
+    tgt = normalize_targets(targets, len(top))
+    hits = np.zeros(top.shape, dtype=bool)
+    step = max(1, _MAX_BROADCAST // max(1, top.shape[1] * tgt.shape[1]))
+    for s in range(0, len(top), step):
+        t = tgt[s : s + step]
+        match = top[s : s + step, :, None] == t[:, None, :]
+        hits[s : s + step] = (match & (t[:, None, :] != _PAD)).any(axis=2)
+    return hits & _first_occurrence(top), (tgt != _PAD).sum(axis=1)
+
+
+def ndcg_at_k(ranked: ArrayLike, targets: Any, k: int) -> np.ndarray:
+    """NDCG@K with binary gains: DCG / ideal DCG of min(|targets|, K) hits at the top."""
+    hits, n = _hits(ranked, targets, k)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = hits @ discounts[: hits.shape[1]]
+    ideal = np.cumsum(discounts)[np.minimum(n, k) - 1]
+    return dcg / ideal
+
+
+def recall_at_k(ranked: ArrayLike, targets: Any, k: int) -> np.ndarray:
+    """Share of a row's targets that appear in its top K."""
+    hits, n = _hits(ranked, targets, k)
+    return hits.sum(axis=1) / n
+
+
+def hit_rate_at_k(ranked: ArrayLike, targets: Any, k: int) -> np.ndarray:
+    """1.0 where any target appears in the top K, else 0.0."""
+    hits, _ = _hits(ranked, targets, k)
+    return hits.any(axis=1).astype(np.float64)
+
+
+def mrr_at_k(ranked: ArrayLike, targets: Any, k: int) -> np.ndarray:
+    """Reciprocal rank (1-based) of the first target in the top K, 0.0 if none is there."""
+    hits, _ = _hits(ranked, targets, k)
+    first = hits.argmax(axis=1)
+    return np.where(hits.any(axis=1), 1.0 / (first + 1), 0.0)
+
+
+_METRICS = {"ndcg": ndcg_at_k, "recall": recall_at_k, "hit": hit_rate_at_k, "mrr": mrr_at_k}
+
+
+def metrics_at_k(
+    ranked: ArrayLike,
+    targets: Any,
+    ks: Iterable[int] = (10,),
+    names: Iterable[str] = tuple(_METRICS),
+) -> dict[str, np.ndarray]:
+    """Several metrics at several cut-offs, keyed ``"ndcg@10"``, ``"recall@50"``, ..."""
+    unknown = set(names) - set(_METRICS)
+    if unknown:
+        raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {sorted(_METRICS)}")
+    return {f"{m}@{k}": _METRICS[m](ranked, targets, k) for m in names for k in ks}
+
+
+def target_ranks(
+    scores: ArrayLike, targets: ArrayLike, exclude: Sequence[Iterable[int]] | None = None
+) -> np.ndarray:
+    """0-based rank of each row's single target under full-catalog ``scores`` of shape (B, N).
+
+    Ties count against the target (pessimistic), so an agent that scores every item the same
+    gets the worst rank rather than the best. Items in ``exclude[i]`` (e.g. the user's history)
+    are removed from row ``i`` before ranking; the target itself is never excluded.
+    """
+    s = np.array(scores, dtype=np.float64, copy=True)
+    t = np.asarray(targets, dtype=np.int64)
+    if s.ndim != 2 or t.shape != (len(s),):
+        raise ValueError(f"scores must be (B, N) and targets (B,); got {s.shape} and {t.shape}")
+    rows = np.arange(len(s))
+    target_score = s[rows, t]
+    if exclude is not None:
+        for i, items in enumerate(exclude):
+            idx = np.fromiter(items, dtype=np.int64)
+            s[i, idx[idx != t[i]]] = -np.inf
+    ahead = (s >= target_score[:, None]).sum(axis=1) - 1  # minus the target itself
+    return ahead.astype(np.int64)

