@@ -30,7 +30,7 @@ _PAD = -1
 _MAX_BROADCAST = 1 << 25  # elements per chunk of the (rows, K, T) comparison
 
 
-def normalize_targets(targets: ArrayLike | Sequence[Iterable[int]], batch: int) -> np.ndarray:
+def normalize_targets(targets: Any, batch: int) -> np.ndarray:
     """Return targets as a ``(B, T)`` int64 array, de-duplicated per row and padded with -1.
 
     Raises:
@@ -41,7 +41,7 @@ def normalize_targets(targets: ArrayLike | Sequence[Iterable[int]], batch: int) 
     elif isinstance(targets, np.ndarray) and targets.ndim == 2:
         rows = [r[r != _PAD] for r in targets]
     else:
-        rows = [[t] if np.isscalar(t) else list(t) for t in targets]  # type: ignore[union-attr]
+        rows = [[t] if np.isscalar(t) else list(t) for t in targets]
     if len(rows) != batch:
         raise ValueError(f"got targets for {len(rows)} rows but rankings for {batch}")
     unique = [np.unique(np.asarray(r, dtype=np.int64)) for r in rows]
@@ -98,13 +98,13 @@ def ndcg_at_k(ranked: ArrayLike, targets: Any, k: int) -> np.ndarray:
 def recall_at_k(ranked: ArrayLike, targets: Any, k: int) -> np.ndarray:
     """Share of a row's targets that appear in its top K."""
     hits, n = _hits(ranked, targets, k)
-    return hits.sum(axis=1) / n
+    return np.asarray(hits.sum(axis=1) / n, dtype=np.float64)
 
 
 def hit_rate_at_k(ranked: ArrayLike, targets: Any, k: int) -> np.ndarray:
     """1.0 where any target appears in the top K, else 0.0."""
     hits, _ = _hits(ranked, targets, k)
-    return hits.any(axis=1).astype(np.float64)
+    return np.asarray(hits.any(axis=1), dtype=np.float64)
 
 
 def mrr_at_k(ranked: ArrayLike, targets: Any, k: int) -> np.ndarray:

@@ -38,7 +38,7 @@ _N_RATINGS, _N_USERS, _N_ITEMS = 100_000, 943, 1_682
 def movie_text(row: Mapping[str, Any]) -> str:
     """Render a movie as ``"Title (Year) | Genre, Genre"``."""
     year = row.get("year")
-    title = str(row["title"]) + (f" ({int(year)})" if pd.notna(year) else "")
+    title = str(row["title"]) + (f" ({int(year)})" if year is not None and pd.notna(year) else "")
     genres = [g for g in row.get("genres", ()) if g != "unknown"]
     return f"{title} | {', '.join(genres)}" if genres else title
 

@@ -1,0 +1,1 @@
+"""Reference agents for recgym environments: baselines, SB3 recommenders, LLM trainers."""
