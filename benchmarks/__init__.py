@@ -1,0 +1,1 @@
+"""Benchmark scripts; each runs as ``python -m benchmarks.<name>``."""
