@@ -23,7 +23,6 @@ from collections.abc import Callable
 from importlib.metadata import version
 
 import numpy as np
-import pandas as pd
 
 from recgym.retrieval import BM25Retriever
 
@@ -33,30 +32,19 @@ Corpus = tuple[list[str], list[str], list[str], np.ndarray]
 
 def clothing_corpus(n_queries: int, seed: int) -> Corpus:
     """Hold out ``n_queries`` reviews as queries; one document per garment from the rest."""
-    from recgym.data.artifacts import fetch
+    from recgym.data import load_dataset
+    from recgym.data.clothing import item_documents, review_texts
 
-    files = fetch("clothing-reviews", progress=False).files
-    frame = (
-        pd.read_parquet(files["reviews.parquet"])
-        if "reviews.parquet" in files
-        else pd.read_csv(files["reviews.csv"])
-    )
-    text = (frame["Title"].fillna("") + " " + frame["Review Text"].fillna("")).str.strip()
-    frame = frame.assign(text=text)
-    items = frame.groupby("Clothing ID")[["Department Name", "Class Name"]].first()
-    row_of_item = {cid: i for i, cid in enumerate(items.index)}
-    candidates = np.flatnonzero(text.str.len().to_numpy() > 0)
+    dataset = load_dataset("clothing-reviews", progress=False)
+    assert dataset.reviews is not None
+    texts = review_texts(dataset.reviews)
+    candidates = np.flatnonzero(texts.str.len().to_numpy() > 0)
     held_out = np.random.default_rng(seed).choice(candidates, size=n_queries, replace=False)
-    is_query = np.zeros(len(frame), dtype=bool)
+    is_query = np.zeros(len(texts), dtype=bool)
     is_query[held_out] = True
-    reviews = frame.loc[~is_query].groupby("Clothing ID")["text"].agg(" ".join)
-    docs = [
-        " ".join(str(v) for v in (dept, cls, reviews.get(cid, "")) if isinstance(v, str) and v)
-        for cid, (dept, cls) in items.iterrows()
-    ]
-    queries = frame.loc[held_out, "text"].tolist()
-    sources = np.array([row_of_item[c] for c in frame.loc[held_out, "Clothing ID"]])
-    return docs, [str(c) for c in items.index], queries, sources
+    docs = item_documents(dataset, is_query)
+    sources = dataset.reviews["item_idx"].to_numpy()[held_out]
+    return docs, [str(i) for i in dataset.items.item_ids], texts.iloc[held_out].tolist(), sources
 
 
 def synthetic_corpus(n_queries: int, seed: int) -> Corpus:

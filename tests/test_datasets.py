@@ -105,3 +105,21 @@ def test_clothing_reviews_load() -> None:
     assert set(ds.items.table["department"]) >= {"Tops", "Dresses", "Bottoms", "Intimate"}
     counts = reviews.groupby("item_idx").size()
     assert counts.sum() == 23_486 and len(counts) == 1206
+
+
+@pytest.mark.slow
+def test_clothing_documents_never_contain_held_out_reviews() -> None:
+    from recgym.data.clothing import item_documents, review_texts
+
+    ds = load_dataset("clothing-reviews", progress=False)
+    assert ds.reviews is not None
+    texts = review_texts(ds.reviews)
+    held_out = np.zeros(len(texts), dtype=bool)
+    probe = 1  # a long, specific review
+    held_out[probe] = True
+    docs = item_documents(ds, held_out)
+    item = ds.reviews["item_idx"].iloc[probe]
+    assert len(docs) == 1206
+    assert texts.iloc[probe] not in docs[item]
+    assert texts.iloc[probe] in item_documents(ds)[item]
+    assert docs[item].startswith(ds.items.text(item))

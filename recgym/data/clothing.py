@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from recgym.data.artifacts import fetch
@@ -18,7 +19,7 @@ from recgym.data.catalog import Dataset, ItemCatalog
 from recgym.data.registry import register_dataset
 from recgym.error import DataFormatError
 
-__all__ = ["load_clothing_reviews"]
+__all__ = ["item_documents", "load_clothing_reviews", "review_texts"]
 
 _COLUMNS = {
     "Clothing ID": "item_id", "Age": "age", "Title": "title", "Review Text": "text",
@@ -92,3 +93,31 @@ def load_clothing_reviews(*, progress: bool = True) -> Dataset:
         }
     )
     return Dataset("clothing-reviews", catalog, reviews=reviews, source=fetched.source.key)
+
+
+def review_texts(reviews: pd.DataFrame) -> pd.Series:
+    """A review's searchable text: its title and body joined (either may be empty)."""
+    return (reviews["title"] + " " + reviews["text"]).str.strip()
+
+
+def item_documents(dataset: Dataset, held_out: np.ndarray | None = None) -> list[str]:
+    """One search document per garment: its labels plus the text of its remaining reviews.
+
+    Args:
+        dataset: the loaded clothing reviews.
+        held_out: boolean mask over ``dataset.reviews`` of the reviews used as shoppers'
+            requests; they never appear in any document, so a query cannot find itself.
+
+    Returns:
+        Documents indexed by item index, ready for :class:`recgym.retrieval.BM25Retriever`.
+    """
+    if dataset.reviews is None:
+        raise DataFormatError(f"dataset {dataset.name!r} has no reviews")
+    reviews = dataset.reviews
+    keep = np.ones(len(reviews), dtype=bool) if held_out is None else ~np.asarray(held_out)
+    if len(keep) != len(reviews):
+        raise DataFormatError(f"held_out has {len(keep)} entries for {len(reviews)} reviews")
+    kept = reviews.loc[keep].assign(_text=review_texts(reviews.loc[keep]))
+    by_item = kept.loc[kept["_text"] != ""].groupby("item_idx")["_text"].agg(" ".join)
+    labels = dataset.items.texts()
+    return [" ".join(filter(None, (labels[i], by_item.get(i, "")))) for i in range(len(labels))]
