@@ -25,6 +25,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy recgym benchmarks agents
 
 # The full suite: lint, then every test but the GPU ones (slow tests fetch the embedded
 # artifacts and run the real SmolLM2 on CPU).

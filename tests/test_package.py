@@ -54,3 +54,18 @@ def test_cli_info(capsys: pytest.CaptureFixture[str], tmp_cache: Path) -> None:
 def test_cli_reports_errors_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "fetch", "no-such-thing"]) == 1
     assert "no artifact named 'no-such-thing'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end() -> None:
+    # The README's main command, short generation budget.
+    out = subprocess.run(
+        [sys.executable, "-m", "recgym.cli", "demo", "--max-new-tokens", "8"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    for expected in ("items 1,682, users 943, interactions 100,000", "reviews 23,486", "NDCG@10"):
+        assert expected in out.stdout
+    assert "greedy reply" in out.stdout
