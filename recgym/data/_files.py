@@ -202,3 +202,23 @@ def describe_sources(*paths: Path) -> str:
 def warn_dropped(message: str) -> None:
     """Warn about rows a loader dropped (the caller of ``load_dataset`` sees it)."""
     warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def drop_or_raise(
+    frame: pd.DataFrame, bad: pd.Series, what: str, flag: str, drop: bool
+) -> pd.DataFrame:
+    """Drop the ``bad`` rows of ``frame`` with a warning if ``drop``, else raise.
+
+    Args:
+        frame: the rows being loaded.
+        bad: boolean mask of the rows that cannot be kept.
+        what: what is wrong, for the warning or error (counts, file names, examples).
+        flag: the loader argument that allows dropping, named in the error.
+        drop: that argument's value.
+    """
+    if not bad.any():
+        return frame
+    if not drop:
+        raise DataFormatError(f"{what}; pass {flag}=True to drop those rows")
+    warnings.warn(f"dropped {what}", UserWarning, stacklevel=4)
+    return frame[~bad].reset_index(drop=True)

@@ -19,6 +19,7 @@ from recgym.data._files import (
     PathLike,
     as_text,
     describe_sources,
+    drop_or_raise,
     find_file,
     iter_jsonl,
     read_table,
@@ -26,7 +27,6 @@ from recgym.data._files import (
 )
 from recgym.data.catalog import Dataset, ItemCatalog
 from recgym.data.registry import register_dataset
-from recgym.error import DataFormatError
 
 __all__ = ["TEXT_FIELDS", "load_amazon_c4"]
 
@@ -90,15 +90,11 @@ def load_amazon_c4(
     catalog = ItemCatalog(_read_items(items_path), text_fields=TEXT_FIELDS)
 
     missing = ~frame["item_id"].isin(catalog.table["item_id"])
-    if missing.any():
-        what = (
-            f"{int(missing.sum())} of {len(frame)} queries in {queries_path} ask for items "
-            f"absent from {items_path} (e.g. {list(frame.loc[missing, 'item_id'].unique()[:5])})"
-        )
-        if not drop_missing_items:
-            raise DataFormatError(f"{what}; pass drop_missing_items=True to drop those queries")
-        warn_dropped(f"dropped {what}")
-        frame = frame[~missing].reset_index(drop=True)
+    what = (
+        f"{int(missing.sum())} of {len(frame)} queries in {queries_path} ask for items "
+        f"absent from {items_path} (e.g. {list(frame.loc[missing, 'item_id'].unique()[:5])})"
+    )
+    frame = drop_or_raise(frame, missing, what, "drop_missing_items", drop_missing_items)
 
     query_table = pd.DataFrame(
         {

@@ -11,10 +11,10 @@ import pandas as pd
 from recgym.data._files import (
     PathLike,
     describe_sources,
+    drop_or_raise,
     read_table,
     sort_interactions,
     table_columns,
-    warn_dropped,
 )
 from recgym.data.catalog import Dataset, ItemCatalog
 from recgym.data.registry import register_dataset
@@ -151,16 +151,12 @@ def load_generic(
             n = int(log[col].isna().sum())
             raise DataFormatError(f"{inter_path}: column {col!r} has {n} missing values")
     unknown = ~log[item_col].isin(catalog.table["item_id"])
-    if unknown.any():
-        ids = log.loc[unknown, item_col].unique()
-        what = (
-            f"{int(unknown.sum())} of {len(log)} interactions in {inter_path} name "
-            f"{len(ids)} items absent from {items_path} (e.g. {list(ids[:5])})"
-        )
-        if not drop_unknown_items:
-            raise DataFormatError(f"{what}; pass drop_unknown_items=True to drop them")
-        warn_dropped(f"dropped {what}")
-        log = log[~unknown].reset_index(drop=True)
+    ids = log.loc[unknown, item_col].unique()
+    what = (
+        f"{int(unknown.sum())} of {len(log)} interactions in {inter_path} name "
+        f"{len(ids)} items absent from {items_path} (e.g. {list(ids[:5])})"
+    )
+    log = drop_or_raise(log, unknown, what, "drop_unknown_items", drop_unknown_items)
 
     if time_col is None:
         seconds = np.zeros(len(log), dtype=np.int64)
