@@ -9,15 +9,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from recgym.envs import ENVS, register_envs
 from recgym.error import RecGymError
 
 __version__ = "0.1.0"
-__all__ = ["RecGymError", "__version__", "data", "llm", "metrics", "retrieval"]
+__all__ = ["ENVS", "RecGymError", "__version__", "data", "llm", "metrics", "retrieval", "rewards"]
 
-_LAZY = {"data", "llm", "metrics", "retrieval"}
+_LAZY = {"data", "llm", "metrics", "retrieval", "rewards"}
 
 if TYPE_CHECKING:
-    from recgym import data, llm, metrics, retrieval
+    from recgym import data, llm, metrics, retrieval, rewards
+
+register_envs()
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,13 @@ from recgym.data.catalog import Dataset, ItemCatalog
 from recgym.data.registry import register_dataset
 from recgym.error import DataFormatError
 
-__all__ = ["item_documents", "load_clothing_reviews", "review_texts"]
+__all__ = [
+    "REQUEST_SPLIT_SIZES",
+    "item_documents",
+    "load_clothing_reviews",
+    "review_texts",
+    "search_requests",
+]
 
 _COLUMNS = {
     "Clothing ID": "item_id", "Age": "age", "Title": "title", "Review Text": "text",
@@ -121,3 +127,65 @@ def item_documents(dataset: Dataset, held_out: np.ndarray | None = None) -> list
     by_item = kept.loc[kept["_text"] != ""].groupby("item_idx")["_text"].agg(" ".join)
     labels = dataset.items.texts()
     return [" ".join(filter(None, (labels[i], by_item.get(i, "")))) for i in range(len(labels))]
+
+
+REQUEST_SPLIT_SIZES: dict[str, int] = {"train": 4000, "validation": 500, "test": 1000}
+"""Default number of shoppers' requests per split of the product-search task."""
+
+
+def search_requests(
+    dataset: Dataset,
+    sizes: dict[str, int] | None = None,
+    *,
+    min_rating: int = 4,
+    min_words: int = 10,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Choose the reviews that become shoppers' requests, and their split.
+
+    Amazon-C4 writes its search queries from reviews; here a review is used as written. Only
+    positive reviews (``rating >= min_rating``) with at least ``min_words`` words qualify, and
+    every garment keeps at least one review for its document, so no item becomes unfindable.
+    The choice is a seeded permutation, the same on every machine.
+
+    Args:
+        dataset: the loaded clothing reviews.
+        sizes: requests per split (default :data:`REQUEST_SPLIT_SIZES`).
+        min_rating: lowest star rating of a request review.
+        min_words: fewest words (title and text together) of a request review.
+        seed: seed of the permutation.
+
+    Returns:
+        One row per request, ordered by split (train, validation, test) then by draw:
+        ``review_id``, ``item_idx``, ``query`` (title and text), ``split``.
+    """
+    if dataset.reviews is None:
+        raise DataFormatError(f"dataset {dataset.name!r} has no reviews")
+    sizes = dict(REQUEST_SPLIT_SIZES if sizes is None else sizes)
+    reviews = dataset.reviews
+    texts = review_texts(reviews)
+    item = reviews["item_idx"].to_numpy()
+    eligible = (reviews["rating"].to_numpy() >= min_rating) & (
+        texts.str.split().str.len().to_numpy() >= min_words
+    )
+    # Reviews that stay in each garment's document; a request may not take the last one.
+    remaining = np.bincount(item[texts.str.len().to_numpy() > 0], minlength=len(dataset.items))
+    chosen: list[int] = []
+    total = sum(sizes.values())
+    for r in np.random.default_rng(seed).permutation(np.flatnonzero(eligible)):
+        if len(chosen) == total:
+            break
+        if remaining[item[r]] > 1:
+            remaining[item[r]] -= 1
+            chosen.append(int(r))
+    if len(chosen) < total:
+        raise DataFormatError(f"only {len(chosen)} reviews qualify as requests; asked for {total}")
+    labels = [name for name, n in sizes.items() for _ in range(n)]
+    return pd.DataFrame(
+        {
+            "review_id": reviews["review_id"].to_numpy()[chosen],
+            "item_idx": item[chosen],
+            "query": texts.to_numpy()[chosen],
+            "split": labels,
+        }
+    )

@@ -1,0 +1,142 @@
+"""``RecSeq-v0``: sequential recommendation by describing the next item (Rec-R1)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from recgym.envs.text import SPLITS, RetrievalTextEnv, SplitEpisodes, TextTask, to_charset
+
+__all__ = ["SEQ_PROMPT", "RecSeqEnv", "history_prompt"]
+
+SEQ_PROMPT = (
+    "You are a movie recommendation assistant. A user watched these movies, oldest first, "
+    "between triple backticks:\n\n```\n{history}\n```\n\n"
+    "Describe the movie the user will watch next as a search query for a BM25 keyword search "
+    "engine over the movie catalog (each movie is described by its title, year and genres). "
+    "Show your reasoning inside <think> </think> tags, then give the final query as JSON inside "
+    '<answer> </answer> tags, for example: <answer>{{"query": "..."}}</answer>'
+)
+"""The observation template; ``{history}`` lists one movie per line."""
+
+
+class RecSeqEnv(RetrievalTextEnv):
+    """Sequential recommendation by text, after Rec-R1's sequential task (arXiv 2503.24289).
+
+    ## Description
+    The prompt lists a user's last movies (title, year, genres) from MovieLens-100k; the policy
+    (an LLM) describes the next movie as a search query; a frozen BM25 retriever ranks the
+    catalog's movies (rendered as ``"Title (year) | genres"``), leaving out the movies the user
+    has already watched; the reward is the NDCG@K of the held-out next movie. One step per
+    episode.
+
+    Episodes come from a leave-one-out split by time (users with ≥ 5 ratings): *train*
+    episodes are every (user, position) pair of the training part of each sequence, with the
+    events before it as history; *validation* is each user's second-to-last movie, *test* the
+    last (history: everything before it).
+
+    ## Observation Space
+    ``Text``: the user turn of the prompt, with the history between triple backticks, one
+    movie per line (``"3. Title (year) | genres"``).
+
+    ## Action Space
+    ``Text``: the LLM's completion; the same format rules as ``RecSearch-v0``
+    (:func:`recgym.rewards.parse_completion`).
+
+    ## Rewards
+    ``reward="rec-r1"`` (default): −2 if the format is broken, else 0.1 + NDCG@K if NDCG@K > 0,
+    else 0. ``reward="ndcg"``: NDCG@K, 0 if broken. Same ``info`` keys as ``RecSearch-v0``.
+
+    ## Starting State
+    ``reset(options={"split": s, "index": i})`` starts episode ``i`` of split ``s``; without an
+    index, one is drawn from the env's seeded generator.
+
+    ## Episode End
+    Terminated after one step.
+
+    ## Arguments
+    - ``split``: ``"train"`` (default), ``"validation"`` or ``"test"``.
+    - ``history_len``: movies shown in the prompt (default 10, as in Rec-R1).
+    - ``k``: the reward's NDCG cut-off (default 5000, Rec-R1's training depth for sequential
+      recommendation: deeper than the catalog, so every matching movie counts).
+    - ``reward``: ``"rec-r1"`` (default) or ``"ndcg"``.
+    - ``max_query_tokens``, ``backend``, ``render_mode``: as in ``RecSearch-v0``.
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    default_k = 5000
+
+    def __init__(
+        self,
+        *,
+        split: str = "train",
+        history_len: int = 10,
+        k: int | None = None,
+        reward: str = "rec-r1",
+        max_query_tokens: int = 1024,
+        backend: str = "bm25s",
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(
+            split=split, k=k, reward=reward, max_query_tokens=max_query_tokens,
+            backend=backend, render_mode=render_mode,
+        )  # fmt: skip
+        if history_len < 1:
+            raise ValueError(f"history_len must be >= 1; got {history_len}")
+        self.history_len = int(history_len)
+
+    def _task_key(self) -> tuple[Any, ...]:
+        return (self.history_len,)
+
+    def _build_task(self) -> TextTask:
+        from recgym.data import leave_one_out, load_dataset
+
+        data = load_dataset("ml-100k")
+        assert data.interactions is not None
+        split = leave_one_out(data.interactions)
+        texts = [to_charset(t) for t in data.items.texts()]
+        splits: dict[str, SplitEpisodes] = {}
+        for name in SPLITS:
+            users, histories, targets = split.examples(name)  # type: ignore[arg-type]
+            splits[name] = _Histories(users, histories, targets, texts, self.history_len)
+        digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+        return TextTask(
+            self._retriever(texts, list(data.items.item_ids)), texts, splits, data_version=digest
+        )
+
+
+@dataclass
+class _Histories(SplitEpisodes):
+    """Next-item episodes: a user's history (item indices, oldest first) and the next item."""
+
+    users: np.ndarray
+    histories: list[np.ndarray]
+    next_items: np.ndarray
+    texts: list[str]
+    shown: int
+
+    def __len__(self) -> int:
+        return len(self.next_items)
+
+    def prompt(self, i: int) -> str:
+        return history_prompt(self.histories[i][-self.shown :], self.texts)
+
+    def targets(self, i: int) -> np.ndarray:
+        return self.next_items[i : i + 1]
+
+    def exclude(self, i: int) -> np.ndarray:
+        return self.histories[i]
+
+    def describe(self, i: int) -> dict[str, Any]:
+        return {"user_id": str(self.users[i]), "history": self.histories[i].tolist()}
+
+
+def history_prompt(history: np.ndarray, texts: list[str]) -> str:
+    """The observation for a history of item indices (all shown, oldest first)."""
+    lines = "\n".join(f"{n}. {texts[i]}" for n, i in enumerate(history, 1))
+    return SEQ_PROMPT.format(history=lines)

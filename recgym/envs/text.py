@@ -1,0 +1,385 @@
+"""The base of the Rec-R1 text envs: one prompt, one completion, a BM25 retrieval, one reward.
+
+:class:`RetrievalTextEnv` owns ``reset``/``step``/``render`` and the batched scorer; a subclass
+only builds its :class:`TextTask` (prompts, targets, a retriever) in :meth:`_build_task`. Tasks
+are built on first use, not in ``__init__``, and shared between env instances of one process
+with the same data arguments, so ``gym.make_vec`` indexes the catalog once.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from recgym.error import RecGymError
+from recgym.metrics import metrics_at_k, ndcg_at_k
+from recgym.retrieval import BM25Retriever
+from recgym.rewards import RewardSpec, get_reward, parse_completion
+
+__all__ = [
+    "EVAL_METRICS",
+    "MAX_ACTION_CHARS",
+    "MAX_PROMPT_CHARS",
+    "SPLITS",
+    "SYSTEM_PROMPT",
+    "TEXT_CHARSET",
+    "RetrievalTextEnv",
+    "ScoreBatch",
+    "SplitEpisodes",
+    "TextTask",
+    "fenced_block",
+    "to_charset",
+]
+
+SPLITS = ("train", "validation", "test")
+SYSTEM_PROMPT = (
+    "You are a helpful AI assistant. You first think about the reasoning process in the mind "
+    "and then provide the user with the answer."
+)
+"""Rec-R1's system prompt; LLM policies send it before the env's observation."""
+
+EVAL_METRICS: tuple[tuple[str, int], ...] = (
+    ("ndcg", 10), ("ndcg", 100), ("recall", 10), ("recall", 50), ("recall", 100),
+)  # fmt: skip
+"""The metrics in ``info["metrics"]``: Rec-R1's evaluation cut-offs (NDCG@10/100, R@10/50/100)."""
+
+# Text spaces: every character of the Basic Multilingual Plane but the surrogates. Prompts are
+# mapped into it (rarer characters become U+FFFD); actions may hold any character at all.
+TEXT_CHARSET = frozenset(chr(c) for c in range(0x10000) if not 0xD800 <= c < 0xE000)
+MAX_PROMPT_CHARS = 32_768
+"""Longest observation (characters)."""
+MAX_ACTION_CHARS = 16_384
+"""Longest action the action space samples; longer strings are still accepted by ``step``."""
+
+
+def to_charset(text: str) -> str:
+    """``text`` with characters outside :data:`TEXT_CHARSET` replaced by U+FFFD."""
+    return (
+        text
+        if text.isascii()
+        else "".join(
+            c if c <= "\uffff" and not "\ud800" <= c <= "\udfff" else "\ufffd" for c in text
+        )
+    )
+
+
+def fenced_block(prompt: str) -> str:
+    """The text between the first pair of triple backticks of a prompt (the user's request or
+    history in every text env's observation), without surrounding newlines."""
+    parts = prompt.split("```")
+    if len(parts) < 3:
+        raise ValueError("the prompt has no ``` fenced block")
+    return parts[1].strip("\n")
+
+
+class SplitEpisodes(ABC):
+    """The episodes of one split: a subclass says what episode ``i`` shows and rewards."""
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of episodes."""
+
+    @abstractmethod
+    def prompt(self, i: int) -> str:
+        """The observation of episode ``i``."""
+
+    @abstractmethod
+    def targets(self, i: int) -> np.ndarray:
+        """The relevant item indices of episode ``i``."""
+
+    def exclude(self, i: int) -> np.ndarray:
+        """Item indices never retrieved for episode ``i`` (e.g. the user's history)."""
+        return np.empty(0, dtype=np.int64)
+
+    def describe(self, i: int) -> dict[str, Any]:
+        """A short description of episode ``i`` for ``info``."""
+        return {}
+
+
+@dataclass
+class TextTask:
+    """What a text env is built from.
+
+    Attributes:
+        retriever: BM25 over the catalog's documents.
+        item_titles: a short text per item index, for rendering.
+        splits: the episodes of ``"train"``, ``"validation"`` and ``"test"``.
+        data_version: a digest of the data the task was built from (for leaderboard rows).
+    """
+
+    retriever: BM25Retriever
+    item_titles: Sequence[str]
+    splits: dict[str, SplitEpisodes]
+    data_version: str = ""
+
+
+@dataclass
+class ScoreBatch:
+    """Scores of a batch of completions.
+
+    Attributes:
+        rewards: ``(B,)`` rewards.
+        ndcg: ``(B,)`` NDCG@K at the env's reward cut-off K.
+        format_ok: ``(B,)`` whether each completion passed the format gate.
+        errors: per completion, ``""`` or why the format is broken.
+        queries: the parsed queries (``None`` where the format is broken).
+        metrics: ``"ndcg@10"``-style keys to ``(B,)`` arrays (0 where the format is broken).
+        retrieved: ``(B, depth)`` retrieved item indices, ``-1``-padded.
+    """
+
+    rewards: np.ndarray
+    ndcg: np.ndarray
+    format_ok: np.ndarray
+    errors: list[str]
+    queries: list[str | None]
+    metrics: dict[str, np.ndarray]
+    retrieved: np.ndarray
+
+
+_TASKS: dict[tuple[Any, ...], TextTask] = {}
+_TASKS_LOCK = threading.Lock()
+
+
+class RetrievalTextEnv(gym.Env[str, str]):
+    """Base class of the one-step text envs scored by BM25 retrieval (see the subclasses).
+
+    Subclasses set :attr:`default_k` and implement :meth:`_build_task` and :meth:`_task_key`.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 (Gymnasium's own attribute)
+    default_k: ClassVar[int] = 100
+    top_in_info: ClassVar[int] = 10
+
+    def __init__(
+        self,
+        *,
+        split: str = "train",
+        k: int | None = None,
+        reward: str = "rec-r1",
+        max_query_tokens: int = 1024,
+        backend: str = "bm25s",
+        render_mode: str | None = None,
+    ) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}; got "
+                f"{render_mode!r}"
+            )
+        self.k = int(k if k is not None else self.default_k)
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1; got {k}")
+        self.reward_spec: RewardSpec = get_reward(reward)
+        self.split = split
+        self.max_query_tokens = int(max_query_tokens)
+        self.backend = backend
+        self.render_mode = render_mode
+        self.observation_space = spaces.Text(MAX_PROMPT_CHARS, min_length=0, charset=TEXT_CHARSET)
+        self.action_space = spaces.Text(MAX_ACTION_CHARS, min_length=0, charset=TEXT_CHARSET)
+        self._episode: tuple[str, int] | None = None
+        self._done = True
+        self._last: dict[str, Any] | None = None
+
+    # ----- the task -------------------------------------------------------------------------
+
+    def _task_key(self) -> tuple[Any, ...]:
+        """The arguments that decide the task's data (equal keys share one built task)."""
+        raise NotImplementedError
+
+    def _build_task(self) -> TextTask:
+        """Load the data and build prompts, targets and the retriever."""
+        raise NotImplementedError
+
+    @property
+    def task(self) -> TextTask:
+        """The built task (built on first access, shared by envs with the same data)."""
+        key = (type(self).__name__, self.max_query_tokens, self.backend, *self._task_key())
+        with _TASKS_LOCK:
+            if key not in _TASKS:
+                _TASKS[key] = self._build_task()
+            return _TASKS[key]
+
+    def _retriever(self, documents: Sequence[str], item_ids: Sequence[Any]) -> BM25Retriever:
+        """BM25 (pyserini's k1=1.2, b=0.75) over ``documents`` with this env's settings."""
+        return BM25Retriever(
+            documents, list(item_ids), backend=self.backend, max_query_tokens=self.max_query_tokens
+        )
+
+    def num_episodes(self, split: str | None = None) -> int:
+        """Number of episodes in ``split`` (default: the env's split)."""
+        return len(self._split(split))
+
+    def observations(self, indices: Sequence[int], split: str | None = None) -> list[str]:
+        """The observations of the given episodes of ``split`` (default: the env's split)."""
+        episodes = self._split(split)
+        return [episodes.prompt(self._check_index(episodes, i)) for i in indices]
+
+    def _split(self, split: str | None) -> SplitEpisodes:
+        name = self.split if split is None else split
+        if name not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}; got {name!r}")
+        return self.task.splits[name]
+
+    @staticmethod
+    def _check_index(episodes: SplitEpisodes, index: Any) -> int:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"an episode index must be an int; got {index!r}")
+        if not 0 <= index < len(episodes):
+            raise IndexError(f"episode index {index} is outside 0..{len(episodes) - 1}")
+        return int(index)
+
+    # ----- scoring --------------------------------------------------------------------------
+
+    def score(
+        self,
+        completions: Sequence[str | bytes],
+        indices: Sequence[int] | int | None = None,
+        split: str | None = None,
+    ) -> ScoreBatch:
+        """Score many completions with one retrieval call.
+
+        Args:
+            completions: the LLM completions (actions).
+            indices: the episode of each completion, or one index for all of them (a GRPO
+                group); default: the current episode.
+            split: the split of ``indices`` (default: the current episode's split, or the
+                env's split).
+
+        Returns:
+            Rewards, NDCG@K, format flags, parsed queries, metrics and retrieved items.
+        """
+        if isinstance(completions, (str, bytes)):
+            raise TypeError("score() takes a batch: wrap a single completion as [completion]")
+        n = len(completions)
+        if indices is None:
+            if self._episode is None:
+                raise RecGymError("no current episode: call reset() or pass indices")
+            split, indices = self._episode[0], self._episode[1]
+        if isinstance(indices, (int, np.integer)):
+            indices = [int(indices)] * n
+        if len(indices) != n:
+            raise ValueError(f"got {len(indices)} episode indices for {n} completions")
+        episodes = self._split(split)
+        rows = [self._check_index(episodes, i) for i in indices]
+        parsed = [parse_completion(c) for c in completions]
+        ok = np.array([p.ok for p in parsed], dtype=bool)
+        depth = max(self.k, *(k for _, k in EVAL_METRICS))
+        retrieved = np.full((n, depth), -1, dtype=np.int64)
+        targets = [episodes.targets(i) for i in rows]
+        valid = np.flatnonzero(ok)
+        if len(valid):
+            excluded = [_without(episodes.exclude(rows[j]), targets[j]) for j in valid]
+            queries = [parsed[j].query or "" for j in valid]
+            ids, _ = self.task.retriever.retrieve(queries, depth, exclude=excluded)
+            retrieved[valid] = ids
+        ndcg = ndcg_at_k(retrieved, targets, self.k) if n else np.zeros(0)
+        metrics: dict[str, np.ndarray] = {}
+        for name, cut in EVAL_METRICS:
+            metrics.update(metrics_at_k(retrieved, targets, (cut,), (name,)) if n else {})
+        return ScoreBatch(
+            rewards=self.reward_spec(ndcg, ok),
+            ndcg=np.where(ok, ndcg, 0.0),
+            format_ok=ok,
+            errors=[p.error for p in parsed],
+            queries=[p.query for p in parsed],
+            metrics=metrics,
+            retrieved=retrieved,
+        )
+
+    # ----- the Gymnasium API ----------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Start an episode: ``options={"split": ..., "index": ...}`` picks one, else one of the
+        split is drawn from ``self.np_random``."""
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = set(options) - {"split", "index"}
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; use 'split' and 'index'")
+        split = options.get("split", self.split)
+        episodes = self._split(split)
+        index = options.get("index")
+        if index is None:
+            index = int(self.np_random.integers(len(episodes)))
+        index = self._check_index(episodes, index)
+        self._episode = (split, index)
+        self._done = False
+        self._last = None
+        info = {"split": split, "index": index, **episodes.describe(index)}
+        return episodes.prompt(index), info
+
+    def step(self, action: str | bytes) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Score the completion; the episode ends (``terminated``) after this one step."""
+        if self._episode is None or self._done:
+            raise RecGymError("the episode is over (one step per episode): call reset() first")
+        split, index = self._episode
+        result = self.score([action], index, split)
+        episodes = self._split(split)
+        top = result.retrieved[0, : self.top_in_info]
+        info = {
+            "split": split,
+            "index": index,
+            "query": result.queries[0],
+            "format_error": result.errors[0],
+            "rewards": {
+                "format": 0.0 if result.format_ok[0] else self.reward_spec.low,
+                "ndcg": float(result.ndcg[0]),
+            },
+            "metrics": {key: float(v[0]) for key, v in result.metrics.items()},
+            "retrieved": self.task.retriever.to_item_ids(top[top >= 0]).tolist(),
+        }
+        self._done = True
+        self._last = {
+            "completion": action if isinstance(action, str) else action.decode("utf-8", "replace"),
+            "reward": float(result.rewards[0]),
+            "ranked": top,
+            "targets": episodes.targets(index),
+            **info,
+        }
+        return episodes.prompt(index), float(result.rewards[0]), True, False, info
+
+    def render(self) -> str | None:
+        """``"ansi"``: the prompt, the completion, the reward and the top retrieved titles."""
+        if self.render_mode != "ansi" or self._episode is None:
+            return None
+        split, index = self._episode
+        lines = [
+            f"[{type(self).__name__} {split} #{index}]",
+            "PROMPT:",
+            self._split(split).prompt(index),
+        ]
+        if self._last is None:
+            return "\n".join(lines) + "\n"
+        last, titles = self._last, self.task.item_titles
+        error = last["format_error"]
+        targets = set(last["targets"].tolist())
+        lines += [
+            "COMPLETION:", last["completion"][:2000],
+            f"QUERY: {last['query']!r}" + (f" (format error: {error})" if error else ""),
+            f"REWARD: {last['reward']:.4f}  NDCG@{self.k}: {last['rewards']['ndcg']:.4f}",
+            "TOP RETRIEVED:",
+        ]  # fmt: skip
+        for rank, item in enumerate(last["ranked"][:5], 1):
+            mark = "*" if int(item) in targets else " "
+            lines.append(f" {mark}{rank:>2}. {titles[int(item)]}")
+        lines.append("TARGET: " + "; ".join(titles[t] for t in sorted(targets)))
+        return "\n".join(lines) + "\n"
+
+    def close(self) -> None:
+        """Nothing to release (the shared task stays cached for other envs)."""
+        self._episode = None
+
+
+def _without(items: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``items`` minus ``keep`` (a target is never excluded from retrieval)."""
+    return items[~np.isin(items, keep)] if len(items) else items
