@@ -156,6 +156,7 @@ class RecSearchEnv(RetrievalTextEnv):
         digest = hashlib.sha256("\x00".join(documents).encode()).hexdigest()[:16]
         return TextTask(
             self._retriever(documents, list(data.items.item_ids)),
+            documents,
             data.items.texts(),
             splits,
             data_version=digest,

@@ -106,7 +106,11 @@ class RecSeqEnv(RetrievalTextEnv):
             splits[name] = _Histories(users, histories, targets, texts, self.history_len)
         digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
         return TextTask(
-            self._retriever(texts, list(data.items.item_ids)), texts, splits, data_version=digest
+            self._retriever(texts, list(data.items.item_ids)),
+            texts,
+            texts,
+            splits,
+            data_version=digest,
         )
 
 

@@ -109,12 +109,14 @@ class TextTask:
 
     Attributes:
         retriever: BM25 over the catalog's documents.
+        documents: the indexed text of each item index.
         item_titles: a short text per item index, for rendering.
         splits: the episodes of ``"train"``, ``"validation"`` and ``"test"``.
         data_version: a digest of the data the task was built from (for leaderboard rows).
     """
 
     retriever: BM25Retriever
+    documents: Sequence[str]
     item_titles: Sequence[str]
     splits: dict[str, SplitEpisodes]
     data_version: str = ""
