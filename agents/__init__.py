@@ -1,1 +1,38 @@
-"""Reference agents for recgym environments: baselines, SB3 recommenders, LLM trainers."""
+"""Reference agents for recgym environments: baselines, SB3 recommenders, LLM trainers.
+
+:data:`AGENTS` names the agents the benchmark runner can build: ``AGENTS[name](env, kwargs)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+
+from agents.baselines import HistoryAgent, RandomWordsAgent, RawQueryAgent
+from recgym.agent import Agent
+
+__all__ = ["AGENTS", "HistoryAgent", "RandomWordsAgent", "RawQueryAgent", "make_agent"]
+
+
+def _zero_shot(env: gym.Env[Any, Any], kwargs: dict[str, Any]) -> Agent:
+    from agents.llm.zero_shot import ZeroShotLLMAgent  # loads torch only when asked for
+
+    return ZeroShotLLMAgent(**kwargs)
+
+
+AGENTS: dict[str, Callable[[gym.Env[Any, Any], dict[str, Any]], Agent]] = {
+    "raw-query": lambda env, kw: RawQueryAgent(**kw),
+    "history": lambda env, kw: HistoryAgent(**kw),
+    "random-words": lambda env, kw: RandomWordsAgent.from_env(env, **kw),
+    "zero-shot": _zero_shot,
+}
+"""Agent factories by name: ``(env, kwargs) -> agent``."""
+
+
+def make_agent(name: str, env: gym.Env[Any, Any], **kwargs: Any) -> Agent:
+    """Build the agent registered as ``name`` for ``env``."""
+    if name not in AGENTS:
+        raise KeyError(f"no agent named {name!r}; known agents: {', '.join(sorted(AGENTS))}")
+    return AGENTS[name](env, kwargs)

@@ -23,6 +23,7 @@ __all__ = [
     "check_prompts",
     "check_sampling",
     "cut_at_stop",
+    "derive_seed",
     "render_chatml",
     "row_seeds",
 ]
@@ -158,14 +159,15 @@ def row_seeds(seed: int | Sequence[int] | None, n: int) -> list[int]:
     if seed is None:
         return [secrets.randbits(_SEED_BITS) for _ in range(n)]
     if isinstance(seed, int):
-        return [_derive(seed, i) for i in range(n)]
+        return [derive_seed(seed, i) for i in range(n)]
     seeds = [int(s) for s in seed]
     if len(seeds) != n:
         raise ValueError(f"got {len(seeds)} seeds for {n} prompts; pass one seed per prompt")
     return seeds
 
 
-def _derive(seed: int, row: int) -> int:
+def derive_seed(seed: int, row: int) -> int:
+    """The seed of row ``row`` of a call seeded with ``seed`` (a hash: stable across machines)."""
     digest = hashlib.sha256(f"recgym-row-seed:{seed}:{row}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> (64 - _SEED_BITS)
 
