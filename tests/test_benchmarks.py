@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import bm25_throughput
+from benchmarks import bm25_throughput, reward_scoring
 
 
 def test_bm25_throughput_smoke(capsys: pytest.CaptureFixture[str]) -> None:
@@ -14,3 +14,11 @@ def test_bm25_throughput_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "queries/s" in out
     assert "identical top-5 lists 1.0000" in out
+
+
+def test_reward_scoring_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    reward_scoring.main(["--env", "all", "--prompts", "2", "--group", "3", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "RecSearch-v0: k=1000" in out and "RecSeq-v0: k=5000" in out
+    assert out.count("2 prompts x 3 completions = 6") == 2
+    assert out.count("same rewards: True") == 2

@@ -208,6 +208,6 @@ def _split_queries(queries: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
         out["split"] = labels
     elif "validation" not in present and "train" in present:
         train = np.flatnonzero(out["split"].to_numpy() == "train")
-        n_val = min(1000, max(1, len(train) // 10))
+        n_val = min(1000, len(train) // 10)  # none from fewer than 10: train stays non-empty
         out.loc[out.index[rng.permutation(train)[:n_val]], "split"] = "validation"
     return out

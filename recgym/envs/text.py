@@ -312,6 +312,8 @@ class RetrievalTextEnv(gym.Env[str, str]):
         episodes = self._split(split)
         index = options.get("index")
         if index is None:
+            if len(episodes) == 0:
+                raise RecGymError(f"split {split!r} of {type(self).__name__} has no episodes")
             index = int(self.np_random.integers(len(episodes)))
         index = self._check_index(episodes, index)
         self._episode = (split, index)
@@ -371,9 +373,12 @@ class RetrievalTextEnv(gym.Env[str, str]):
             f"REWARD: {last['reward']:.4f}  NDCG@{self.k}: {last['rewards']['ndcg']:.4f}",
             "TOP RETRIEVED:",
         ]  # fmt: skip
-        for rank, item in enumerate(last["ranked"][:5], 1):
+        ranked = last["ranked"][:5]
+        for rank, item in enumerate(ranked[ranked >= 0], 1):  # -1 pads a short list
             mark = "*" if int(item) in targets else " "
             lines.append(f" {mark}{rank:>2}. {titles[int(item)]}")
+        if not (ranked >= 0).any():
+            lines.append("   (nothing)")
         lines.append("TARGET: " + "; ".join(titles[t] for t in sorted(targets)))
         return "\n".join(lines) + "\n"
 
