@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/recgym demo
+	$(BIN)/python -m benchmarks demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

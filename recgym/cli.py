@@ -93,7 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
     fetch.set_defaults(func=_data_fetch)
     sub.add_parser("info", help="versions, cache and device").set_defaults(func=_info)
-    demo = sub.add_parser("demo", help="fetch the embedded data and model, summarise, generate")
+    demo = sub.add_parser(
+        "demo",
+        help="fetch the embedded data and model, summarise, generate (the baseline leaderboard: "
+        "python -m benchmarks demo)",
+    )
     demo.add_argument("--max-new-tokens", type=int, default=48)
     demo.set_defaults(func=_demo)
     return parser

@@ -1,8 +1,10 @@
-"""The main job on the embedded defaults (``recgym demo`` / ``make demo``).
+"""The data and model summary on the embedded defaults (``recgym demo``).
 
 Fetches the embedded datasets and model, prints a summary of each dataset, runs BM25 product
 search over the clothing catalog with held-out reviews as the shoppers' requests (the raw-query
 baseline of the product-search task), and generates a next-movie description with SmolLM2.
+The README's main job (``make demo``) is ``python -m benchmarks demo``, which reuses these
+summaries and then evaluates the baseline agents on the envs.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ import time
 
 import numpy as np
 
-__all__ = ["run_demo"]
+__all__ = ["clothing_summary", "generation_sample", "movielens_summary", "run_demo"]
 
 
 def _section(title: str) -> None:
     print(f"\n== {title}")
 
 
-def _movielens() -> None:
+def movielens_summary() -> None:
+    """Print MovieLens-100k's size, its leave-one-out split and one test example."""
     from recgym.data import leave_one_out, load_dataset
 
     ds = load_dataset("ml-100k")
@@ -33,7 +36,9 @@ def _movielens() -> None:
     print(f"  -> held-out next movie: {ds.items.text(targets[0])}")
 
 
-def _clothing_search(n_queries: int = 384, k: int = 10) -> None:
+def clothing_summary(n_queries: int = 384, k: int = 10, *, bm25: bool = True) -> None:
+    """Print the clothing reviews' size and, with ``bm25``, a raw-review BM25 search over the
+    garments (``n_queries`` held-out reviews, NDCG/Recall@``k``)."""
     from recgym.data import load_dataset
     from recgym.data.clothing import item_documents, review_texts
     from recgym.metrics import ndcg_at_k, recall_at_k
@@ -43,6 +48,8 @@ def _clothing_search(n_queries: int = 384, k: int = 10) -> None:
     assert ds.reviews is not None
     _section(f"Women's E-Commerce Clothing Reviews (from {ds.source})")
     print("  " + ", ".join(f"{key} {v:,}" for key, v in ds.summary().items()))
+    if not bm25:
+        return
     texts = review_texts(ds.reviews)
     rng = np.random.default_rng(0)
     queries = rng.choice(np.flatnonzero(texts.str.len() > 0), size=n_queries, replace=False)
@@ -66,7 +73,8 @@ def _clothing_search(n_queries: int = 384, k: int = 10) -> None:
           f"BM25 top-5: {['#' + ids[i] for i in ranked[0, :5]]}")  # fmt: skip
 
 
-def _generation(max_new_tokens: int) -> None:
+def generation_sample(max_new_tokens: int) -> None:
+    """Load SmolLM2 and print one greedy next-movie description with its speed."""
     import recgym.llm
 
     _section("SmolLM2-135M-Instruct (embedded)")
@@ -91,6 +99,6 @@ def run_demo(max_new_tokens: int = 48) -> None:
 
     print(f"recgym {recgym.__version__}: embedded data and model (cache: "
           f"{recgym.data.cache_dir()})")  # fmt: skip
-    _movielens()
-    _clothing_search()
-    _generation(max_new_tokens)
+    movielens_summary()
+    clothing_summary()
+    generation_sample(max_new_tokens)

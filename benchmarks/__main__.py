@@ -1,0 +1,130 @@
+"""``python -m benchmarks``: evaluate agents into a leaderboard file, print it, or run the demo.
+
+::
+
+    python -m benchmarks run --env RecSeq-v0 --agent history --split test --episodes 200 \\
+        --seeds 0 1 2 [--agent-kwargs '{"model": "fake"}'] [--env-kwargs '{"k": 100}'] \\
+        --out benchmarks/results/leaderboard.jsonl
+    python -m benchmarks table [--results benchmarks/results/leaderboard.jsonl]
+    python -m benchmarks demo [--episodes 100] [--max-new-tokens 96] [--llm smollm2-135m]
+
+``--agent`` is a name of ``agents.AGENTS`` (``raw-query``, ``history``, ``random-words``,
+``zero-shot``) or ``module.path:ClassName``, built with the ``--agent-kwargs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_RESULTS", "main"]
+
+DEFAULT_RESULTS = Path("benchmarks/results/leaderboard.jsonl")
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def _run(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    import recgym  # noqa: F401 (registers the envs)
+    from benchmarks.runner import append_rows, build_agent, build_command, evaluate
+    from benchmarks.table import markdown_table
+
+    env = gym.make(args.env, split=args.split, **args.env_kwargs)
+    agent = build_agent(args.agent, env, args.agent_kwargs)
+    env.close()
+    command = build_command(
+        args.env, args.agent, agent_kwargs=args.agent_kwargs, split=args.split,
+        episodes=args.episodes, seeds=args.seeds, env_kwargs=args.env_kwargs,
+        batch_size=args.batch_size, budget=args.budget,
+    )  # fmt: skip
+    row = evaluate(
+        args.env, agent, agent_name=args.agent, agent_kwargs=args.agent_kwargs,
+        split=args.split, episodes=args.episodes, seeds=args.seeds, env_kwargs=args.env_kwargs,
+        batch_size=args.batch_size, budget=args.budget, command=command,
+        progress=None if args.quiet else lambda line: print(line, file=sys.stderr, flush=True),
+    )  # fmt: skip
+    path = append_rows(args.out, [row])
+    print(markdown_table([row]))
+    print(f"appended to {path}")
+    return 0
+
+
+def _table(args: argparse.Namespace) -> int:
+    from benchmarks.runner import load_rows
+    from benchmarks.table import markdown_table
+
+    if not Path(args.results).is_file():
+        print(f"no results file at {args.results}", file=sys.stderr)
+        return 1
+    print(markdown_table(load_rows(args.results)))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from benchmarks.demo import run_demo
+
+    run_demo(
+        episodes=args.episodes, max_new_tokens=args.max_new_tokens, llm=args.llm,
+        batch_size=args.batch_size, seeds=args.seeds, out=args.out,
+    )  # fmt: skip
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    from benchmarks import demo
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="evaluate one agent on one env; append the row")
+    run.add_argument("--env", required=True, help="env id, e.g. RecSeq-v0")
+    run.add_argument("--agent", required=True, help="agents.AGENTS name or module:Class")
+    run.add_argument("--agent-kwargs", type=_json_object, default={}, metavar="JSON")
+    run.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    run.add_argument("--episodes", type=int, default=200, help="first N episodes of the split")
+    run.add_argument("--seeds", type=int, nargs="+", default=[0])
+    run.add_argument("--env-kwargs", type=_json_object, default={}, metavar="JSON")
+    run.add_argument("--batch-size", type=int, default=64, help="episodes per act/score call")
+    run.add_argument("--budget", type=float, default=None, help="training budget (minutes)")
+    run.add_argument("--out", default=str(DEFAULT_RESULTS), help="JSON-lines file to append to")
+    run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    run.set_defaults(func=_run)
+
+    table = sub.add_parser("table", help="print a results file as Markdown")
+    table.add_argument("--results", default=str(DEFAULT_RESULTS))
+    table.set_defaults(func=_table)
+
+    dem = sub.add_parser("demo", help="dataset summaries and the baseline leaderboard")
+    dem.add_argument("--episodes", type=int, default=demo.EPISODES)
+    dem.add_argument("--max-new-tokens", type=int, default=demo.MAX_NEW_TOKENS)
+    dem.add_argument("--batch-size", type=int, default=demo.BATCH_SIZE, help="LLM batch size")
+    dem.add_argument("--seeds", type=int, nargs="+", default=list(demo.SEEDS))
+    dem.add_argument("--llm", default="smollm2-135m", help='model of the zero-shot agent ("fake")')
+    dem.add_argument("--out", default=None, help="JSON-lines file (default: in the cache)")
+    dem.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    status: int = args.func(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The README's main job (``make demo`` / ``python -m benchmarks demo``): data, then baselines.
+
+Prints a summary of the embedded datasets, then evaluates the reference agents on the *test*
+split of both Rec-R1 envs with :func:`benchmarks.runner.evaluate` and prints the leaderboard:
+
+- ``RecSearch-v0``: ``raw-query`` (the shopper's request as the query), ``random-words``
+  (3 seeds), ``zero-shot`` SmolLM2-135M-Instruct (3 seeds);
+- ``RecSeq-v0``: ``history`` (the watched titles as the query), ``random-words`` (3 seeds),
+  ``zero-shot`` SmolLM2-135M-Instruct (3 seeds).
+
+Rows are appended to ``--out`` (default ``<recgym cache>/results/demo.jsonl``, so running the
+demo never dirties the checkout); each row carries the ``python -m benchmarks run ...`` command
+that regenerates it. ``--llm fake`` swaps in the deterministic fake LLM (for tests).
+
+Defaults, chosen so the whole demo ends in well under 15 minutes on 2 CPU cores. Measured on
+2 shared CPU cores (torch 2.13 CPU, float32, Rec-R1 sampling T=0.6, top-p 0.95), SmolLM2-135M
+with the envs' prompts (about 250 prompt tokens for RecSearch, 390 for RecSeq, with the system
+prompt) 0.45-0.56 completions/s at batch 16 and 128 new tokens (54-65 new tokens/s; the
+prompts' prefill is a large share), with the load average at 2.5 from other jobs; with 2
+torch threads on 2 contended cores a 1-thread run was faster, so numbers on an idle machine
+are better (about 1 completion/s expected). The zero-shot runs dominate the demo: 2 envs x
+3 seeds x ``episodes`` completions of up to ``max_new_tokens`` tokens, so:
+
+- ``--max-new-tokens 128``: room for a short ``<think>`` and the ``<answer>`` JSON. Zero-shot
+  SmolLM2-135M breaks the answer format on nearly every prompt whatever the budget (14 of 16
+  completions ran to 128 tokens without closing, none passed the format gate), so a larger
+  budget only costs time; Rec-R1 trains the format in, which is what these rows are the
+  baseline for.
+- ``--episodes 50`` (not 100): 300 zero-shot completions, about 5 minutes on 2 idle cores and
+  10 on the contended ones above; 100 episodes would take 10-20 minutes. The deterministic
+  baselines and the random-words rows use the same 50 episodes, so every row of a table is
+  compared on the same episodes.
+- ``--batch-size 16``: batches of left-padded prompts of similar length; larger batches
+  waste more padding and gain little on 2 cores.
+
+The baselines cost seconds. Everything else (dataset summaries, BM25 indexing, model loading)
+takes under a minute once the cache is warm.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BATCH_SIZE", "EPISODES", "MAX_NEW_TOKENS", "SEEDS", "run_demo"]
+
+EPISODES = 50
+"""Test episodes per env (the first of each split's fixed order)."""
+MAX_NEW_TOKENS = 128
+"""Completion budget of the zero-shot LLM agent."""
+BATCH_SIZE = 16
+"""Prompts per LLM generation batch (and episodes per scoring batch of the LLM runs)."""
+SEEDS = (0, 1, 2)
+"""Seeds of the stochastic agents (random words, the sampled LLM)."""
+
+_PLAN: tuple[tuple[str, str, bool], ...] = (
+    ("RecSearch-v0", "raw-query", False),
+    ("RecSearch-v0", "random-words", True),
+    ("RecSearch-v0", "zero-shot", True),
+    ("RecSeq-v0", "history", False),
+    ("RecSeq-v0", "random-words", True),
+    ("RecSeq-v0", "zero-shot", True),
+)
+"""(env id, agent, seeded) in the order they run; deterministic agents run with seed 0 only."""
+
+
+def default_out() -> Path:
+    """``<recgym cache>/results/demo.jsonl``."""
+    from recgym.data import cache_dir
+
+    return cache_dir() / "results" / "demo.jsonl"
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_demo(
+    *,
+    episodes: int = EPISODES,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    llm: str = "smollm2-135m",
+    batch_size: int = BATCH_SIZE,
+    seeds: Sequence[int] = SEEDS,
+    out: str | Path | None = None,
+) -> list[dict[str, Any]]:
+    """Run the demo, printing to stdout; returns the rows it appended to ``out``."""
+    import gymnasium as gym
+
+    import recgym
+    import recgym.llm
+    from agents.llm.zero_shot import ZeroShotLLMAgent
+    from benchmarks.runner import append_rows, build_agent, evaluate
+    from benchmarks.table import markdown_table
+    from recgym.demo import clothing_summary, movielens_summary
+
+    start = time.perf_counter()
+    path = Path(out) if out is not None else default_out()
+    _say(f"recgym {recgym.__version__}: embedded data and model (cache: "
+         f"{recgym.data.cache_dir()})")  # fmt: skip
+    movielens_summary()
+    clothing_summary(bm25=False)
+
+    _say(f"\n== Zero-shot policy: {llm}")
+    loaded = time.perf_counter()
+    model = recgym.llm.load(llm) if llm == "fake" else recgym.llm.load(llm, progress=False)
+    _say(f"  loaded {model!r} in {time.perf_counter() - loaded:.1f} s")
+    zero_shot_kwargs: dict[str, Any] = {
+        "model": llm, "max_new_tokens": max_new_tokens, "batch_size": batch_size,
+    }  # fmt: skip
+
+    _say(f"\n== Test-split leaderboard: first {episodes} episodes per env, seeds {list(seeds)}")
+    rows: list[dict[str, Any]] = []
+    for env_id, name, seeded in _PLAN:
+        agent_seeds = list(seeds) if seeded else [0]
+        if name == "zero-shot":
+            kwargs: dict[str, Any] = zero_shot_kwargs
+            agent: Any = ZeroShotLLMAgent(
+                model, max_new_tokens=max_new_tokens, batch_size=batch_size
+            )
+            eval_batch = batch_size
+        else:
+            env = gym.make(env_id, split="test")
+            kwargs = {}
+            agent = build_agent(name, env, kwargs)
+            env.close()
+            eval_batch = 64
+        _say(f"{env_id} / {name} ({len(agent_seeds)} seed{'s' * (len(agent_seeds) > 1)})")
+        row = evaluate(
+            env_id, agent, agent_name=name, agent_kwargs=kwargs, split="test",
+            episodes=episodes, seeds=agent_seeds, batch_size=eval_batch,
+            progress=_say if name == "zero-shot" else None,
+        )  # fmt: skip
+        append_rows(path, [row])
+        rows.append(row)
+        m = row["metrics"]
+        _say(f"  reward {m['reward']['mean']:.4f}, NDCG@10 {m['ndcg@10']['mean']:.4f}, "
+             f"format ok {m['format_ok']['mean']:.2f} ({row['wall_seconds']:.1f} s)")  # fmt: skip
+
+    _say(f"\n== Results (appended to {path})\n")
+    _say(markdown_table(rows))
+    _say(f"done in {time.perf_counter() - start:.1f} s")
+    return rows

@@ -1,0 +1,316 @@
+"""The leaderboard runner: evaluate any agent on a recgym text env and record one reproducible row.
+
+:func:`evaluate` plays the first ``episodes`` episodes of a split (the split's fixed order, so
+every agent sees the same episodes) once per seed, scores them with the env's batched scorer and
+returns a JSON-serialisable row: the env and its full arguments, the agent and its config, the
+metric means with 95 % confidence intervals, the data digest, the commit, package versions,
+device, wall time and the ``python -m benchmarks run ...`` command that regenerates it.
+:func:`append_rows` / :func:`load_rows` keep rows in a JSON-lines file (one row per line).
+
+Statistics. With ``S`` seeds and ``N`` episodes, each episode's metric is first averaged over
+the seeds; ``mean`` is the mean of those ``N`` values, ``ci95`` the half-width of the 95 %
+Student-t interval over episodes (``t(0.975, N-1) * sd / sqrt(N)``, ``None`` when ``N < 2``),
+and ``seed_std`` the standard deviation (ddof=1, 0 for one seed) of the ``S`` per-seed means.
+The interval is over the sampled episodes: it says how much the score would move on other
+episodes of the same distribution; ``seed_std`` says how much it moves with the agent's seed.
+The t quantile comes from :func:`t_quantile_975` (a table, so scipy is not needed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import importlib
+import importlib.metadata
+import inspect
+import itertools
+import json
+import math
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import recgym
+from recgym.agent import Agent, act_batch, reset_agent
+
+__all__ = [
+    "METRICS",
+    "append_rows",
+    "build_agent",
+    "build_command",
+    "evaluate",
+    "git_commit",
+    "load_rows",
+    "summarize",
+    "t_quantile_975",
+]
+
+METRICS = ("reward", "format_ok")
+"""The metrics every row has besides the env's ``info`` metrics (``ndcg@10`` ...)."""
+
+_REPO = Path(__file__).resolve().parents[1]
+_VERSIONED = ("numpy", "gymnasium", "torch", "transformers")
+
+# Two-sided 95 % quantiles of Student's t, t(0.975, df), for df = 1..30, then 40, 60, 120, inf
+# (the standard table; scipy.stats.t.ppf agrees to the 3 decimals shown).
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+_T975_TAIL = ((30, 2.042), (40, 2.021), (60, 2.000), (120, 1.980), (math.inf, 1.960))
+
+
+def t_quantile_975(df: int) -> float:
+    """t(0.975, df): the 95 % two-sided Student-t quantile, from a table.
+
+    Exact (to 3 decimals) for df ≤ 30, 40, 60 and 120; between table points it interpolates
+    linearly in 1/df, which is within 0.001 of the true quantile; df → ∞ gives 1.960.
+    """
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1; got {df}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    for (d0, t0), (d1, t1) in itertools.pairwise(_T975_TAIL):
+        if d0 <= df <= d1:
+            w = (1 / d0 - 1 / df) / (1 / d0 - 1 / d1)
+            return t0 + w * (t1 - t0)
+    return 1.960
+
+
+def summarize(per_seed: np.ndarray) -> dict[str, float | None]:
+    """``mean``, ``ci95`` and ``seed_std`` of an ``(S seeds, N episodes)`` array (see module)."""
+    values = np.asarray(per_seed, dtype=np.float64)
+    if values.ndim != 2 or values.size == 0:
+        raise ValueError(f"expected a non-empty (seeds, episodes) array; got shape {values.shape}")
+    per_episode = values.mean(axis=0)
+    n = len(per_episode)
+    ci = t_quantile_975(n - 1) * float(per_episode.std(ddof=1)) / math.sqrt(n) if n > 1 else None
+    seed_means = values.mean(axis=1)
+    seed_std = float(seed_means.std(ddof=1)) if len(seed_means) > 1 else 0.0
+    return {"mean": float(per_episode.mean()), "ci95": ci, "seed_std": seed_std}
+
+
+def git_commit(repo: Path = _REPO) -> str:
+    """``git rev-parse HEAD`` of the checkout, ``+dirty`` when tracked files changed (results
+    under ``benchmarks/results/`` do not count), ``"unknown"`` outside git."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+             ":(exclude)benchmarks/results"],
+            cwd=repo, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if status.strip() else "") if head else "unknown"
+
+
+def _versions() -> dict[str, str]:
+    """Python and package versions, read from installed metadata (nothing is imported)."""
+    out = {"python": platform.python_version(), "recgym": recgym.__version__}
+    for dist in _VERSIONED:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[dist] = importlib.metadata.version(dist)
+    return out
+
+
+def _device() -> str:
+    """The CUDA device name when torch is already imported and sees one, else ``"cpu"``."""
+    torch = sys.modules.get("torch")
+    try:
+        if torch is not None and torch.cuda.is_available():
+            return str(torch.cuda.get_device_name(0))
+    except Exception:  # a broken CUDA setup still evaluates on the CPU
+        pass
+    return "cpu"
+
+
+def _full_kwargs(env: gym.Env[Any, Any]) -> dict[str, Any]:
+    """The env's constructor defaults updated with its spec kwargs (every argument recorded)."""
+    params = inspect.signature(type(env.unwrapped).__init__).parameters.values()
+    full = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    full.update(env.spec.kwargs if env.spec is not None else {})
+    return json.loads(json.dumps(full, default=str))
+
+
+def _env_version(env_id: str) -> str:
+    match = re.search(r"-(v\d+)$", env_id)
+    return match.group(1) if match else "unversioned"
+
+
+def build_command(
+    env_id: str,
+    agent_name: str,
+    *,
+    agent_kwargs: Mapping[str, Any] | None = None,
+    split: str = "test",
+    episodes: int = 200,
+    seeds: Sequence[int] = (0,),
+    env_kwargs: Mapping[str, Any] | None = None,
+    batch_size: int = 64,
+    budget: float | None = None,
+    out: str | None = None,
+) -> str:
+    """The ``python -m benchmarks run ...`` command line for these arguments (shell-quoted)."""
+    args = ["python", "-m", "benchmarks", "run", "--env", env_id, "--agent", agent_name]
+    if agent_kwargs:
+        args += ["--agent-kwargs", json.dumps(dict(agent_kwargs), sort_keys=True)]
+    args += ["--split", split, "--episodes", str(episodes), "--seeds", *map(str, seeds)]
+    if env_kwargs:
+        args += ["--env-kwargs", json.dumps(dict(env_kwargs), sort_keys=True)]
+    args += ["--batch-size", str(batch_size)]
+    if budget is not None:
+        args += ["--budget", str(budget)]
+    if out is not None:
+        args += ["--out", out]
+    return shlex.join(args)
+
+
+def evaluate(
+    env_id: str,
+    agent: Agent,
+    *,
+    agent_name: str,
+    agent_config: Mapping[str, Any] | None = None,
+    agent_kwargs: Mapping[str, Any] | None = None,
+    split: str = "test",
+    episodes: int = 200,
+    seeds: Iterable[int] = (0,),
+    env_kwargs: Mapping[str, Any] | None = None,
+    batch_size: int = 64,
+    budget: float | None = None,
+    command: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``agent`` on the first ``episodes`` episodes of ``split``, once per seed.
+
+    Args:
+        env_id: a registered text env (``"RecSearch-v0"``, ``"RecSeq-v0"``).
+        agent: anything with ``act`` (and optionally ``act_batch``, ``reset``, ``config``).
+        agent_name: the name in the row (a key of ``agents.AGENTS`` or ``module:Class``).
+        agent_config: recorded as the row's ``agent_config``; default ``agent.config()`` if
+            the agent has it, else the ``agent_kwargs``.
+        agent_kwargs: the constructor arguments, for the row's ``command``.
+        split: ``"train"``, ``"validation"`` or ``"test"``.
+        episodes: how many episodes, from the start of the split (fewer if it has fewer).
+        seeds: the agent is reset with each seed in turn and plays every episode.
+        env_kwargs: extra ``gym.make`` arguments (``{"k": 100}``).
+        batch_size: episodes per ``act_batch`` and ``score`` call.
+        budget: training budget behind the agent (e.g. minutes), ``None`` if untrained.
+        command: the command that regenerates the row; default built by :func:`build_command`.
+        progress: called with a short line after each batch (e.g. ``print``).
+
+    Returns:
+        The row (see the module docstring); every value is JSON-serialisable.
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    if episodes < 1 or batch_size < 1:
+        raise ValueError(f"episodes and batch_size must be >= 1; got {episodes}, {batch_size}")
+    start = time.perf_counter()
+    env = gym.make(env_id, split=split, **dict(env_kwargs or {}))
+    try:
+        scorer: Any = env.unwrapped
+        n = min(int(episodes), scorer.num_episodes(split))
+        per_seed: dict[str, list[np.ndarray]] = {}
+        for s, seed in enumerate(seeds):
+            reset_agent(agent, seed)
+            parts: dict[str, list[np.ndarray]] = {}
+            for lo in range(0, n, batch_size):
+                indices = list(range(lo, min(lo + batch_size, n)))
+                actions = act_batch(agent, scorer.observations(indices, split))
+                scores = scorer.score(actions, indices, split)
+                values = {
+                    "reward": scores.rewards,
+                    "format_ok": scores.format_ok.astype(np.float64),
+                    **scores.metrics,
+                }
+                for key, value in values.items():
+                    parts.setdefault(key, []).append(np.asarray(value, dtype=np.float64))
+                if progress is not None:
+                    progress(
+                        f"  {env_id} {agent_name} seed {seed} ({s + 1}/{len(seeds)}): "
+                        f"{indices[-1] + 1}/{n} episodes, {time.perf_counter() - start:.0f} s"
+                    )
+            for key, chunks in parts.items():
+                per_seed.setdefault(key, []).append(np.concatenate(chunks))
+        metrics = {key: summarize(np.stack(rows)) for key, rows in per_seed.items()}
+        if agent_config is None:
+            config = getattr(agent, "config", None)
+            agent_config = config() if callable(config) else dict(agent_kwargs or {})
+        default_command = build_command(
+            env_id, agent_name, agent_kwargs=agent_kwargs, split=split, episodes=n,
+            seeds=seeds, env_kwargs=env_kwargs, batch_size=batch_size, budget=budget,
+        )  # fmt: skip
+        row: dict[str, Any] = {
+            "env_id": env_id,
+            "env_version": _env_version(env_id),
+            "env_kwargs": _full_kwargs(env),
+            "agent": agent_name,
+            "agent_config": json.loads(json.dumps(dict(agent_config), default=str)),
+            "split": split,
+            "episodes": n,
+            "seeds": seeds,
+            "metrics": metrics,
+            "data_version": scorer.task.data_version,
+            "k": int(scorer.k),
+            "reward": scorer.reward_spec.name,
+            "commit": git_commit(),
+            "versions": _versions(),
+            "device": _device(),
+            "wall_seconds": round(time.perf_counter() - start, 3),
+            "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "budget": budget,
+            "command": command or default_command,
+        }
+    finally:
+        env.close()
+    return row
+
+
+def append_rows(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Append rows to a JSON-lines file (created with its folders if missing); returns it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, allow_nan=False) + "\n")
+    return path
+
+
+def load_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines file (blank lines skipped)."""
+    with Path(path).open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def build_agent(spec: str, env: gym.Env[Any, Any], kwargs: Mapping[str, Any] | None = None) -> Any:
+    """The agent named ``spec``: a key of ``agents.AGENTS`` (built as ``factory(env, kwargs)``),
+    or ``"module.path:ClassName"`` (built as ``Class.from_env(env, **kwargs)`` when the class
+    has ``from_env``, else ``Class(**kwargs)``)."""
+    kwargs = dict(kwargs or {})
+    if ":" in spec:
+        module_name, _, attr = spec.partition(":")
+        target = getattr(importlib.import_module(module_name), attr)
+        from_env = getattr(target, "from_env", None)
+        return from_env(env, **kwargs) if from_env is not None else target(**kwargs)
+    from agents import AGENTS
+
+    if spec not in AGENTS:
+        raise KeyError(
+            f"no agent named {spec!r}; use one of {', '.join(sorted(AGENTS))} or module.path:Class"
+        )
+    return AGENTS[spec](env, kwargs)

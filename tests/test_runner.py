@@ -1,0 +1,221 @@
+"""The leaderboard runner: rows, statistics, JSON lines, the table, the CLI and the demo."""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import recgym  # noqa: F401 (registers the envs)
+from benchmarks.runner import (
+    append_rows,
+    build_agent,
+    evaluate,
+    load_rows,
+    summarize,
+    t_quantile_975,
+)
+from benchmarks.table import markdown_table
+from recgym.envs.text import fenced_block
+
+REPO = Path(__file__).resolve().parents[1]
+EPISODES = 20
+SEEDS = (0, 1)
+ROW_KEYS = {
+    "env_id", "env_version", "env_kwargs", "agent", "agent_config", "split", "episodes",
+    "seeds", "metrics", "data_version", "k", "reward", "commit", "versions", "device",
+    "wall_seconds", "timestamp", "budget", "command",
+}  # fmt: skip
+INFO_METRICS = ("ndcg@10", "ndcg@100", "recall@10", "recall@50", "recall@100")
+
+
+class EchoHistoryAgent:
+    """A local agent (only ``act``): the watched titles, oldest first, as the query."""
+
+    def act(self, observation: str) -> str:
+        titles = [line.split(". ", 1)[-1] for line in fenced_block(observation).splitlines()]
+        return "<answer>" + json.dumps({"query": " ".join(titles)}) + "</answer>"
+
+
+class SeededWordsAgent:
+    """A local stochastic agent: ``reset(seed)`` decides which words of the prompt it keeps."""
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(None)
+
+    def reset(self, seed: int | None = None) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, observation: str) -> str:
+        words = fenced_block(observation).split()
+        picked = self.rng.choice(words, size=min(5, len(words)), replace=False)
+        return "<answer>" + json.dumps({"query": " ".join(picked)}) + "</answer>"
+
+
+def _history_agent() -> tuple[Any, str]:
+    """The registered ``history`` agent when agents/ has it, else the local stand-in."""
+    try:
+        from agents import AGENTS
+    except ImportError:
+        AGENTS = {}
+    if "history" not in AGENTS:
+        return EchoHistoryAgent(), "tests.test_runner:EchoHistoryAgent"
+    env = gym.make("RecSeq-v0", split="test")
+    return build_agent("history", env, {}), "history"
+
+
+@pytest.fixture(scope="module")
+def history_row() -> dict[str, Any]:
+    agent, name = _history_agent()
+    return evaluate(
+        "RecSeq-v0", agent, agent_name=name, episodes=EPISODES, seeds=SEEDS, batch_size=8
+    )
+
+
+@pytest.fixture(scope="module")
+def scorer() -> Any:
+    return gym.make("RecSeq-v0", split="test").unwrapped
+
+
+def test_row_fields(history_row: dict[str, Any]) -> None:
+    row = history_row
+    assert set(row) >= ROW_KEYS
+    assert row["env_id"] == "RecSeq-v0" and row["env_version"] == "v0"
+    assert row["env_kwargs"]["split"] == "test" and "k" in row["env_kwargs"]
+    assert row["split"] == "test" and row["episodes"] == EPISODES
+    assert row["seeds"] == list(SEEDS)
+    assert set(row["metrics"]) == {"reward", "format_ok", *INFO_METRICS}
+    for stats in row["metrics"].values():
+        assert set(stats) == {"mean", "ci95", "seed_std"}
+    assert row["k"] == 5000 and row["reward"] == "rec-r1"
+    assert len(row["data_version"]) == 16
+    assert row["commit"] == "unknown" or len(row["commit"].removesuffix("+dirty")) == 40
+    assert {"python", "recgym", "numpy", "gymnasium"} <= set(row["versions"])
+    assert row["device"] == "cpu" or row["device"]
+    assert row["budget"] is None and row["wall_seconds"] > 0
+    assert row["timestamp"].endswith("+00:00")
+    assert row["command"].startswith("python -m benchmarks run --env RecSeq-v0 --agent ")
+    json.dumps(row, allow_nan=False)  # serialisable as is
+
+
+def test_metrics_match_the_scorer(history_row: dict[str, Any], scorer: Any) -> None:
+    agent, _ = _history_agent()
+    indices = list(range(EPISODES))
+    scores = scorer.score(
+        [agent.act(o) for o in scorer.observations(indices, "test")], indices, "test"
+    )
+    expected = {"reward": scores.rewards, "format_ok": scores.format_ok, **scores.metrics}
+    t19 = 2.093  # t(0.975, 19)
+    for key, values in expected.items():
+        values = np.asarray(values, dtype=float)
+        stats = history_row["metrics"][key]
+        assert stats["mean"] == pytest.approx(values.mean(), abs=1e-12), key
+        ci = t19 * values.std(ddof=1) / math.sqrt(EPISODES)
+        assert stats["ci95"] == pytest.approx(ci, abs=1e-12), key
+        assert stats["seed_std"] == pytest.approx(0.0, abs=1e-12), key  # deterministic agent
+
+
+def test_seeds_are_averaged_per_episode(scorer: Any) -> None:
+    agent = SeededWordsAgent()
+    row = evaluate("RecSeq-v0", agent, agent_name="words", episodes=12, seeds=(3, 4), batch_size=5)
+    indices = list(range(12))
+    per_seed = []
+    for seed in (3, 4):
+        agent.reset(seed)
+        actions = [agent.act(o) for o in scorer.observations(indices, "test")]
+        per_seed.append(scorer.score(actions, indices, "test").metrics["ndcg@100"])
+    per_episode = np.mean(per_seed, axis=0)
+    stats = row["metrics"]["ndcg@100"]
+    assert stats["mean"] == pytest.approx(per_episode.mean())
+    assert stats["ci95"] == pytest.approx(2.201 * per_episode.std(ddof=1) / math.sqrt(12))
+    seed_means = [s.mean() for s in per_seed]
+    assert stats["seed_std"] == pytest.approx(np.std(seed_means, ddof=1))
+    assert row["agent_config"] == {}
+
+
+def test_summarize_edge_cases() -> None:
+    one = summarize(np.array([[0.5]]))
+    assert one == {"mean": 0.5, "ci95": None, "seed_std": 0.0}
+    with pytest.raises(ValueError):
+        summarize(np.zeros((0, 3)))
+
+
+@pytest.mark.parametrize("df", [1, 2, 5, 19, 30, 35, 50, 99, 150, 1000, 10**6])
+def test_t_quantile_matches_scipy(df: int) -> None:
+    stats = pytest.importorskip("scipy.stats")
+    assert t_quantile_975(df) == pytest.approx(stats.t.ppf(0.975, df), abs=1.5e-3)
+
+
+def test_jsonl_round_trip_and_table(history_row: dict[str, Any], tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "rows.jsonl"
+    best = {"mean": 9.0, "ci95": 0.1, "seed_std": 0.0}
+    other = {
+        **history_row,
+        "agent": "other",
+        "metrics": {**history_row["metrics"], "ndcg@10": best},
+    }
+    append_rows(path, [history_row])
+    append_rows(path, [other])
+    assert load_rows(path) == [history_row, other]
+    table = markdown_table(load_rows(path))
+    assert "### RecSeq-v0" in table and "±" in table
+    assert history_row["agent"] in table and history_row["command"] in table
+    # Best NDCG@10 first.
+    assert table.index("| other ") < table.index(f"| {history_row['agent']} ")
+
+
+def _run(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+def test_stored_command_regenerates_the_row(history_row: dict[str, Any], tmp_path: Path) -> None:
+    args = shlex.split(history_row["command"])
+    assert args[:4] == ["python", "-m", "benchmarks", "run"]
+    results = tmp_path / "again.jsonl"
+    out = _run([sys.executable, *args[1:], "--out", str(results), "--quiet"])
+    assert "RecSeq-v0" in out.stdout
+    (again,) = load_rows(results)
+    assert again["command"] == history_row["command"]
+    assert again["data_version"] == history_row["data_version"]
+    for key, stats in history_row["metrics"].items():
+        assert again["metrics"][key]["mean"] == pytest.approx(stats["mean"], abs=1e-12), key
+
+
+def test_cli_rejects_bad_json() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "run", "--env", "RecSeq-v0", "--agent", "history",
+         "--agent-kwargs", "[1]"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2 and "JSON object" in out.stderr
+
+
+def test_demo_end_to_end_with_the_fake_llm(tmp_path: Path) -> None:
+    results = tmp_path / "demo.jsonl"
+    out = _run(
+        [sys.executable, "-m", "benchmarks", "demo", "--episodes", "5", "--llm", "fake",
+         "--out", str(results)]
+    )  # fmt: skip
+    text = out.stdout
+    assert "items 1,682, users 943, interactions 100,000" in text
+    for expected in ("### RecSearch-v0", "### RecSeq-v0", "zero-shot (fake)", "±"):
+        assert expected in text
+    rows = load_rows(results)
+    assert [(r["env_id"], r["agent"]) for r in rows] == [
+        ("RecSearch-v0", "raw-query"), ("RecSearch-v0", "random-words"),
+        ("RecSearch-v0", "zero-shot"), ("RecSeq-v0", "history"),
+        ("RecSeq-v0", "random-words"), ("RecSeq-v0", "zero-shot"),
+    ]  # fmt: skip
+    assert all(r["episodes"] == 5 for r in rows)
+    assert rows[2]["seeds"] == [0, 1, 2] and rows[0]["seeds"] == [0]
+    assert '"model": "fake"' in rows[2]["command"]
