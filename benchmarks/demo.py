@@ -12,7 +12,7 @@ Rows are appended to ``--out`` (default ``<recgym cache>/results/demo.jsonl``, s
 demo never dirties the checkout); each row carries the ``python -m benchmarks run ...`` command
 that regenerates it. ``--llm fake`` swaps in the deterministic fake LLM (for tests).
 
-Defaults, chosen so the whole demo ends in well under 15 minutes on 2 CPU cores. Measured on
+Defaults, chosen so the whole demo ends in about 12 minutes on 2 idle CPU cores. Measured on
 2 shared CPU cores (torch 2.13 CPU, float32, Rec-R1 sampling T=0.6, top-p 0.95), SmolLM2-135M
 with the envs' prompts (about 250 prompt tokens for RecSearch, 390 for RecSeq, with the system
 prompt) 0.45-0.56 completions/s at batch 16 and 128 new tokens (54-65 new tokens/s; the
@@ -26,8 +26,9 @@ are better (about 1 completion/s expected). The zero-shot runs dominate the demo
   completions ran to 128 tokens without closing, none passed the format gate), so a larger
   budget only costs time; Rec-R1 trains the format in, which is what these rows are the
   baseline for.
-- ``--episodes 50`` (not 100): 300 zero-shot completions, about 5 minutes on 2 idle cores and
-  10 on the contended ones above; 100 episodes would take 10-20 minutes. The deterministic
+- ``--episodes 50`` (not 100): 300 zero-shot completions, about 11 minutes on 2 idle cores
+  (measured: 150 RecSeq completions in 336 s) and 25 on contended ones; 100 episodes would
+  double that. The deterministic
   baselines and the random-words rows use the same 50 episodes, so every row of a table is
   compared on the same episodes.
 - ``--batch-size 16``: batches of left-padded prompts of similar length; larger batches
