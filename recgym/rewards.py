@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -174,8 +173,3 @@ def get_reward(name: str) -> RewardSpec:
         raise UnknownNameError(
             f"no reward named {name!r}; choose from {', '.join(sorted(REWARDS))}"
         ) from None
-
-
-def parse_many(completions: Sequence[Any]) -> list[ParsedAnswer]:
-    """:func:`parse_completion` over a batch."""
-    return [parse_completion(c) for c in completions]
