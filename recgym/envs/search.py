@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +125,7 @@ class RecSearchEnv(RetrievalTextEnv):
         from recgym.data import load_dataset
 
         data = load_dataset(self.dataset, **self.dataset_kwargs)
+        titles = data.items.texts()
         if self.dataset == "clothing-reviews":
             from recgym.data.clothing import item_documents, search_requests
 
@@ -140,7 +140,7 @@ class RecSearchEnv(RetrievalTextEnv):
         else:
             if data.queries is None or data.qrels is None:
                 raise ValueError(f"dataset {self.dataset!r} has no search queries and judgements")
-            documents = data.items.texts()
+            documents = titles
             requests = _split_queries(data.queries)
             grouped = data.qrels[data.qrels["relevance"] > 0].groupby("query_id")["item_idx"]
             qrels = {str(q): np.unique(g.to_numpy(np.int64)) for q, g in grouped}
@@ -153,14 +153,7 @@ class RecSearchEnv(RetrievalTextEnv):
             queries = [to_charset(q[:_MAX_REQUEST_CHARS].strip()) for q in part["query"]]
             ids = part["query_id"].astype(str).tolist()
             splits[name] = _Requests(queries, [qrels[q] for q in ids], ids, store, described)
-        digest = hashlib.sha256("\x00".join(documents).encode()).hexdigest()[:16]
-        return TextTask(
-            self._retriever(documents, list(data.items.item_ids)),
-            documents,
-            data.items.texts(),
-            splits,
-            data_version=digest,
-        )
+        return self._make_task(documents, data.items.item_ids, titles, splits)
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,14 +103,7 @@ class RecSeqEnv(RetrievalTextEnv):
         for name in SPLITS:
             users, histories, targets = split.examples(name)  # type: ignore[arg-type]
             splits[name] = _Histories(users, histories, targets, texts, self.history_len)
-        digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
-        return TextTask(
-            self._retriever(texts, list(data.items.item_ids)),
-            texts,
-            texts,
-            splits,
-            data_version=digest,
-        )
+        return self._make_task(texts, data.items.item_ids, texts, splits)
 
 
 @dataclass

@@ -8,9 +8,10 @@ with the same data arguments, so ``gym.make_vec`` indexes the catalog once.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -209,11 +210,20 @@ class RetrievalTextEnv(gym.Env[str, str]):
                 _TASKS[key] = self._build_task()
             return _TASKS[key]
 
-    def _retriever(self, documents: Sequence[str], item_ids: Sequence[Any]) -> BM25Retriever:
-        """BM25 (pyserini's k1=1.2, b=0.75) over ``documents`` with this env's settings."""
-        return BM25Retriever(
+    def _make_task(
+        self,
+        documents: Sequence[str],
+        item_ids: Iterable[Any],
+        item_titles: Sequence[str],
+        splits: dict[str, SplitEpisodes],
+    ) -> TextTask:
+        """A task with BM25 (pyserini's k1=1.2, b=0.75, this env's backend and query cap) over
+        ``documents``, and a data version digested from them."""
+        retriever = BM25Retriever(
             documents, list(item_ids), backend=self.backend, max_query_tokens=self.max_query_tokens
         )
+        digest = hashlib.sha256("\x00".join(documents).encode()).hexdigest()[:16]
+        return TextTask(retriever, documents, item_titles, splits, data_version=digest)
 
     def num_episodes(self, split: str | None = None) -> int:
         """Number of episodes in ``split`` (default: the env's split)."""
