@@ -267,7 +267,7 @@ def evaluate(
             "metrics": metrics,
             "data_version": scorer.task.data_version,
             "k": int(scorer.k),
-            "reward": scorer.reward_spec.name,
+            "reward": scorer.reward_name,
             "commit": git_commit(),
             "versions": _versions(),
             "device": _device(),

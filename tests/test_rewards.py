@@ -27,7 +27,7 @@ from recgym.rewards import (
     parse_completion,
 )
 
-ENV_IDS = sorted(recgym.ENVS)
+ENV_IDS = ["RecSearch-v0", "RecSeq-v0"]  # the Rec-R1 text envs
 ANSWER = '<answer>{"query": "red dress"}</answer>'
 
 

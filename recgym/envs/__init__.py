@@ -15,6 +15,7 @@ __all__ = ["ENVS", "register_envs"]
 ENVS: dict[str, dict[str, Any]] = {
     "RecSearch-v0": {"entry_point": "recgym.envs.search:RecSearchEnv"},
     "RecSeq-v0": {"entry_point": "recgym.envs.sequential:RecSeqEnv"},
+    "RecRank-v0": {"entry_point": "recgym.envs.rank:RecRankEnv"},
 }
 """Every env id with its registration arguments."""
 

@@ -225,6 +225,11 @@ class RetrievalTextEnv(gym.Env[str, str]):
         digest = hashlib.sha256("\x00".join(documents).encode()).hexdigest()[:16]
         return TextTask(retriever, documents, item_titles, splits, data_version=digest)
 
+    @property
+    def reward_name(self) -> str:
+        """The reward's registered name (``"rec-r1"``, ``"ndcg"``), for leaderboard rows."""
+        return self.reward_spec.name
+
     def num_episodes(self, split: str | None = None) -> int:
         """Number of episodes in ``split`` (default: the env's split)."""
         return len(self._split(split))

@@ -1,0 +1,91 @@
+"""Reference agents and a reference retriever for ``RecRank-v0`` that need no model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["PopularityRetriever", "RandomOrderAgent", "RetrieverOrderAgent"]
+
+
+class RetrieverOrderAgent:
+    """Keeps the candidates in the order the env shows them: the retriever's ranking.
+
+    On validation and test candidates come best-first from the retriever, so this agent's
+    score is the retriever's own full-ranking NDCG@K: the bar an LLM ranker must clear.
+    """
+
+    def act(self, observation: dict[str, Any]) -> np.ndarray:
+        """Scores in [-1, 0] that decrease with the candidate's letter: A first."""
+        n = len(observation["candidates"])
+        return -np.arange(n, dtype=np.float32) / n
+
+    def config(self) -> dict[str, Any]:
+        """No settings."""
+        return {}
+
+
+class RandomOrderAgent:
+    """A uniformly random order of the candidates (the floor), reproducible per seed."""
+
+    def __init__(self, seed: int | None = 0) -> None:
+        self.reset(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Restart the generator at ``seed``."""
+        self._rng = np.random.default_rng(seed)
+
+    def act(self, observation: dict[str, Any]) -> np.ndarray:
+        """Independent uniform scores."""
+        return self._rng.random(len(observation["candidates"])).astype(np.float32)
+
+    def config(self) -> dict[str, Any]:
+        """No settings."""
+        return {}
+
+
+class PopularityRetriever:
+    """Ranks items by how often they occur in training sequences (a ``RecRank-v0`` retriever).
+
+    Args:
+        sequences: training sequences of item indices.
+        n_items: catalog size.
+    """
+
+    name = "popularity"
+
+    def __init__(self, sequences: Sequence[np.ndarray], n_items: int) -> None:
+        counts = np.zeros(n_items, dtype=np.float64)
+        for seq in sequences:
+            np.add.at(counts, np.asarray(seq, dtype=np.int64), 1.0)
+        self.n_items = int(n_items)
+        self.counts = counts
+        self.data_version = f"pop-{int(counts.sum())}-{int(counts.argmax())}"
+
+    @classmethod
+    def movielens(cls) -> PopularityRetriever:
+        """Popularity over the training part of MovieLens-100k's leave-one-out split."""
+        from recgym.data import leave_one_out, load_dataset
+
+        data = load_dataset("ml-100k", progress=False)
+        assert data.interactions is not None
+        train = leave_one_out(data.interactions).train
+        return cls([train["item_idx"].to_numpy()], len(data.items))
+
+    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """The same popularity scores for every history, ``(B, n_items)``."""
+        return np.tile(self.counts.astype(np.float32), (len(histories), 1))
+
+    def retrieve(
+        self, histories: Sequence[np.ndarray], k: int, *, exclude_history: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most popular items per history (history removed when asked), best first;
+        ties go to the lower item index."""
+        scores = self.score(histories).astype(np.float64)
+        if exclude_history:
+            for row, hist in enumerate(histories):
+                scores[row, np.asarray(hist, dtype=np.int64)] = -np.inf
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return order.astype(np.int64), np.take_along_axis(scores, order, 1).astype(np.float32)
