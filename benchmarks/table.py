@@ -1,6 +1,7 @@
 """Leaderboard rows (see :mod:`benchmarks.runner`) as Markdown: one table per env id.
 
-Rows are sorted by NDCG@10, best first; each metric cell is ``mean ± ci95`` (the 95 % Student-t
+Rows are sorted by each env's main metric (NDCG@10; for ``RecRank-v0`` its full-ranking
+equivalent), best first; each metric cell is ``mean ± ci95`` (the 95 % Student-t
 interval over episodes), and the commands that regenerate the rows follow each table.
 """
 
@@ -9,9 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["DEFAULT_METRICS", "markdown_table"]
+__all__ = ["DEFAULT_METRICS", "ENV_METRICS", "markdown_table"]
 
 DEFAULT_METRICS = ("reward", "ndcg@10", "ndcg@100", "recall@10", "recall@50", "format_ok")
+"""The columns of the text envs' tables; the first after ``reward`` orders the rows."""
+ENV_METRICS: dict[str, tuple[str, ...]] = {
+    "RecRank-v0": (
+        "reward", "full/ndcg@10", "full/recall@10", "full/ndcg@20", "full/recall@20",
+        "cand/recall@1", "cand/hit",
+    ),
+}  # fmt: skip
+"""Columns of the envs whose metrics differ from :data:`DEFAULT_METRICS`."""
 
 
 def _cell(stats: Mapping[str, Any] | None) -> str:
@@ -21,8 +30,8 @@ def _cell(stats: Mapping[str, Any] | None) -> str:
     return f"{stats['mean']:.4f}" + (f" ± {ci:.4f}" if ci is not None else "")
 
 
-def _sort_key(row: Mapping[str, Any]) -> float:
-    stats = row.get("metrics", {}).get("ndcg@10")
+def _sort_key(row: Mapping[str, Any], metric: str) -> float:
+    stats = row.get("metrics", {}).get(metric)
     return -float(stats["mean"]) if stats else float("inf")
 
 
@@ -37,13 +46,13 @@ def _setting(row: Mapping[str, Any]) -> str:
     return f"k={row.get('k')}, reward={row.get('reward')}, data {row.get('data_version')}"
 
 
-def markdown_table(
-    rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] = DEFAULT_METRICS
-) -> str:
-    """One Markdown table per env id (in order of first appearance), best NDCG@10 first.
+def markdown_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] | None = None) -> str:
+    """One Markdown table per env id (in order of first appearance), best first.
 
-    Columns: the agent (and its model, if any), each of ``metrics`` as ``mean ± ci95``, then
-    split, episodes, seeds and device. Below each table, the command of each row.
+    Columns: the agent (and its model, if any), each of ``metrics`` (default: the env's entry
+    of :data:`ENV_METRICS`, else :data:`DEFAULT_METRICS`) as ``mean ± ci95``, then split,
+    episodes, seeds and device; rows are ordered by the second metric column. Below each
+    table, the command of each row.
     """
     if not rows:
         return "(no results)\n"
@@ -52,16 +61,18 @@ def markdown_table(
         envs.setdefault(str(row["env_id"]), []).append(row)
     out: list[str] = []
     for env_id, env_rows in envs.items():
-        ordered = sorted(env_rows, key=_sort_key)
+        columns = tuple(metrics or ENV_METRICS.get(env_id, DEFAULT_METRICS))
+        main = columns[1] if len(columns) > 1 else columns[0]
+        ordered = sorted(env_rows, key=lambda r: _sort_key(r, main))
         settings = sorted({_setting(r) for r in ordered})
         out.append(f"### {env_id}\n")
         out.append(f"{'; '.join(settings)}\n")
-        header = ["agent", *metrics, "split", "episodes", "seeds", "device"]
+        header = ["agent", *columns, "split", "episodes", "seeds", "device"]
         out.append("| " + " | ".join(header) + " |")
-        out.append("|" + "|".join(["---"] + ["---:"] * len(metrics) + ["---"] * 4) + "|")
+        out.append("|" + "|".join(["---"] + ["---:"] * len(columns) + ["---"] * 4) + "|")
         for row in ordered:
             cells = [_agent_label(row)]
-            cells += [_cell(row.get("metrics", {}).get(m)) for m in metrics]
+            cells += [_cell(row.get("metrics", {}).get(m)) for m in columns]
             seeds = ",".join(str(s) for s in row.get("seeds", []))
             cells += [str(row.get("split")), str(row.get("episodes")), seeds]
             cells.append(str(row.get("device")))
