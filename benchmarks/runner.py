@@ -169,7 +169,9 @@ def build_command(
         args += ["--agent-kwargs", json.dumps(dict(agent_kwargs), sort_keys=True)]
     args += ["--split", split, "--episodes", str(episodes), "--seeds", *map(str, seeds)]
     if env_kwargs:
-        args += ["--env-kwargs", json.dumps(dict(env_kwargs), sort_keys=True)]
+        # default=str: an object argument (a retriever instance) is named, though a command
+        # line cannot rebuild it; pass such arguments by name to keep rows reproducible.
+        args += ["--env-kwargs", json.dumps(dict(env_kwargs), sort_keys=True, default=str)]
     args += ["--batch-size", str(batch_size)]
     if budget is not None:
         args += ["--budget", str(budget)]

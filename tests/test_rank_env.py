@@ -193,3 +193,21 @@ def test_pickles(env: gym.Env[Any, Any]) -> None:
     clone = pickle.loads(pickle.dumps(env))
     a = np.linspace(-1, 1, 20, dtype=np.float32)
     assert clone.step(a)[1] == env.step(a)[1]
+
+
+def test_runner_makes_a_leaderboard_row(pop: PopularityRetriever) -> None:
+    from benchmarks.runner import evaluate
+    from benchmarks.table import markdown_table
+
+    row = evaluate(
+        "RecRank-v0", RetrieverOrderAgent(), agent_name="retriever-order", split="test",
+        episodes=943, env_kwargs={"retriever": "popularity"}, batch_size=500,
+    )  # fmt: skip
+    assert row["reward"] == "ndcg" and row["k"] == 10 and row["episodes"] == 943
+    split = RecRankEnv(retriever=pop).task.splits["test"]
+    top, _ = pop.retrieve(split.histories, 20)
+    expected = ndcg_at_k(top, split.targets, 10).mean()
+    assert row["metrics"]["full/ndcg@10"]["mean"] == pytest.approx(expected)
+    assert row["metrics"]["reward"]["mean"] == pytest.approx(expected)
+    assert "| retriever-order |" in markdown_table([row])
+    assert '"retriever": "popularity"' in row["command"]

@@ -220,7 +220,8 @@ class RecRankEnv(gym.Env[dict[str, Any], np.ndarray]):
     ## Arguments
     - ``split``: ``"train"`` (default), ``"validation"`` or ``"test"``.
     - ``retriever``: a name of ``agents.seqrec.MODELS`` (``"lrurec"`` default, ``"sasrec"``,
-      ``"gru4rec"``), trained on first use and cached, or an :class:`ItemRetriever`.
+      ``"gru4rec"``), trained on first use and cached; ``"popularity"`` (most-rated movies of
+      the training part, no training); or any :class:`ItemRetriever`.
     - ``retriever_kwargs``: config overrides for a named retriever (``{"max_epochs": 5}``).
     - ``retriever_seed``: the named retriever's training seed (default 0).
     - ``n_candidates``: candidates per episode (default 20, at most 26).
@@ -322,7 +323,11 @@ class RecRankEnv(gym.Env[dict[str, Any], np.ndarray]):
     def _load_retriever(self) -> ItemRetriever:
         if not isinstance(self.retriever, str):
             return self.retriever
-        # agents.seqrec imports torch; only a named retriever needs it.
+        if self.retriever == "popularity":
+            from agents.ranking import PopularityRetriever
+
+            return PopularityRetriever.movielens()
+        # agents.seqrec imports torch; only a trained retriever needs it.
         from agents.seqrec import pretrained
 
         model: ItemRetriever = pretrained(
