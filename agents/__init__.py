@@ -11,9 +11,18 @@ from typing import Any
 import gymnasium as gym
 
 from agents.baselines import HistoryAgent, RandomWordsAgent, RawQueryAgent
+from agents.ranking import RandomOrderAgent, RetrieverOrderAgent
 from recgym.agent import Agent
 
-__all__ = ["AGENTS", "HistoryAgent", "RandomWordsAgent", "RawQueryAgent", "make_agent"]
+__all__ = [
+    "AGENTS",
+    "HistoryAgent",
+    "RandomOrderAgent",
+    "RandomWordsAgent",
+    "RawQueryAgent",
+    "RetrieverOrderAgent",
+    "make_agent",
+]
 
 
 def _zero_shot(env: gym.Env[Any, Any], kwargs: dict[str, Any]) -> Agent:
@@ -22,11 +31,20 @@ def _zero_shot(env: gym.Env[Any, Any], kwargs: dict[str, Any]) -> Agent:
     return ZeroShotLLMAgent(**kwargs)
 
 
+def _verbalizer(env: gym.Env[Any, Any], kwargs: dict[str, Any]) -> Agent:
+    from agents.llm.verbalizer import VerbalizerAgent  # loads torch only when asked for
+
+    return VerbalizerAgent(**kwargs)
+
+
 AGENTS: dict[str, Callable[[gym.Env[Any, Any], dict[str, Any]], Agent]] = {
     "raw-query": lambda env, kw: RawQueryAgent(**kw),
     "history": lambda env, kw: HistoryAgent(**kw),
     "random-words": lambda env, kw: RandomWordsAgent.from_env(env, **kw),
     "zero-shot": _zero_shot,
+    "retriever-order": lambda env, kw: RetrieverOrderAgent(**kw),
+    "random-order": lambda env, kw: RandomOrderAgent(**kw),
+    "verbalizer": _verbalizer,
 }
 """Agent factories by name: ``(env, kwargs) -> agent``."""
 

@@ -65,6 +65,8 @@ def test_random_words_are_seeded_and_from_the_catalog(seq: gym.Env) -> None:
 
 def test_every_registered_agent_satisfies_the_protocol(seq: gym.Env) -> None:
     for name in AGENTS:
+        if name == "verbalizer":
+            continue  # needs a causal LM's logits: tests/test_verbalizer.py builds a tiny one
         kwargs = {"model": "fake"} if name == "zero-shot" else {}
         agent = make_agent(name, seq, **kwargs)
         assert isinstance(agent, Agent)

@@ -1,0 +1,598 @@
+"""LlamaRec's ranker training: LoRA on a causal LM, cross-entropy on the answer letter.
+
+Each training example is a ``RecRank-v0`` train episode (the target and 19 random unseen
+movies, shuffled); the model reads the prompt and is taught the target's letter followed by
+the end of the answer, with the loss on those two tokens only (LlamaRec arXiv 2311.02089,
+code ``trainer/llm.py``: LoRA r 8, α 32, dropout 0.05 on q/v, lr 1e-4, 100 warm-up steps, a
+linear schedule, one epoch, validation NDCG@10 every 100 steps with patience 20). The letter
+token is the one :class:`~agents.llm.verbalizer.VerbalizerAgent` scores, from the same function.
+
+Run ``python -m agents.llm.verbalizer_train --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import dataclasses
+import inspect
+import itertools
+import json
+import math
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 (torch's own alias)
+
+from agents.llm.verbalizer import (
+    VerbalizerAgent,
+    end_token_id,
+    forward_last,
+    letter_token_ids,
+    render_prompt,
+)
+from recgym.envs.rank import RecRankEnv
+from recgym.llm import LLM
+
+__all__ = [
+    "VerbalizerTrainConfig",
+    "VerbalizerTrainer",
+    "encode_example",
+    "main",
+    "train_verbalizer",
+]
+
+_RESUMABLE = ("device", "output_dir", "progress", "eval_batch_size")
+"""Config fields that may differ between a checkpoint and the run resuming it."""
+
+
+@dataclass(frozen=True)
+class VerbalizerTrainConfig:
+    """LlamaRec's ranker recipe (defaults) and the run's bookkeeping."""
+
+    model: str = "smollm2-135m"
+    """Name or path for :func:`recgym.llm.load` (loaded in float32)."""
+    retriever: str = "lrurec"
+    """``RecRank-v0`` retriever when no env is given (``"popularity"``: a popularity count)."""
+    chat: bool = True
+    """Chat-template framing; ``False``: LlamaRec's alpaca ``### Response:`` framing."""
+    lora_r: int = 8
+    """LoRA rank."""
+    lora_alpha: int = 32
+    """LoRA scaling numerator (the update is scaled by alpha / r)."""
+    lora_dropout: float = 0.05
+    """Dropout on the LoRA input."""
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    """Linear layers that get an adapter."""
+    lr: float = 1e-4
+    """Peak AdamW learning rate (linear warm-up, then linear decay to 0 at ``max_steps``)."""
+    warmup_steps: int = 100
+    """Optimizer steps of linear warm-up."""
+    batch_size: int = 16
+    """Examples per forward/backward pass."""
+    grad_accum: int = 1
+    """Passes per optimizer step (effective batch = batch_size x grad_accum)."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm (transformers' Trainer default, which LlamaRec used)."""
+    max_steps: int | None = None
+    """Optimizer steps; ``None``: one epoch over ``train_examples``."""
+    train_examples: int | None = None
+    """Train-split episodes to train on, sampled with ``seed``; ``None``: all 97,171."""
+    eval_every: int = 100
+    """Validate (and checkpoint) every this many optimizer steps, and after the last."""
+    eval_episodes: int | None = None
+    """Validation episodes scored for selection, evenly spaced among those whose target the
+    retriever found (the rest score 0 whatever the ranker does); ``None``: all of them."""
+    eval_batch_size: int = 8
+    """Prompts per validation forward pass."""
+    patience: int = 20
+    """Stop after this many validations without a better NDCG@10."""
+    seed: int = 0
+    """Seed of the example sample and order, the LoRA initialisation and dropout."""
+    output_dir: str | None = None
+    """Where the best adapter, training.json, log.jsonl and checkpoint/ go; ``None``:
+    ``$RECGYM_CACHE/verbalizer/<model>``."""
+    device: str | None = None
+    """``"cpu"``, ``"cuda"``...; ``None``: CUDA when available."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "lora_r",
+            "batch_size",
+            "grad_accum",
+            "eval_every",
+            "patience",
+            "eval_batch_size",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        for name in ("max_steps", "train_examples", "eval_episodes"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 or None; got {value}")
+        if self.lr <= 0 or self.warmup_steps < 0:
+            raise ValueError(f"need lr > 0, warmup_steps >= 0; got {self.lr}, {self.warmup_steps}")
+
+
+def encode_example(
+    llm: LLM, observation: dict[str, Any], label: int, *, chat: bool
+) -> tuple[list[int], list[int]]:
+    """An episode as training tokens: ``(input_ids, label_ids)``.
+
+    ``input_ids`` is the rendered prompt followed by ``label_ids``: the target's letter token
+    (from :func:`~agents.llm.verbalizer.letter_token_ids`, as the agent scores it) and the
+    token that ends the answer.
+    """
+    n = len(observation["candidates"])
+    if not 0 <= label < n:
+        raise ValueError(f"label must be a candidate position in 0..{n - 1}; got {label}")
+    rendered = render_prompt(llm, observation["prompt"], chat)
+    prompt_ids, letters = letter_token_ids(llm.tokenizer, rendered, n, add_special_tokens=not chat)
+    labels = [letters[label], end_token_id(llm.tokenizer, chat)]
+    return prompt_ids + labels, labels
+
+
+def train_verbalizer(
+    config: VerbalizerTrainConfig, env: gym.Env[Any, Any] | None = None
+) -> dict[str, Any]:
+    """Fine-tune a LoRA verbalizer on ``RecRank-v0``; keep the adapter best on validation.
+
+    Shorthand for ``VerbalizerTrainer(config, env).train()``.
+    """
+    return VerbalizerTrainer(config, env).train()
+
+
+class VerbalizerTrainer:
+    """LoRA fine-tuning of a causal LM as a ``RecRank-v0`` verbalizer.
+
+    Validates (NDCG@10 over the validation split, see ``eval_episodes``) at step 0 (the
+    zero-shot model) and every ``eval_every`` steps, keeps the best adapter in ``output_dir``,
+    and checkpoints after each validation. A run finds its checkpoint in
+    ``output_dir/checkpoint`` and resumes from it (a killed run); the checkpoint is removed when
+    the run ends. The test split is never read.
+
+    Args:
+        config: the recipe.
+        env: a ``RecRank-v0`` env (its train and validation splits are used); default one with
+            ``config.retriever``.
+
+    Attributes:
+        llm: the language model (float32 weights; bf16 autocast on CUDA).
+        model: the PEFT-wrapped module being trained.
+        agent: the :class:`VerbalizerAgent` that validates ``model``.
+        out: the output directory.
+    """
+
+    def __init__(self, config: VerbalizerTrainConfig, env: gym.Env[Any, Any] | None = None) -> None:
+        from peft import LoraConfig, get_peft_model
+
+        import recgym.llm
+
+        self.config = config
+        self.out = Path(config.output_dir or _default_dir(config.model)).expanduser()
+        self._state = _load_state(self.out, config)
+        if self._state is None and _finished(self.out):
+            raise FileExistsError(
+                f"{self.out} holds a finished run (training.json, no checkpoint/); pass another "
+                "output_dir or delete that one"
+            )
+        torch.manual_seed(config.seed)  # the LoRA initialisation
+        base = (env if env is not None else _make_env(config.retriever)).unwrapped
+        if not isinstance(base, RecRankEnv):
+            raise TypeError(f"env must be a RecRank-v0 env; got {type(base).__name__}")
+        self.base = base
+        dev = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = torch.device(dev)
+        self.llm = recgym.llm.load(config.model, device=dev, dtype="float32", progress=False)
+        self.agent = VerbalizerAgent(self.llm, chat=config.chat, batch_size=config.eval_batch_size)
+        lora = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=list(config.target_modules),
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+        self.model = get_peft_model(self.llm.model, lora)
+        self.agent.model = self.model  # validate the adapter being trained
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=0.0)
+        self.examples = _ExampleStream(
+            self.base.num_episodes("train"), config.train_examples, config.seed
+        )
+        per_step = config.batch_size * config.grad_accum
+        self.max_steps = config.max_steps or math.ceil(len(self.examples.pool) / per_step)
+        self.schedule = _linear_schedule(self.optimizer, config.warmup_steps, self.max_steps)
+        n_val = self.base.num_episodes("validation")
+        found = [i for i in range(n_val) if self.base.label(i, "validation") >= 0]
+        if not found:
+            raise ValueError("the retriever found no validation target: nothing to select on")
+        k = min(config.eval_episodes or len(found), len(found))
+        picks = np.unique(np.linspace(0, len(found) - 1, k).round().astype(int))
+        self.val_indices = [found[i] for i in picks]
+        self.val_share = len(found) / n_val
+        self.run: dict[str, Any] = {
+            "step": 0,
+            "cursor": 0,
+            "history": [],
+            "best_step": None,
+            "best": -math.inf,
+            "bad_evals": 0,
+            "seconds": 0.0,
+            "eval_seconds": 0.0,
+        }
+        self._losses: list[float] = []
+
+    def _autocast(self) -> Any:
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def train(self) -> dict[str, Any]:
+        """Run to ``max_steps`` or early stopping.
+
+        Returns:
+            The summary also written to ``output_dir/training.json``: ``best_step``,
+            ``best_ndcg@10``, ``history`` (validation metrics per evaluation, step 0 =
+            zero-shot), ``steps``, ``examples_seen``, ``train_minutes``, ``device``,
+            ``config``...
+        """
+        from tqdm.auto import tqdm
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self._state is not None:
+            self._restore(self._state)
+        _trim_log(self.out / "log.jsonl", None if self._state is None else self.run["step"])
+        self._started = time.perf_counter() - self.run["seconds"]
+        bar = tqdm(
+            total=self.max_steps,
+            initial=self.run["step"],
+            desc="verbalizer",
+            unit="step",
+            disable=not self.config.progress,
+        )
+        stop = self.evaluate() if not self.run["history"] else False
+        while not stop and self.run["step"] < self.max_steps:
+            loss = self.step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}", best=f"{self.run['best']:.4f}")
+            if self.run["step"] % self.config.eval_every == 0 or self.run["step"] == self.max_steps:
+                stop = self.evaluate()
+                self.save_checkpoint()
+        bar.close()
+        summary = self._write_summary(finished=True)
+        shutil.rmtree(self.out / "checkpoint", ignore_errors=True)
+        return summary
+
+    def step(self) -> float:
+        """One optimizer step over ``grad_accum`` batches; returns the last batch's loss."""
+        cfg, run = self.config, self.run
+        self.model.train()
+        for _ in range(cfg.grad_accum):
+            indices, run["cursor"] = self.examples.take(self.base, run["cursor"], cfg.batch_size)
+            with self._autocast():
+                loss = _batch_loss(self.model, self.llm, self.base, indices, cfg.chat)
+            (loss / cfg.grad_accum).backward()
+            self._losses.append(float(loss.detach()))
+        torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+        self.optimizer.step()
+        self.schedule.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        run["step"] += 1
+        _log(
+            self.out,
+            {
+                "step": run["step"],
+                "loss": self._losses[-1],
+                "lr": self.schedule.get_last_lr()[0],
+                "examples": run["cursor"],
+                "seconds": time.perf_counter() - self._started,
+            },
+        )
+        return self._losses[-1]
+
+    def evaluate(self) -> bool:
+        """Validate; keep the adapter if it is the best so far. True when patience ran out."""
+        run, t0 = self.run, time.perf_counter()
+        with self._autocast():
+            metrics = _validate(self.agent, self.base, self.val_indices, self.val_share)
+        run["eval_seconds"] += time.perf_counter() - t0
+        loss = float(np.mean(self._losses)) if self._losses else None
+        row = {"step": run["step"], **metrics, "train_loss": loss}
+        self._losses.clear()
+        run["history"].append(row)
+        if metrics["ndcg@10"] > run["best"]:
+            run["best"], run["best_step"], run["bad_evals"] = metrics["ndcg@10"], run["step"], 0
+            _save_adapter(self.model, self.out)
+        else:
+            run["bad_evals"] += 1
+        _log(self.out, {"step": run["step"], "eval": row})
+        self._write_summary(finished=False)
+        return bool(run["bad_evals"] >= self.config.patience)
+
+    def save_checkpoint(self) -> None:
+        """Write adapter, optimizer, schedule, RNG and progress to ``output_dir/checkpoint``."""
+        # Written beside the old one and swapped in: a kill mid-write leaves a whole checkpoint.
+        folder = self.out / "checkpoint"
+        tmp, old = folder.with_name("checkpoint.tmp"), folder.with_name("checkpoint.old")
+        shutil.rmtree(tmp, ignore_errors=True)
+        _save_adapter(self.model, tmp)
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        torch.save(
+            {
+                "optimizer": self.optimizer.state_dict(),
+                "rng": torch.get_rng_state(),
+                "schedule": self.schedule.state_dict(),
+                "cuda_rng": cuda,
+            },
+            tmp / "trainer.pt",
+        )
+        state = {**self.run, "config": dataclasses.asdict(self.config)}
+        (tmp / "state.json").write_text(json.dumps(state))
+        shutil.rmtree(old, ignore_errors=True)
+        if folder.exists():
+            folder.rename(old)
+        tmp.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        folder = self.out / "checkpoint"
+        set_peft_model_state_dict(self.model, load_file(str(folder / "adapter_model.safetensors")))
+        saved = torch.load(folder / "trainer.pt", weights_only=False)
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.schedule.load_state_dict(saved["schedule"])
+        torch.set_rng_state(saved["rng"])
+        if saved["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        self.run = {k: v for k, v in state.items() if k != "config"}
+
+    def _write_summary(self, finished: bool) -> dict[str, Any]:
+        import peft
+        import transformers
+
+        run = self.run
+        run["seconds"] = time.perf_counter() - self._started
+        summary = {
+            "best_step": run["best_step"],
+            "best_ndcg@10": run["best"],
+            "steps": run["step"],
+            "examples_seen": run["cursor"],
+            "train_examples": len(self.examples.pool),
+            "train_minutes": round(run["seconds"] / 60, 3),
+            "eval_minutes": round(run["eval_seconds"] / 60, 3),
+            "device": str(self.device),
+            "finished": finished,
+            "history": run["history"],
+            "env": {
+                "id": "RecRank-v0",
+                "retriever": self.base.task.retriever_name,
+                "data_version": self.base.task.data_version,
+            },
+            "config": dataclasses.asdict(self.config),
+            "commit": _commit(),
+            "versions": {
+                "torch": torch.__version__,
+                "peft": peft.__version__,
+                "transformers": transformers.__version__,
+            },
+        }
+        (self.out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+
+class _ExampleStream:
+    """Train episodes in a seeded order: a fixed sample, reshuffled every epoch."""
+
+    def __init__(self, n_episodes: int, size: int | None, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        size = n_episodes if size is None else min(size, n_episodes)
+        self.pool = np.sort(rng.choice(n_episodes, size=size, replace=False))
+        self.seed = seed
+        self._orders: dict[int, np.ndarray] = {}
+
+    def at(self, position: int) -> int:
+        epoch, offset = divmod(position, len(self.pool))
+        if epoch not in self._orders:
+            self._orders[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.pool)
+        return int(self._orders[epoch][offset])
+
+    def take(self, base: RecRankEnv, cursor: int, n: int) -> tuple[list[int], int]:
+        """The next ``n`` episodes whose target is a candidate, and the new cursor."""
+        out: list[int] = []
+        for _ in range(100 * n):
+            if len(out) == n:
+                break
+            i, cursor = self.at(cursor), cursor + 1
+            if base.label(i, "train") >= 0:
+                out.append(i)
+        if not out:
+            raise RuntimeError("no train episode has its target among the candidates")
+        return out, cursor
+
+
+def _batch_loss(
+    model: Any, llm: LLM, base: RecRankEnv, indices: Sequence[int], chat: bool
+) -> torch.Tensor:
+    """Mean cross-entropy over the answer tokens (letter + end) of the episodes."""
+    encoded = [
+        encode_example(llm, base.observation(i, "train"), base.label(i, "train"), chat=chat)
+        for i in indices
+    ]
+    pad_id = int(llm.tokenizer.pad_token_id)
+    # With left padding the two answer tokens are every row's last two: the logits that
+    # predict them sit at positions -3 and -2.
+    logits = forward_last(model, [ids for ids, _ in encoded], pad_id, keep=3)[:, :2]
+    targets = torch.as_tensor([labels for _, labels in encoded], device=logits.device)
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def _validate(
+    agent: VerbalizerAgent, base: RecRankEnv, indices: list[int], share: float
+) -> dict[str, float]:
+    """NDCG@10 and recall@10 over the whole validation split, from episodes with a hit.
+
+    A missed target scores 0 for every ranker, so the split's mean is the hit episodes' mean
+    times their share: exact when ``indices`` are all of them, an unbiased estimate otherwise,
+    at a fraction of the forward passes (LlamaRec evaluates the same subset).
+    """
+    actions = agent.act_batch(base.observations(indices, "validation"))
+    metrics = base.score(np.stack(actions), indices, "validation").metrics
+    ndcg, recall = (
+        float(np.mean(metrics["cand/ndcg@10"])),
+        float(np.mean(metrics["cand/recall@10"])),
+    )
+    return {
+        "ndcg@10": ndcg * share,
+        "recall@10": recall * share,
+        "subset/ndcg@10": ndcg,
+        "subset/recall@10": recall,
+        "hit_share": share,
+        "episodes": len(indices),
+    }
+
+
+def _linear_schedule(optimizer: Any, warmup: int, total: int) -> Any:
+    # transformers' linear schedule, except that the first step already gets lr / (warmup + 1)
+    # rather than 0 (a step at lr 0 is a wasted forward/backward pass).
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _make_env(retriever: str) -> gym.Env[Any, Any]:
+    import recgym  # noqa: F401  (registers RecRank-v0)
+
+    if retriever == "popularity":
+        from agents.ranking import PopularityRetriever
+
+        return gym.make("RecRank-v0", split="train", retriever=PopularityRetriever.movielens())
+    return gym.make("RecRank-v0", split="train", retriever=retriever)
+
+
+def _default_dir(model: str) -> Path:
+    from recgym.data.cache import cache_dir
+
+    return cache_dir("verbalizer", create=False) / Path(model).name.replace("/", "--")
+
+
+# ----- files ---------------------------------------------------------------------------------
+
+
+def _save_adapter(model: Any, folder: Path) -> None:
+    model.save_pretrained(str(folder), safe_serialization=True)
+    (folder / "README.md").unlink(missing_ok=True)  # PEFT's empty model-card template
+
+
+def _log(out: Path, record: dict[str, Any]) -> None:
+    with open(out / "log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _finished(out: Path) -> bool:
+    path = out / "training.json"
+    return path.is_file() and bool(json.loads(path.read_text()).get("finished"))
+
+
+def _trim_log(path: Path, step: int | None) -> None:
+    """Drop log lines past ``step`` (a resumed run redoes those steps); all of them if None."""
+    if step is None:
+        path.unlink(missing_ok=True)
+    elif path.is_file():
+        lines = [ln for ln in path.read_text().splitlines() if json.loads(ln)["step"] <= step]
+        path.write_text("".join(ln + "\n" for ln in lines))
+
+
+def _commit() -> str | None:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _load_state(out: Path, config: VerbalizerTrainConfig) -> dict[str, Any] | None:
+    path = out / "checkpoint" / "state.json"
+    if not path.is_file():
+        return None
+    state: dict[str, Any] = json.loads(path.read_text())
+    now = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples as lists, like the file
+    changed = sorted(k for k in now if k not in _RESUMABLE and state["config"].get(k) != now[k])
+    if changed:
+        raise ValueError(
+            f"{path.parent} was written with another recipe ({', '.join(changed)} differ); "
+            "resume with the same settings, or pass another output_dir"
+        )
+    return state
+
+
+# ----- command line ----------------------------------------------------------------------------
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """Each dataclass field's docstring (the string under it), for ``--help``."""
+    body = ast.parse(inspect.getsource(cls)).body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, after in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+        ):
+            text = re.sub(r"(:\w+:)?`+([^`]+)`+", r"\2", str(after.value.value))  # no markup
+            docs[node.target.id] = " ".join(text.split())
+    return docs
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """``python -m agents.llm.verbalizer_train``: train and print the summary (no history)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m agents.llm.verbalizer_train", description=__doc__.split("\n")[0]
+    )
+    docs = _field_docs(VerbalizerTrainConfig)
+    for field in dataclasses.fields(VerbalizerTrainConfig):
+        flag, help_ = "--" + field.name.replace("_", "-"), f"{docs.get(field.name, '')} "
+        help_ += f"(default: {field.default})".replace("%", "%%")
+        kind = str(field.type)
+        if kind == "bool":
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=field.default, help=help_
+            )
+        elif kind.startswith("tuple"):
+            parser.add_argument(flag, nargs="+", default=field.default, help=help_)
+        else:
+            cast = {"int": int, "float": float}.get(kind.split(" |")[0], str)
+            parser.add_argument(flag, type=cast, default=field.default, help=help_)
+    args = vars(parser.parse_args(argv))
+    args["target_modules"] = tuple(args["target_modules"])
+    summary = train_verbalizer(VerbalizerTrainConfig(**args))
+    print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
