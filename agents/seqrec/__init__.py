@@ -1,0 +1,34 @@
+"""Next-item recommenders in torch (SASRec, GRU4Rec, LRURec) behind a retriever API.
+
+``pretrained("lrurec")`` returns a :class:`SeqRecRetriever` trained on MovieLens-100k (trained
+on first use, then loaded from the cache); ``retriever.retrieve(histories, k)`` gives each
+history's ``k`` best next items. :func:`train_seqrec` trains any :class:`SeqRecConfig`.
+"""
+
+from __future__ import annotations
+
+from agents.seqrec.config import DEFAULTS, SeqRecConfig, default_config
+from agents.seqrec.hub import pretrained, pretrained_dir
+from agents.seqrec.models import MODELS, GRU4Rec, LRURec, SASRec, SeqRecModel, build_model
+from agents.seqrec.retriever import SeqRecRetriever, evaluate_scores, top_k
+from agents.seqrec.train import FitResult, fit, train_seqrec
+
+__all__ = [
+    "DEFAULTS",
+    "MODELS",
+    "FitResult",
+    "GRU4Rec",
+    "LRURec",
+    "SASRec",
+    "SeqRecConfig",
+    "SeqRecModel",
+    "SeqRecRetriever",
+    "build_model",
+    "default_config",
+    "evaluate_scores",
+    "fit",
+    "pretrained",
+    "pretrained_dir",
+    "top_k",
+    "train_seqrec",
+]

@@ -1,0 +1,91 @@
+"""``pretrained(name)``: a trained retriever from the on-disk cache, trained on first use."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from agents.seqrec.config import default_config
+from agents.seqrec.retriever import SeqRecRetriever
+from agents.seqrec.train import train_seqrec
+from recgym.data.cache import cache_dir
+
+__all__ = ["CACHE_VERSION", "pretrained", "pretrained_dir"]
+
+CACHE_VERSION = 1
+"""Part of every cache key: bump it when a model's code or the training pipeline changes, so
+that entries trained by older code are not loaded."""
+
+
+def pretrained_dir(name: str, *, dataset: str = "ml-100k", seed: int = 0, **overrides: Any) -> Path:
+    """The cache directory of a configuration: ``<cache>/seqrec/<dataset>/<name>-s<seed>-<key>``,
+    where ``key`` digests :data:`CACHE_VERSION`, the dataset and the whole configuration
+    (overrides included). Not created.
+
+    Raises:
+        UnknownNameError: ``name`` is not a known model.
+        TypeError: an override is not a :class:`SeqRecConfig` field.
+    """
+    config = default_config(name, **{**overrides, "seed": seed})
+    blob = json.dumps(
+        {"version": CACHE_VERSION, "dataset": dataset, "config": dataclasses.asdict(config)},
+        sort_keys=True,
+    )
+    key = hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return cache_dir("seqrec", dataset, create=False) / f"{config.model}-s{seed}-{key}"
+
+
+def pretrained(
+    name: str = "lrurec",
+    *,
+    dataset: str = "ml-100k",
+    seed: int = 0,
+    device: str | None = None,
+    progress: bool = True,
+    retrain: bool = False,
+    **overrides: Any,
+) -> SeqRecRetriever:
+    """Model ``name`` trained on ``dataset`` with its default configuration (plus overrides).
+
+    The first call trains (2-3 minutes on 2 CPU cores for the defaults) and saves into the
+    cache (:func:`pretrained_dir`); later calls with the same arguments load it.
+
+    Args:
+        name: ``"sasrec"``, ``"gru4rec"`` or ``"lrurec"``.
+        dataset: an embedded dataset with interactions, e.g. ``"ml-100k"``.
+        seed: the training seed (part of the cache key).
+        device: where to put the model (``"cpu"``, ``"cuda"``); default CPU. Training runs
+            there too.
+        progress: show training progress.
+        retrain: train again even if the cache holds the model, and replace it.
+        **overrides: :class:`agents.seqrec.SeqRecConfig` fields to change.
+
+    Returns:
+        The retriever, with its validation and test metrics.
+
+    Raises:
+        UnknownNameError: ``name`` is not a known model (the message lists them).
+        TypeError: an override is not a config field (the message lists the fields).
+    """
+    path = pretrained_dir(name, dataset=dataset, seed=seed, **overrides)
+    if path.is_dir() and not retrain:
+        return SeqRecRetriever.load(path, device=device)
+    config = default_config(name, **{**overrides, "seed": seed})
+    retriever = train_seqrec(config, dataset=dataset, progress=progress, device=device)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write beside the target and rename, so an interrupted save never looks like a model.
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    retriever.save(staging)
+    if retrain and path.exists():
+        shutil.rmtree(path)
+    try:
+        os.replace(staging, path)
+    except OSError:  # another process saved this configuration meanwhile: keep its copy
+        shutil.rmtree(staging, ignore_errors=True)
+    return retriever

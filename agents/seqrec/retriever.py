@@ -1,0 +1,201 @@
+"""A trained next-item model behind a numpy API: score, retrieve top-k, evaluate, save, load."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from agents.seqrec.config import SeqRecConfig
+from agents.seqrec.models import SeqRecModel, build_model, pad_batch
+from recgym.metrics import metrics_at_k
+
+__all__ = ["SeqRecRetriever", "evaluate_scores", "top_k"]
+
+_WEIGHTS = "model.safetensors"
+_META = "seqrec.json"
+_FORMAT = 1
+
+
+def top_k(
+    scores: np.ndarray, k: int, exclude: Sequence[np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best items of each row of ``scores`` ``(B, N)``, best first.
+
+    Ties go to the lower item index. Items in ``exclude[i]`` are left out of row ``i``; a row
+    with fewer than ``k`` items left is padded with item ``-1`` and score ``-inf``.
+
+    Returns:
+        ``(items (B, k) int64, scores (B, k) float32)``.
+
+    Raises:
+        ValueError: ``k`` is not in ``1..N``.
+    """
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    if not 1 <= k <= scores.shape[1]:
+        raise ValueError(f"k must be in 1..{scores.shape[1]} (the number of items), got {k}")
+    if exclude is not None:
+        for row, items in enumerate(exclude):
+            scores[row, np.asarray(items, dtype=np.int64)] = -np.inf
+    # A stable sort of the negated scores puts equal scores in index order.
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    best = np.take_along_axis(scores, order, axis=1)
+    return np.where(np.isneginf(best), -1, order).astype(np.int64), best
+
+
+def evaluate_scores(
+    scores: np.ndarray, histories: Sequence[np.ndarray], targets: np.ndarray, k: int = 10
+) -> dict[str, float]:
+    """Mean ``ndcg@k``, ``recall@k`` and ``hit@k`` (:mod:`recgym.metrics`) of full-catalog
+    ``scores`` ``(B, N)`` for one target item per row.
+
+    History items are excluded from the ranking, the target never is (it stays in if it is
+    also in the history), and ties go to the lower item index (:func:`top_k`).
+    """
+    targets = np.asarray(targets, dtype=np.int64)
+    exclude = [np.asarray(h, dtype=np.int64) for h in histories]
+    exclude = [h[h != t] for h, t in zip(exclude, targets, strict=True)]
+    ranked, _ = top_k(scores, k, exclude)
+    found = metrics_at_k(ranked, targets, ks=(k,), names=("ndcg", "recall", "hit"))
+    return {name: float(values.mean()) for name, values in found.items()}
+
+
+class SeqRecRetriever:
+    """Scores every item as a user's next one, given the user's history of item indices.
+
+    Attributes:
+        name: the model's registry name.
+        n_items: catalog size; items are ``0..n_items-1`` (``item_idx`` of the dataset).
+        config: the configuration the model was built and trained with.
+        metrics: validation/test results and training facts (see :func:`train_seqrec`).
+        data_version: a digest of the data the model was trained on ("" if unknown).
+        history: one record per training epoch (``epoch``, ``loss``, ``validation/ndcg@10``).
+        model: the torch module, in eval mode.
+    """
+
+    def __init__(
+        self,
+        model: SeqRecModel,
+        *,
+        metrics: dict[str, float] | None = None,
+        data_version: str = "",
+        history: list[dict[str, float]] | None = None,
+        batch_size: int = 256,
+    ) -> None:
+        """Wrap a model; ``batch_size`` is the number of histories scored per forward pass."""
+        self.model = model.eval()
+        self.config: SeqRecConfig = model.config
+        self.name = self.config.model
+        self.n_items = model.n_items
+        self.metrics = dict(metrics or {})
+        self.data_version = data_version
+        self.history = list(history or [])
+        self.batch_size = batch_size
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights are."""
+        return self.model.item_emb.weight.device
+
+    def __repr__(self) -> str:
+        ndcg = self.metrics.get("test/ndcg@10")
+        tail = f", test/ndcg@10={ndcg:.4f}" if ndcg is not None else ""
+        return f"SeqRecRetriever({self.name!r}, n_items={self.n_items}{tail})"
+
+    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores ``(B, n_items)`` float32 of every item as the next one after each history.
+
+        Only the last ``config.max_len`` items of a history count. History items are not
+        masked. An empty history is scored from the padding token alone.
+
+        Raises:
+            ValueError: a history holds an index outside ``0..n_items-1``.
+        """
+        seqs = [np.asarray(h, dtype=np.int64).reshape(-1) for h in histories]
+        for row, seq in enumerate(seqs):
+            if len(seq) and (seq.min() < 0 or seq.max() >= self.n_items):
+                raise ValueError(
+                    f"history {row} has item indices outside 0..{self.n_items - 1}: "
+                    f"{seq[(seq < 0) | (seq >= self.n_items)][:5].tolist()}"
+                )
+        out = np.empty((len(seqs), self.n_items), dtype=np.float32)
+        # Batches of similar lengths pad less; each history's score does not depend on its batch.
+        order = np.argsort([min(len(s), self.config.max_len) for s in seqs], kind="stable")
+        self.model.eval()
+        with torch.inference_mode():
+            for start in range(0, len(seqs), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                items, lengths = pad_batch([seqs[i] for i in rows], self.config.max_len)
+                hidden = self.model.encode(items.to(self.device))
+                last = (lengths.clamp(min=1) - 1).to(self.device)
+                logits = self.model.item_logits(hidden[torch.arange(len(rows)), last])
+                out[rows] = logits.float().cpu().numpy()
+        return out
+
+    def retrieve(
+        self, histories: Sequence[np.ndarray], k: int, *, exclude_history: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best next items of each history: ``(items (B, k) int64, scores (B, k))``.
+
+        Items come best first, ties to the lower index. With ``exclude_history`` the items of
+        the history are never returned (rows run out as ``-1`` / ``-inf`` if ``k`` exceeds
+        what is left). Raises ValueError if ``k`` is not in ``1..n_items``.
+        """
+        scores = self.score(histories)
+        return top_k(scores, k, list(histories) if exclude_history else None)
+
+    def evaluate(
+        self, histories: Sequence[np.ndarray], targets: np.ndarray, k: int = 10
+    ) -> dict[str, float]:
+        """Mean ``ndcg@k``, ``recall@k`` and ``hit@k`` of the full-catalog ranking of each
+        history's next item ``targets[i]`` (see :func:`evaluate_scores`)."""
+        return evaluate_scores(self.score(histories), histories, targets, k)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the weights (safetensors) and the config, metrics, history and data version
+        (JSON) into ``directory``, created if missing; returns the directory."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        save_file(state, str(path / _WEIGHTS))
+        meta: dict[str, Any] = {
+            "format": _FORMAT,
+            "n_items": self.n_items,
+            "config": dataclasses.asdict(self.config),
+            "metrics": self.metrics,
+            "data_version": self.data_version,
+            "history": self.history,
+        }
+        (path / _META).write_text(json.dumps(meta, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(
+        cls, directory: str | Path, device: str | torch.device | None = None
+    ) -> SeqRecRetriever:
+        """Load what :meth:`save` wrote, onto ``device`` (default CPU).
+
+        Raises:
+            FileNotFoundError: the directory lacks the weights or the JSON file.
+        """
+        path = Path(directory)
+        missing = [f for f in (_WEIGHTS, _META) if not (path / f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{path} lacks {missing}; was it written by save()?")
+        meta = json.loads((path / _META).read_text())
+        config = SeqRecConfig(**meta["config"])
+        model = build_model(config, int(meta["n_items"]))
+        model.load_state_dict(load_file(str(path / _WEIGHTS)))
+        model.to(torch.device(device) if device is not None else torch.device("cpu"))
+        return cls(
+            model,
+            metrics=meta["metrics"],
+            data_version=meta["data_version"],
+            history=meta.get("history", []),
+        )
