@@ -211,3 +211,15 @@ def test_runner_makes_a_leaderboard_row(pop: PopularityRetriever) -> None:
     assert row["metrics"]["reward"]["mean"] == pytest.approx(expected)
     assert "| retriever-order |" in markdown_table([row])
     assert '"retriever": "popularity"' in row["command"]
+
+
+def test_a_named_retriever_is_trained_once_and_proposes_the_candidates() -> None:
+    from agents.seqrec import pretrained
+
+    tiny = {"max_epochs": 1, "d": 16, "layers": 1}
+    env = RecRankEnv(split="test", retriever="gru4rec", retriever_kwargs=tiny)
+    model = pretrained("gru4rec", progress=False, **tiny)  # from the cache the env filled
+    split = env.task.splits["test"]
+    expected, _ = model.retrieve(split.histories[:5], 20)
+    np.testing.assert_array_equal([env.candidates(i, "test") for i in range(5)], expected)
+    assert env.task.retriever_name == "gru4rec"
