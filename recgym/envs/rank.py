@@ -8,6 +8,7 @@ numbered, candidates lettered A–T) for LLM rankers and the same facts as ids f
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -19,7 +20,16 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from recgym.envs.text import MAX_PROMPT_CHARS, SPLITS, TEXT_CHARSET, to_charset
+from recgym.envs.text import (
+    MAX_PROMPT_CHARS,
+    SPLITS,
+    TEXT_CHARSET,
+    episode_index,
+    reset_episode,
+    score_rows,
+    split_name,
+    to_charset,
+)
 from recgym.error import RecGymError
 from recgym.metrics import metrics_at_k
 
@@ -54,12 +64,11 @@ MAX_TITLE_CHARS = 120
 Items are shown as ``"Title (Year)"``, LlamaRec's form: genres would double the prompt's length,
 and with it the cost of every ranker forward pass."""
 
-CANDIDATE_METRICS = (("ndcg", 1), ("ndcg", 5), ("ndcg", 10), ("recall", 1), ("recall", 5),
-                     ("recall", 10))  # fmt: skip
-"""Among-candidates metrics in ``info["metrics"]`` (keys ``"cand/ndcg@10"``...)."""
-FULL_METRICS = (("ndcg", 10), ("ndcg", 20), ("ndcg", 50), ("recall", 10), ("recall", 20),
-                ("recall", 50))  # fmt: skip
-"""Full-ranking-equivalent metrics (keys ``"full/ndcg@10"``...), for retriever candidates."""
+CANDIDATE_KS = (1, 5, 10)
+"""Cut-offs of the among-candidates NDCG/Recall in ``info["metrics"]`` (``"cand/ndcg@10"``...)."""
+FULL_KS = (10, 20, 50)
+"""Cut-offs of the full-ranking-equivalent NDCG/Recall (``"full/ndcg@10"``...), for retriever
+candidates."""
 
 
 @runtime_checkable
@@ -102,10 +111,27 @@ def ranks_from_scores(scores: np.ndarray, positions: np.ndarray) -> np.ndarray:
     Ties count against the target, as in :func:`recgym.metrics.target_ranks`, so a constant
     action earns the worst rank, not the best. NaN scores rank below every number.
     """
-    s = np.where(np.isnan(scores), -np.inf, scores.astype(np.float64))
+    s = _nan_last(scores)
     rows = np.arange(len(s))
     target = s[rows, positions]
     return ((s >= target[:, None]).sum(axis=1) - 1).astype(np.int64)
+
+
+def _nan_last(scores: np.ndarray) -> np.ndarray:
+    """``scores`` as float64 with NaN replaced by -inf (a NaN score ranks last)."""
+    return np.where(np.isnan(scores), -np.inf, np.asarray(scores, dtype=np.float64))
+
+
+def _metrics_at_rank(
+    rank: np.ndarray, depth: int, ks: Sequence[int], names: Sequence[str] = ("ndcg", "recall")
+) -> dict[str, np.ndarray]:
+    """:func:`recgym.metrics.metrics_at_k` of one target per row at 0-based ``rank`` (a rank
+    ``>= depth`` is a miss), so the one metrics module scores every family."""
+    n = len(rank)
+    ranked = np.full((n, depth), -1, dtype=np.int64)  # -1: "not the target"
+    inside = rank < depth
+    ranked[inside, rank[inside]] = 1
+    return metrics_at_k(ranked, np.ones(n, dtype=np.int64), ks, names)
 
 
 @dataclass
@@ -299,7 +325,9 @@ class RecRankEnv(gym.Env[dict[str, Any], np.ndarray]):
         self._last: dict[str, Any] | None = None
 
     @staticmethod
+    @functools.cache
     def _n_items() -> int:
+        # Cached: parsing MovieLens costs ~0.5 s, and the spaces need only the catalog size.
         from recgym.data import load_dataset
 
         return len(load_dataset("ml-100k", progress=False).items)
@@ -366,18 +394,7 @@ class RecRankEnv(gym.Env[dict[str, Any], np.ndarray]):
         return RankTask(texts, data.items.item_ids, splits, retriever.name, digest.hexdigest()[:16])
 
     def _split(self, split: str | None) -> _Split:
-        name = self.split if split is None else split
-        if name not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}; got {name!r}")
-        return self.task.splits[name]
-
-    @staticmethod
-    def _check_index(episodes: _Split, index: Any) -> int:
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise TypeError(f"an episode index must be an int; got {index!r}")
-        if not 0 <= index < len(episodes):
-            raise IndexError(f"episode index {index} is outside 0..{len(episodes) - 1}")
-        return int(index)
+        return self.task.splits[split_name(split, self.split)]
 
     def num_episodes(self, split: str | None = None) -> int:
         """Number of episodes in ``split`` (default: the env's split)."""
@@ -386,7 +403,7 @@ class RecRankEnv(gym.Env[dict[str, Any], np.ndarray]):
     def candidates(self, index: int, split: str | None = None) -> np.ndarray:
         """The candidates (item indices, letter order) of episode ``index`` of ``split``."""
         episodes = self._split(split)
-        i = self._check_index(episodes, index)
+        i = episode_index(index, len(episodes))
         if episodes.candidates is not None:
             return episodes.candidates[i]
         return _random_candidates(
@@ -401,14 +418,14 @@ class RecRankEnv(gym.Env[dict[str, Any], np.ndarray]):
         """The target's position among episode ``index``'s candidates (-1 if absent): the
         supervised label for training a ranker (LlamaRec trains on the train split's)."""
         episodes = self._split(split)
-        i = self._check_index(episodes, index)
+        i = episode_index(index, len(episodes))
         found = np.flatnonzero(self.candidates(i, split) == episodes.targets[i])
         return int(found[0]) if len(found) else -1
 
     def observation(self, index: int, split: str | None = None) -> dict[str, Any]:
         """The observation of episode ``index`` of ``split``."""
         episodes = self._split(split)
-        i = self._check_index(episodes, index)
+        i = episode_index(index, len(episodes))
         cands = self.candidates(i, split)
         hist = episodes.histories[i]
         texts = self.task.texts
@@ -454,16 +471,8 @@ class RecRankEnv(gym.Env[dict[str, Any], np.ndarray]):
                 f"{np.shape(actions)}"
             )
         n = len(scores)
-        if indices is None:
-            if self._episode is None:
-                raise RecGymError("no current episode: call reset() or pass indices")
-            split, indices = self._episode
-        if isinstance(indices, (int, np.integer)):
-            indices = [int(indices)] * n
-        if len(indices) != n:
-            raise ValueError(f"got {len(indices)} episode indices for {n} actions")
+        split, rows = score_rows(indices, split, n, self._episode, self.num_episodes, "actions")
         episodes = self._split(split)
-        rows = [self._check_index(episodes, i) for i in indices]
         cands = np.stack([self.candidates(i, split) for i in rows])
         targets = episodes.targets[rows]
         present = cands == targets[:, None]
@@ -472,26 +481,17 @@ class RecRankEnv(gym.Env[dict[str, Any], np.ndarray]):
         rank = np.where(hit, ranks_from_scores(scores, position), self.n_candidates)
         # A ranked list of candidate positions with the target placed at its (pessimistic)
         # rank, so the one metrics module scores it; -1 stands for "not here".
-        ranked = np.full((n, self.n_candidates), -1, dtype=np.int64)
-        ranked[hit, rank[hit]] = 1
         metrics = {
-            f"cand/{m}@{c}": v
-            for (m, c) in CANDIDATE_METRICS
-            for v in metrics_at_k(ranked, np.ones(n, np.int64), (c,), (m,)).values()
+            f"cand/{key}": v
+            for key, v in _metrics_at_rank(rank, self.n_candidates, CANDIDATE_KS).items()
         }
         metrics["cand/hit"] = hit.astype(np.float64)
         if episodes.full_rank is not None:
             full = np.where(hit, rank, episodes.full_rank[rows])
-            depth = max(c for _, c in FULL_METRICS)
-            ranked_full = np.full((n, depth), -1, dtype=np.int64)
-            inside = full < depth
-            ranked_full[inside, full[inside]] = 1
-            for m, c in FULL_METRICS:
-                metrics[f"full/{m}@{c}"] = metrics_at_k(
-                    ranked_full, np.ones(n, np.int64), (c,), (m,)
-                )[f"{m}@{c}"]
-        reward = metrics_at_k(ranked, np.ones(n, np.int64), (self.k,), ("ndcg",))[f"ndcg@{self.k}"]
-        order = np.argsort(-np.where(np.isnan(scores), -np.inf, scores), axis=1, kind="stable")
+            for key, v in _metrics_at_rank(full, max(FULL_KS), FULL_KS).items():
+                metrics[f"full/{key}"] = v
+        reward = _metrics_at_rank(rank, self.n_candidates, (self.k,), ("ndcg",))[f"ndcg@{self.k}"]
+        order = np.argsort(-_nan_last(scores), axis=1, kind="stable")
         return RankScores(reward, np.ones(n, dtype=bool), metrics, order)
 
     # ----- the Gymnasium API ----------------------------------------------------------------
@@ -502,16 +502,9 @@ class RecRankEnv(gym.Env[dict[str, Any], np.ndarray]):
         """Start an episode: ``options={"split": ..., "index": ...}`` picks one, else one of the
         split is drawn from ``self.np_random``."""
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = set(options) - {"split", "index"}
-        if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; use 'split' and 'index'")
-        split = options.get("split", self.split)
-        episodes = self._split(split)
-        index = options.get("index")
-        if index is None:
-            index = int(self.np_random.integers(len(episodes)))
-        index = self._check_index(episodes, index)
+        split, index = reset_episode(
+            options, self.split, self.num_episodes, self.np_random, type(self).__name__
+        )
         self._episode = (split, index)
         self._done = False
         self._last = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -35,7 +35,11 @@ __all__ = [
     "ScoreBatch",
     "SplitEpisodes",
     "TextTask",
+    "episode_index",
     "fenced_block",
+    "reset_episode",
+    "score_rows",
+    "split_name",
     "to_charset",
 ]
 
@@ -78,6 +82,71 @@ def fenced_block(prompt: str) -> str:
     if len(parts) < 3:
         raise ValueError("the prompt has no ``` fenced block")
     return parts[1].strip("\n")
+
+
+def split_name(split: str | None, default: str) -> str:
+    """``split`` (``default`` when ``None``), checked to be one of :data:`SPLITS`."""
+    name = default if split is None else split
+    if name not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}; got {name!r}")
+    return name
+
+
+def episode_index(index: Any, n_episodes: int) -> int:
+    """``index`` as an int, checked to be an episode of a split of ``n_episodes``."""
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        raise TypeError(f"an episode index must be an int; got {index!r}")
+    if not 0 <= index < n_episodes:
+        raise IndexError(f"episode index {index} is outside 0..{n_episodes - 1}")
+    return int(index)
+
+
+def reset_episode(
+    options: dict[str, Any] | None,
+    default_split: str,
+    n_episodes: Callable[[str], int],
+    rng: np.random.Generator,
+    owner: str,
+) -> tuple[str, int]:
+    """The ``(split, index)`` a one-step env's ``reset`` starts: ``options={"split": ...,
+    "index": ...}`` pick one, else an index of the split is drawn from ``rng``."""
+    options = dict(options or {})
+    unknown = set(options) - {"split", "index"}
+    if unknown:
+        raise ValueError(f"unknown reset options {sorted(unknown)}; use 'split' and 'index'")
+    split = options.get("split", default_split)
+    n = n_episodes(split)
+    index = options.get("index")
+    if index is None:
+        if n == 0:
+            raise RecGymError(f"split {split!r} of {owner} has no episodes")
+        index = int(rng.integers(n))
+    return split, episode_index(index, n)
+
+
+def score_rows(
+    indices: Sequence[int] | int | None,
+    split: str | None,
+    n: int,
+    current: tuple[str, int] | None,
+    n_episodes: Callable[[str | None], int],
+    what: str,
+) -> tuple[str | None, list[int]]:
+    """The ``(split, episode indices)`` a batched ``score`` call of ``n`` ``what`` refers to.
+
+    ``indices`` gives each item's episode, or one episode for all of them (a GRPO group);
+    ``None`` means the ``current`` episode (and its split).
+    """
+    if indices is None:
+        if current is None:
+            raise RecGymError("no current episode: call reset() or pass indices")
+        split, indices = current
+    if isinstance(indices, (int, np.integer)):
+        indices = [int(indices)] * n
+    if len(indices) != n:
+        raise ValueError(f"got {len(indices)} episode indices for {n} {what}")
+    size = n_episodes(split)
+    return split, [episode_index(i, size) for i in indices]
 
 
 class SplitEpisodes(ABC):
@@ -237,21 +306,10 @@ class RetrievalTextEnv(gym.Env[str, str]):
     def observations(self, indices: Sequence[int], split: str | None = None) -> list[str]:
         """The observations of the given episodes of ``split`` (default: the env's split)."""
         episodes = self._split(split)
-        return [episodes.prompt(self._check_index(episodes, i)) for i in indices]
+        return [episodes.prompt(episode_index(i, len(episodes))) for i in indices]
 
     def _split(self, split: str | None) -> SplitEpisodes:
-        name = self.split if split is None else split
-        if name not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}; got {name!r}")
-        return self.task.splits[name]
-
-    @staticmethod
-    def _check_index(episodes: SplitEpisodes, index: Any) -> int:
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise TypeError(f"an episode index must be an int; got {index!r}")
-        if not 0 <= index < len(episodes):
-            raise IndexError(f"episode index {index} is outside 0..{len(episodes) - 1}")
-        return int(index)
+        return self.task.splits[split_name(split, self.split)]
 
     # ----- scoring --------------------------------------------------------------------------
 
@@ -276,16 +334,8 @@ class RetrievalTextEnv(gym.Env[str, str]):
         if isinstance(completions, (str, bytes)):
             raise TypeError("score() takes a batch: wrap a single completion as [completion]")
         n = len(completions)
-        if indices is None:
-            if self._episode is None:
-                raise RecGymError("no current episode: call reset() or pass indices")
-            split, indices = self._episode[0], self._episode[1]
-        if isinstance(indices, (int, np.integer)):
-            indices = [int(indices)] * n
-        if len(indices) != n:
-            raise ValueError(f"got {len(indices)} episode indices for {n} completions")
+        split, rows = score_rows(indices, split, n, self._episode, self.num_episodes, "completions")
         episodes = self._split(split)
-        rows = [self._check_index(episodes, i) for i in indices]
         parsed = [parse_completion(c) for c in completions]
         ok = np.array([p.ok for p in parsed], dtype=bool)
         depth = max(self.k, *(k for _, k in EVAL_METRICS))
@@ -319,18 +369,10 @@ class RetrievalTextEnv(gym.Env[str, str]):
         """Start an episode: ``options={"split": ..., "index": ...}`` picks one, else one of the
         split is drawn from ``self.np_random``."""
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = set(options) - {"split", "index"}
-        if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; use 'split' and 'index'")
-        split = options.get("split", self.split)
+        split, index = reset_episode(
+            options, self.split, self.num_episodes, self.np_random, type(self).__name__
+        )
         episodes = self._split(split)
-        index = options.get("index")
-        if index is None:
-            if len(episodes) == 0:
-                raise RecGymError(f"split {split!r} of {type(self).__name__} has no episodes")
-            index = int(self.np_random.integers(len(episodes)))
-        index = self._check_index(episodes, index)
         self._episode = (split, index)
         self._done = False
         self._last = None
