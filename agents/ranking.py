@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from recgym.metrics import top_k
+
 __all__ = ["PopularityRetriever", "RandomOrderAgent", "RetrieverOrderAgent"]
 
 
@@ -82,10 +84,5 @@ class PopularityRetriever:
         self, histories: Sequence[np.ndarray], k: int, *, exclude_history: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most popular items per history (history removed when asked), best first;
-        ties go to the lower item index."""
-        scores = self.score(histories).astype(np.float64)
-        if exclude_history:
-            for row, hist in enumerate(histories):
-                scores[row, np.asarray(hist, dtype=np.int64)] = -np.inf
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return order.astype(np.int64), np.take_along_axis(scores, order, 1).astype(np.float32)
+        ties go to the lower item index (:func:`recgym.metrics.top_k`)."""
+        return top_k(self.score(histories), k, list(histories) if exclude_history else None)

@@ -24,6 +24,7 @@ __all__ = [
     "normalize_targets",
     "recall_at_k",
     "target_ranks",
+    "top_k",
 ]
 
 _PAD = -1
@@ -151,3 +152,29 @@ def target_ranks(
             s[i, idx[idx != t[i]]] = -np.inf
     ahead = (s >= target_score[:, None]).sum(axis=1) - 1  # minus the target itself
     return ahead.astype(np.int64)
+
+
+def top_k(
+    scores: np.ndarray, k: int, exclude: Sequence[np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best items of each row of ``scores`` ``(B, N)``, best first.
+
+    Ties go to the lower item index. Items in ``exclude[i]`` are left out of row ``i``; a row
+    with fewer than ``k`` items left is padded with item ``-1`` and score ``-inf``.
+
+    Returns:
+        ``(items (B, k) int64, scores (B, k) float32)``.
+
+    Raises:
+        ValueError: ``k`` is not in ``1..N``.
+    """
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    if not 1 <= k <= scores.shape[1]:
+        raise ValueError(f"k must be in 1..{scores.shape[1]} (the number of items), got {k}")
+    if exclude is not None:
+        for row, items in enumerate(exclude):
+            scores[row, np.asarray(items, dtype=np.int64)] = -np.inf
+    # A stable sort of the negated scores puts equal scores in index order.
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    best = np.take_along_axis(scores, order, axis=1)
+    return np.where(np.isneginf(best), -1, order).astype(np.int64), best

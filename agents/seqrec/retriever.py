@@ -14,39 +14,13 @@ from safetensors.torch import load_file, save_file
 
 from agents.seqrec.config import SeqRecConfig
 from agents.seqrec.models import SeqRecModel, build_model, pad_batch
-from recgym.metrics import metrics_at_k
+from recgym.metrics import metrics_at_k, top_k
 
-__all__ = ["SeqRecRetriever", "evaluate_scores", "top_k"]
+__all__ = ["SeqRecRetriever", "evaluate_scores", "top_k"]  # top_k: re-exported from recgym.metrics
 
 _WEIGHTS = "model.safetensors"
 _META = "seqrec.json"
 _FORMAT = 1
-
-
-def top_k(
-    scores: np.ndarray, k: int, exclude: Sequence[np.ndarray] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` best items of each row of ``scores`` ``(B, N)``, best first.
-
-    Ties go to the lower item index. Items in ``exclude[i]`` are left out of row ``i``; a row
-    with fewer than ``k`` items left is padded with item ``-1`` and score ``-inf``.
-
-    Returns:
-        ``(items (B, k) int64, scores (B, k) float32)``.
-
-    Raises:
-        ValueError: ``k`` is not in ``1..N``.
-    """
-    scores = np.array(scores, dtype=np.float32, copy=True)
-    if not 1 <= k <= scores.shape[1]:
-        raise ValueError(f"k must be in 1..{scores.shape[1]} (the number of items), got {k}")
-    if exclude is not None:
-        for row, items in enumerate(exclude):
-            scores[row, np.asarray(items, dtype=np.int64)] = -np.inf
-    # A stable sort of the negated scores puts equal scores in index order.
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    best = np.take_along_axis(scores, order, axis=1)
-    return np.where(np.isneginf(best), -1, order).astype(np.int64), best
 
 
 def evaluate_scores(
