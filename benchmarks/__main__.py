@@ -40,22 +40,18 @@ def _run(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     import recgym  # noqa: F401 (registers the envs)
-    from benchmarks.runner import append_rows, build_agent, build_command, evaluate
+    from benchmarks.runner import append_rows, build_agent, evaluate
     from benchmarks.table import markdown_table
 
     env = gym.make(args.env, split=args.split, **args.env_kwargs)
     agent = build_agent(args.agent, env, args.agent_kwargs)
     env.close()
-    command = build_command(
-        args.env, args.agent, agent_kwargs=args.agent_kwargs, split=args.split,
-        episodes=args.episodes, seeds=args.seeds, env_kwargs=args.env_kwargs,
-        batch_size=args.batch_size, budget=args.budget,
-    )  # fmt: skip
+    # The row's command is built from the episodes actually played (a split may be shorter).
     row = evaluate(
         args.env, agent, agent_name=args.agent, agent_kwargs=args.agent_kwargs,
         split=args.split, episodes=args.episodes, seeds=args.seeds, env_kwargs=args.env_kwargs,
-        batch_size=args.batch_size, budget=args.budget, command=command,
-        progress=None if args.quiet else lambda line: print(line, file=sys.stderr, flush=True),
+        batch_size=args.batch_size, budget=args.budget, budget_device=args.budget_device,
+        progress=not args.quiet,
     )  # fmt: skip
     path = append_rows(args.out, [row])
     print(markdown_table([row]))
@@ -100,8 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--env-kwargs", type=_json_object, default={}, metavar="JSON")
     run.add_argument("--batch-size", type=int, default=64, help="episodes per act/score call")
     run.add_argument("--budget", type=float, default=None, help="training budget (minutes)")
+    run.add_argument("--budget-device", default=None, help="device the training ran on")
     run.add_argument("--out", default=str(DEFAULT_RESULTS), help="JSON-lines file to append to")
-    run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    run.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     run.set_defaults(func=_run)
 
     table = sub.add_parser("table", help="print a results file as Markdown")

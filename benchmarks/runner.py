@@ -10,7 +10,8 @@ device, wall time and the ``python -m benchmarks run ...`` command that regenera
 Statistics. With ``S`` seeds and ``N`` episodes, each episode's metric is first averaged over
 the seeds; ``mean`` is the mean of those ``N`` values, ``ci95`` the half-width of the 95 %
 Student-t interval over episodes (``t(0.975, N-1) * sd / sqrt(N)``, ``None`` when ``N < 2``),
-and ``seed_std`` the standard deviation (ddof=1, 0 for one seed) of the ``S`` per-seed means.
+``seed_std`` the standard deviation (ddof=1, 0 for one seed) of the ``S`` per-seed means, and
+``seed_means`` those ``S`` means in the order of the row's ``seeds`` (the per-seed spread).
 The interval is over the sampled episodes: it says how much the score would move on other
 episodes of the same distribution; ``seed_std`` says how much it moves with the agent's seed.
 The t quantile comes from :func:`t_quantile_975` (a table, so scipy is not needed).
@@ -20,8 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import importlib
 import importlib.metadata
+import importlib.util
 import inspect
 import itertools
 import json
@@ -38,6 +41,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from tqdm.auto import tqdm
 
 import recgym
 from recgym.agent import Agent, act_batch, reset_agent
@@ -87,8 +91,9 @@ def t_quantile_975(df: int) -> float:
     return 1.960
 
 
-def summarize(per_seed: np.ndarray) -> dict[str, float | None]:
-    """``mean``, ``ci95`` and ``seed_std`` of an ``(S seeds, N episodes)`` array (see module)."""
+def summarize(per_seed: np.ndarray) -> dict[str, Any]:
+    """``mean``, ``ci95``, ``seed_std`` and ``seed_means`` of an ``(S seeds, N episodes)`` array
+    (see the module docstring)."""
     values = np.asarray(per_seed, dtype=np.float64)
     if values.ndim != 2 or values.size == 0:
         raise ValueError(f"expected a non-empty (seeds, episodes) array; got shape {values.shape}")
@@ -97,7 +102,12 @@ def summarize(per_seed: np.ndarray) -> dict[str, float | None]:
     ci = t_quantile_975(n - 1) * float(per_episode.std(ddof=1)) / math.sqrt(n) if n > 1 else None
     seed_means = values.mean(axis=1)
     seed_std = float(seed_means.std(ddof=1)) if len(seed_means) > 1 else 0.0
-    return {"mean": float(per_episode.mean()), "ci95": ci, "seed_std": seed_std}
+    return {
+        "mean": float(per_episode.mean()),
+        "ci95": ci,
+        "seed_std": seed_std,
+        "seed_means": [float(m) for m in seed_means],
+    }
 
 
 def git_commit(repo: Path = _REPO) -> str:
@@ -161,6 +171,7 @@ def build_command(
     env_kwargs: Mapping[str, Any] | None = None,
     batch_size: int = 64,
     budget: float | None = None,
+    budget_device: str | None = None,
     out: str | None = None,
 ) -> str:
     """The ``python -m benchmarks run ...`` command line for these arguments (shell-quoted)."""
@@ -175,6 +186,8 @@ def build_command(
     args += ["--batch-size", str(batch_size)]
     if budget is not None:
         args += ["--budget", str(budget)]
+    if budget_device is not None:
+        args += ["--budget-device", budget_device]
     if out is not None:
         args += ["--out", out]
     return shlex.join(args)
@@ -193,8 +206,9 @@ def evaluate(
     env_kwargs: Mapping[str, Any] | None = None,
     batch_size: int = 64,
     budget: float | None = None,
+    budget_device: str | None = None,
     command: str | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: bool | Callable[[str], None] = False,
 ) -> dict[str, Any]:
     """Evaluate ``agent`` on the first ``episodes`` episodes of ``split``, once per seed.
 
@@ -210,9 +224,12 @@ def evaluate(
         seeds: the agent is reset with each seed in turn and plays every episode.
         env_kwargs: extra ``gym.make`` arguments (``{"k": 100}``).
         batch_size: episodes per ``act_batch`` and ``score`` call.
-        budget: training budget behind the agent (e.g. minutes), ``None`` if untrained.
+        budget: minutes of training behind the agent, ``None`` if untrained.
+        budget_device: the device that training ran on (``"NVIDIA H100"``, ``"cpu"``); the
+            row's ``device`` is the one the evaluation ran on.
         command: the command that regenerates the row; default built by :func:`build_command`.
-        progress: called with a short line after each batch (e.g. ``print``).
+        progress: ``True`` for a progress bar on stderr, or a callable given a short line
+            after each batch (e.g. ``print``).
 
     Returns:
         The row (see the module docstring); every value is JSON-serialisable.
@@ -228,6 +245,11 @@ def evaluate(
         scorer: Any = env.unwrapped
         n = min(int(episodes), scorer.num_episodes(split))
         per_seed: dict[str, list[np.ndarray]] = {}
+        bar = (
+            tqdm(total=n * len(seeds), desc=f"{env_id} {agent_name}", unit="ep", file=sys.stderr)
+            if progress is True
+            else None
+        )
         for s, seed in enumerate(seeds):
             reset_agent(agent, seed)
             parts: dict[str, list[np.ndarray]] = {}
@@ -242,13 +264,17 @@ def evaluate(
                 }
                 for key, value in values.items():
                     parts.setdefault(key, []).append(np.asarray(value, dtype=np.float64))
-                if progress is not None:
+                if bar is not None:
+                    bar.update(len(indices))
+                elif callable(progress):
                     progress(
                         f"  {env_id} {agent_name} seed {seed} ({s + 1}/{len(seeds)}): "
                         f"{indices[-1] + 1}/{n} episodes, {time.perf_counter() - start:.0f} s"
                     )
             for key, chunks in parts.items():
                 per_seed.setdefault(key, []).append(np.concatenate(chunks))
+        if bar is not None:
+            bar.close()
         metrics = {key: summarize(np.stack(rows)) for key, rows in per_seed.items()}
         if agent_config is None:
             config = getattr(agent, "config", None)
@@ -256,6 +282,7 @@ def evaluate(
         default_command = build_command(
             env_id, agent_name, agent_kwargs=agent_kwargs, split=split, episodes=n,
             seeds=seeds, env_kwargs=env_kwargs, batch_size=batch_size, budget=budget,
+            budget_device=budget_device,
         )  # fmt: skip
         row: dict[str, Any] = {
             "env_id": env_id,
@@ -276,6 +303,7 @@ def evaluate(
             "wall_seconds": round(time.perf_counter() - start, 3),
             "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "budget": budget,
+            "budget_device": budget_device,
             "command": command or default_command,
         }
     finally:
@@ -299,20 +327,56 @@ def load_rows(path: str | Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def _import_target(spec: str) -> Any:
+    """The object named by ``"module.path:Name"`` or ``"path/to/file.py:Name"``."""
+    where, _, attr = spec.rpartition(":")
+    if not where or not attr:
+        raise ValueError(f"expected 'module.path:Name' or 'path/to/file.py:Name'; got {spec!r}")
+    if where.endswith(".py"):
+        path = Path(where).expanduser().resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"agent file {where!r} does not exist (from {spec!r})")
+        # A unique module name per file, so two files named agent.py do not collide.
+        name = f"_recgym_agent_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
+        module = sys.modules.get(name)
+        if module is None:
+            file_spec = importlib.util.spec_from_file_location(name, path)
+            if file_spec is None or file_spec.loader is None:
+                raise ImportError(f"cannot import {path} as a Python module")
+            module = importlib.util.module_from_spec(file_spec)
+            sys.modules[name] = module  # dataclasses and pickling look the module up by name
+            try:
+                file_spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
+    else:
+        module = importlib.import_module(where)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise AttributeError(f"{where!r} has no attribute {attr!r} (from {spec!r})") from None
+
+
 def build_agent(spec: str, env: gym.Env[Any, Any], kwargs: Mapping[str, Any] | None = None) -> Any:
-    """The agent named ``spec``: a key of ``agents.AGENTS`` (built as ``factory(env, kwargs)``),
-    or ``"module.path:ClassName"`` (built as ``Class.from_env(env, **kwargs)`` when the class
-    has ``from_env``, else ``Class(**kwargs)``)."""
+    """The agent named ``spec``, built for ``env`` with ``kwargs``.
+
+    ``spec`` is a key of ``agents.AGENTS`` (built as ``factory(env, kwargs)``), or
+    ``"module.path:ClassName"`` / ``"path/to/file.py:ClassName"`` for any other agent (built as
+    ``ClassName.from_env(env, **kwargs)`` when it has ``from_env``, else
+    ``ClassName(**kwargs)``). A file path is imported from the file, so a third-party agent
+    needs no package.
+    """
     kwargs = dict(kwargs or {})
     if ":" in spec:
-        module_name, _, attr = spec.partition(":")
-        target = getattr(importlib.import_module(module_name), attr)
+        target = _import_target(spec)
         from_env = getattr(target, "from_env", None)
         return from_env(env, **kwargs) if from_env is not None else target(**kwargs)
     from agents import AGENTS
 
     if spec not in AGENTS:
         raise KeyError(
-            f"no agent named {spec!r}; use one of {', '.join(sorted(AGENTS))} or module.path:Class"
+            f"no agent named {spec!r}; use one of {', '.join(sorted(AGENTS))}, "
+            "module.path:Class or path/to/file.py:Class"
         )
     return AGENTS[spec](env, kwargs)

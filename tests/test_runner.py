@@ -32,7 +32,7 @@ SEEDS = (0, 1)
 ROW_KEYS = {
     "env_id", "env_version", "env_kwargs", "agent", "agent_config", "split", "episodes",
     "seeds", "metrics", "data_version", "k", "reward", "commit", "versions", "device",
-    "wall_seconds", "timestamp", "budget", "command",
+    "wall_seconds", "timestamp", "budget", "budget_device", "command",
 }  # fmt: skip
 INFO_METRICS = ("ndcg@10", "ndcg@100", "recall@10", "recall@50", "recall@100")
 
@@ -94,7 +94,7 @@ def test_row_fields(history_row: dict[str, Any]) -> None:
     assert row["seeds"] == list(SEEDS)
     assert set(row["metrics"]) == {"reward", "format_ok", *INFO_METRICS}
     for stats in row["metrics"].values():
-        assert set(stats) == {"mean", "ci95", "seed_std"}
+        assert set(stats) == {"mean", "ci95", "seed_std", "seed_means"}
     assert row["k"] == 5000 and row["reward"] == "rec-r1"
     assert len(row["data_version"]) == 16
     assert row["commit"] == "unknown" or len(row["commit"].removesuffix("+dirty")) == 40
@@ -138,12 +138,13 @@ def test_seeds_are_averaged_per_episode(scorer: Any) -> None:
     assert stats["ci95"] == pytest.approx(2.201 * per_episode.std(ddof=1) / math.sqrt(12))
     seed_means = [s.mean() for s in per_seed]
     assert stats["seed_std"] == pytest.approx(np.std(seed_means, ddof=1))
+    assert stats["seed_means"] == pytest.approx(seed_means)
     assert row["agent_config"] == {}
 
 
 def test_summarize_edge_cases() -> None:
     one = summarize(np.array([[0.5]]))
-    assert one == {"mean": 0.5, "ci95": None, "seed_std": 0.0}
+    assert one == {"mean": 0.5, "ci95": None, "seed_std": 0.0, "seed_means": [0.5]}
     with pytest.raises(ValueError):
         summarize(np.zeros((0, 3)))
 
@@ -219,3 +220,59 @@ def test_demo_end_to_end_with_the_fake_llm(tmp_path: Path) -> None:
     assert all(r["episodes"] == 5 for r in rows)
     assert rows[2]["seeds"] == [0, 1, 2] and rows[0]["seeds"] == [0]
     assert '"model": "fake"' in rows[2]["command"]
+
+
+AGENT_FILE = """
+import json
+
+
+class FirstLineAgent:
+    \"\"\"A third-party agent in its own file: the newest title in the prompt as the query.\"\"\"
+
+    def __init__(self, suffix: str = "") -> None:
+        self.suffix = suffix
+
+    def config(self) -> dict:
+        return {"suffix": self.suffix}
+
+    def act(self, observation: str) -> str:
+        lines = observation.split("```")[1].strip().splitlines()
+        query = lines[-1].split(". ", 1)[-1] + self.suffix
+        return "<answer>" + json.dumps({"query": query}) + "</answer>"
+"""
+
+
+def test_agent_from_a_file_gets_a_row(tmp_path: Path) -> None:
+    """A custom agent written in a temporary file is evaluated by the CLI into a row."""
+    agent_file = tmp_path / "my_agent.py"
+    agent_file.write_text(AGENT_FILE)
+    results = tmp_path / "rows.jsonl"
+    spec = f"{agent_file}:FirstLineAgent"
+    out = _run(
+        [sys.executable, "-m", "benchmarks", "run", "--env", "RecSeq-v0", "--agent", spec,
+         "--agent-kwargs", '{"suffix": " drama"}', "--episodes", "15", "--out", str(results),
+         "--quiet"]
+    )  # fmt: skip
+    assert "FirstLineAgent" in out.stdout
+    (row,) = load_rows(results)
+    assert row["agent"] == spec and row["agent_config"] == {"suffix": " drama"}
+    assert row["episodes"] == 15 and row["metrics"]["format_ok"]["mean"] == 1.0
+    # The row's metrics are the scorer's on the same completions.
+    env = gym.make("RecSeq-v0", split="test")
+    agent = build_agent(spec, env, {"suffix": " drama"})
+    scorer: Any = env.unwrapped
+    actions = [agent.act(o) for o in scorer.observations(list(range(15)), "test")]
+    expected = scorer.score(actions, list(range(15)), "test").metrics["ndcg@10"].mean()
+    assert row["metrics"]["ndcg@10"]["mean"] == pytest.approx(expected, abs=1e-12)
+    assert shlex.split(row["command"])[7] == spec
+
+
+def test_bad_agent_specs_say_what_was_expected(tmp_path: Path) -> None:
+    env = gym.make("RecSeq-v0", split="test")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        build_agent(f"{tmp_path}/missing.py:Agent", env)
+    (tmp_path / "empty.py").write_text("")
+    with pytest.raises(AttributeError, match="has no attribute 'Agent'"):
+        build_agent(f"{tmp_path}/empty.py:Agent", env)
+    with pytest.raises(KeyError, match=r"path/to/file\.py:Class"):
+        build_agent("no-such-agent", env)
