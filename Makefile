@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint venv clean-venv
+.PHONY: demo test test-fast lint venv browser clean-venv
 
 venv: $(STAMP)
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first: installed later as a dependency, it would pull the multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[llm,sb3,dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[llm,sb3,dev,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -34,6 +34,15 @@ test: $(STAMP) lint
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not gpu and not slow" $(PYTEST_ARGS)
+
+# Debian's Chromium for the leaderboard page's browser test (Playwright's own browser download
+# cannot run here); needs root or sudo. Without it that test is skipped, unless
+# RECGYM_REQUIRE_BROWSER=1 (CI) makes it fail.
+browser:
+	command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }; }
 
 clean-venv:
 	rm -rf $(VENV)

@@ -6,10 +6,13 @@
         --seeds 0 1 2 [--agent-kwargs '{"model": "fake"}'] [--env-kwargs '{"k": 100}'] \\
         --out benchmarks/results/leaderboard.jsonl
     python -m benchmarks table [--results benchmarks/results/leaderboard.jsonl]
+    python -m benchmarks report [--results FILE ...] [--out-dir DIR] [--skip-data-check]
     python -m benchmarks demo [--episodes 100] [--max-new-tokens 96] [--llm smollm2-135m]
 
-``--agent`` is a name of ``agents.AGENTS`` (``raw-query``, ``history``, ``random-words``,
-``zero-shot``) or ``module.path:ClassName``, built with the ``--agent-kwargs``.
+``--agent`` is a name of ``agents.AGENTS`` (``raw-query``, ``history``, ``zero-shot``, ``sb3``,
+...), ``module.path:ClassName`` or ``path/to/file.py:ClassName``, built with the
+``--agent-kwargs``. ``recgym bench ARGS`` is the same as ``python -m benchmarks ARGS`` and
+``recgym report`` the same as ``python -m benchmarks report``.
 """
 
 from __future__ import annotations
@@ -70,6 +73,17 @@ def _table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from benchmarks.report import write_report
+
+    paths = write_report(
+        args.results, args.out_dir, check_data=not args.skip_data_check, progress=not args.quiet
+    )
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from benchmarks.demo import run_demo
 
@@ -104,6 +118,17 @@ def _parser() -> argparse.ArgumentParser:
     table = sub.add_parser("table", help="print a results file as Markdown")
     table.add_argument("--results", default=str(DEFAULT_RESULTS))
     table.set_defaults(func=_table)
+
+    report = sub.add_parser("report", help="write leaderboard.md and leaderboard.html")
+    report.add_argument("--results", nargs="+", default=[str(DEFAULT_RESULTS)], metavar="FILE")
+    report.add_argument("--out-dir", default=None, help="default: the first results file's")
+    report.add_argument(
+        "--skip-data-check",
+        action="store_true",
+        help="check env versions only, not each row's data digest (no datasets loaded)",
+    )
+    report.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    report.set_defaults(func=_report)
 
     dem = sub.add_parser("demo", help="dataset summaries and the baseline leaderboard")
     dem.add_argument("--episodes", type=int, default=demo.EPISODES)

@@ -132,7 +132,7 @@ def run_demo(
         row = evaluate(
             env_id, agent, agent_name=name, agent_kwargs=kwargs, split="test",
             episodes=episodes, seeds=agent_seeds, batch_size=eval_batch,
-            progress=_say if name == "zero-shot" else None,
+            progress=_say if name == "zero-shot" else False,
         )  # fmt: skip
         append_rows(path, [row])
         rows.append(row)

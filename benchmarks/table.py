@@ -2,15 +2,28 @@
 
 Rows are sorted by each env's main metric (NDCG@10; for ``RecRank-v0`` its full-ranking
 equivalent), best first; each metric cell is ``mean ± ci95`` (the 95 % Student-t
-interval over episodes), and the commands that regenerate the rows follow each table.
+interval over episodes), and the commands that regenerate the rows follow each table. Rows that
+:func:`benchmarks.store.check_rows` found stale (a non-empty ``stale`` list) are listed under
+their env's table with the reasons, never ranked in it. Every string that comes from a row is
+escaped, so an agent name cannot inject Markdown or HTML.
 """
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["DEFAULT_METRICS", "ENV_METRICS", "markdown_table"]
+__all__ = [
+    "DEFAULT_METRICS",
+    "ENV_METRICS",
+    "agent_label",
+    "budget_label",
+    "env_metrics",
+    "markdown_table",
+    "sort_metric",
+]
 
 DEFAULT_METRICS = ("reward", "ndcg@10", "ndcg@100", "recall@10", "recall@50", "format_ok")
 """The columns of the text envs' tables; the first after ``reward`` orders the rows."""
@@ -21,6 +34,27 @@ ENV_METRICS: dict[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 """Columns of the envs whose metrics differ from :data:`DEFAULT_METRICS`."""
+
+
+def env_metrics(env_id: str) -> tuple[str, ...]:
+    """The metric columns of ``env_id``'s table."""
+    return ENV_METRICS.get(env_id, DEFAULT_METRICS)
+
+
+def sort_metric(columns: Sequence[str]) -> str:
+    """The metric that orders a table: the first column after ``reward``."""
+    return columns[1] if len(columns) > 1 else columns[0]
+
+
+def _md(text: object) -> str:
+    """``text`` safe in a Markdown table cell: HTML-escaped, pipes and newlines neutralised."""
+    return html.escape(" ".join(str(text).split())).replace("|", "\\|")
+
+
+def _fence(lines: Sequence[str]) -> str:
+    """A code fence longer than any backtick run in ``lines`` (a command cannot close it)."""
+    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def _cell(stats: Mapping[str, Any] | None) -> str:
@@ -35,11 +69,20 @@ def _sort_key(row: Mapping[str, Any], metric: str) -> float:
     return -float(stats["mean"]) if stats else float("inf")
 
 
-def _agent_label(row: Mapping[str, Any]) -> str:
+def agent_label(row: Mapping[str, Any]) -> str:
+    """The agent's name and, if its config names one, its model (unescaped)."""
     config = row.get("agent_config") or {}
     model = config.get("model") if isinstance(config, Mapping) else None
-    label = str(row["agent"]) + (f" ({model})" if model else "")
-    return label.replace("|", "\\|")
+    return str(row["agent"]) + (f" ({model})" if model else "")
+
+
+def budget_label(row: Mapping[str, Any]) -> str:
+    """``"12.5 min (NVIDIA H100)"``, or ``"–"`` for an untrained agent (unescaped)."""
+    budget = row.get("budget")
+    if budget is None:
+        return "–"
+    device = row.get("budget_device")
+    return f"{float(budget):g} min" + (f" ({device})" if device else "")
 
 
 def _setting(row: Mapping[str, Any]) -> str:
@@ -49,10 +92,10 @@ def _setting(row: Mapping[str, Any]) -> str:
 def markdown_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] | None = None) -> str:
     """One Markdown table per env id (in order of first appearance), best first.
 
-    Columns: the agent (and its model, if any), each of ``metrics`` (default: the env's entry
-    of :data:`ENV_METRICS`, else :data:`DEFAULT_METRICS`) as ``mean ± ci95``, then split,
-    episodes, seeds and device; rows are ordered by the second metric column. Below each
-    table, the command of each row.
+    Columns: the agent (and its model, if any), each of ``metrics`` (default: the env's
+    :func:`env_metrics`) as ``mean ± ci95``, then split, episodes, seeds, training budget and
+    device; rows are ordered by :func:`sort_metric`. Below each table, the command of each
+    row, then the stale rows (those with a non-empty ``stale`` list) with their reasons.
     """
     if not rows:
         return "(no results)\n"
@@ -61,24 +104,33 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] | N
         envs.setdefault(str(row["env_id"]), []).append(row)
     out: list[str] = []
     for env_id, env_rows in envs.items():
-        columns = tuple(metrics or ENV_METRICS.get(env_id, DEFAULT_METRICS))
-        main = columns[1] if len(columns) > 1 else columns[0]
-        ordered = sorted(env_rows, key=lambda r: _sort_key(r, main))
-        settings = sorted({_setting(r) for r in ordered})
-        out.append(f"### {env_id}\n")
-        out.append(f"{'; '.join(settings)}\n")
-        header = ["agent", *columns, "split", "episodes", "seeds", "device"]
-        out.append("| " + " | ".join(header) + " |")
-        out.append("|" + "|".join(["---"] + ["---:"] * len(columns) + ["---"] * 4) + "|")
-        for row in ordered:
-            cells = [_agent_label(row)]
-            cells += [_cell(row.get("metrics", {}).get(m)) for m in columns]
-            seeds = ",".join(str(s) for s in row.get("seeds", []))
-            cells += [str(row.get("split")), str(row.get("episodes")), seeds]
-            cells.append(str(row.get("device")))
-            out.append("| " + " | ".join(cells) + " |")
-        out.append("\nTo regenerate a row:\n")
-        out.append("```bash")
-        out += [str(row.get("command")) for row in ordered]
-        out.append("```\n")
+        columns = tuple(metrics or env_metrics(env_id))
+        fresh = [r for r in env_rows if not r.get("stale")]
+        stale = [r for r in env_rows if r.get("stale")]
+        ordered = sorted(fresh, key=lambda r: _sort_key(r, sort_metric(columns)))
+        out.append(f"### {_md(env_id)}\n")
+        if ordered:
+            settings = sorted({_setting(r) for r in ordered})
+            out.append(f"{_md('; '.join(settings))}\n")
+            header = ["agent", *columns, "split", "episodes", "seeds", "budget", "device"]
+            out.append("| " + " | ".join(header) + " |")
+            out.append("|" + "|".join(["---"] + ["---:"] * len(columns) + ["---"] * 5) + "|")
+            for row in ordered:
+                cells = [_md(agent_label(row))]
+                cells += [_cell(row.get("metrics", {}).get(m)) for m in columns]
+                seeds = ",".join(str(s) for s in row.get("seeds", []))
+                cells += [_md(row.get("split")), _md(row.get("episodes")), _md(seeds)]
+                cells += [_md(budget_label(row)), _md(row.get("device"))]
+                out.append("| " + " | ".join(cells) + " |")
+            commands = [str(row.get("command")) for row in ordered]
+            fence = _fence(commands)
+            out += ["\nTo regenerate a row:\n", f"{fence}bash", *commands, f"{fence}\n"]
+        if stale:
+            out.append(f"Stale rows of {_md(env_id)} (not ranked; re-run their commands):\n")
+            for row in stale:
+                reasons = "; ".join(str(reason) for reason in row["stale"])
+                out.append(f"- {_md(agent_label(row))}: {_md(reasons)}")
+            commands = [str(row.get("command")) for row in stale]
+            fence = _fence(commands)
+            out += ["", f"{fence}bash", *commands, f"{fence}\n"]
     return "\n".join(out)

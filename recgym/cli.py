@@ -1,4 +1,5 @@
-"""The ``recgym`` command line: ``data list``, ``data fetch NAME``, ``info`` and ``demo``."""
+"""The ``recgym`` command line: ``data list``, ``data fetch NAME``, ``info``, ``demo``, and
+``bench ...`` / ``report`` (aliases of ``python -m benchmarks ...``)."""
 
 from __future__ import annotations
 
@@ -78,6 +79,18 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _benchmarks(argv: Sequence[str]) -> int:
+    """Hand ``argv`` to ``python -m benchmarks`` (a source checkout or an installed recgym)."""
+    try:
+        from benchmarks.__main__ import main as benchmarks_main
+    except ImportError as exc:
+        raise RecGymError(
+            "the benchmarks package is not importable; run from a recgym checkout or install "
+            f"recgym with its benchmarks ({exc})"
+        ) from exc
+    return benchmarks_main(list(argv))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recgym", description=__doc__)
     parser.add_argument("--version", action="version", version=f"recgym {__version__}")
@@ -100,11 +113,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--max-new-tokens", type=int, default=48)
     demo.set_defaults(func=_demo)
+    # Listed for --help; main() forwards their arguments untouched before parsing.
+    sub.add_parser("bench", help="alias of python -m benchmarks (run, table, report, demo)")
+    sub.add_parser("report", help="alias of python -m benchmarks report")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        return _benchmarks(argv[1:])
+    if argv[:1] == ["report"]:
+        return _benchmarks(argv)
     args = _parser().parse_args(argv)
     start = time.perf_counter()
     try:

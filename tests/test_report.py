@@ -1,0 +1,178 @@
+"""The leaderboard store and report: latest rows, stale rows, escaping, the committed report."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import pytest
+
+import recgym  # noqa: F401 (registers the envs)
+from benchmarks.page import html_page
+from benchmarks.report import write_report
+from benchmarks.runner import append_rows, evaluate, load_rows
+from benchmarks.store import RESULTS, check_rows, latest_rows, row_key
+from benchmarks.table import markdown_table
+
+REPO = Path(__file__).resolve().parents[1]
+HOSTILE = '<img src=x onerror="console.error(1)"><script>alert("x")</script> | **bold** `tick'
+
+
+@pytest.fixture(scope="module")
+def row() -> dict[str, Any]:
+    """A real, cheap RecSeq-v0 row (the history agent on 10 test episodes, two seeds)."""
+    from agents import make_agent
+
+    agent = make_agent("history", gym.make("RecSeq-v0", split="test"))
+    return evaluate("RecSeq-v0", agent, agent_name="history", episodes=10, seeds=(0, 1))
+
+
+@pytest.fixture
+def versioned_env() -> Iterator[str]:
+    """``RecgymStaleTest-v0`` and ``-v1`` registered (RecSeq-v0's class) for the test only."""
+    entry = gym.spec("RecSeq-v0").entry_point
+    for version in (0, 1):
+        gym.register(f"RecgymStaleTest-v{version}", entry_point=entry)
+    yield "RecgymStaleTest"
+    for version in (0, 1):
+        del gym.registry[f"RecgymStaleTest-v{version}"]
+
+
+def test_a_rerun_replaces_its_row(row: dict[str, Any]) -> None:
+    rerun = {**row, "timestamp": "later", "metrics": {"ndcg@10": {"mean": 1.0}}}
+    other = {**row, "command": row["command"] + " --budget 1"}
+    kept = latest_rows([row, other, rerun])
+    assert [r["timestamp"] for r in kept] == [row["timestamp"], "later"]
+    assert kept[1]["metrics"] == {"ndcg@10": {"mean": 1.0}}
+    assert row_key(other) != row_key(row)
+    # Rows without a command fall back to the fields that define them.
+    bare = {k: v for k, v in row.items() if k != "command"}
+    assert row_key(bare) == row_key({**bare, "timestamp": "x"}) != row_key({**bare, "seeds": [9]})
+
+
+def test_fresh_row_passes_the_checks(row: dict[str, Any]) -> None:
+    (checked,) = check_rows([row])
+    assert checked["stale"] == []
+    assert {k: v for k, v in checked.items() if k != "stale"} == row
+
+
+def test_changed_data_is_flagged(row: dict[str, Any]) -> None:
+    old = {**row, "data_version": "0123456789abcdef"}
+    (checked,) = check_rows([old])
+    assert len(checked["stale"]) == 1
+    assert "data 0123456789abcdef differs from the current data" in checked["stale"][0]
+    assert row["data_version"] in checked["stale"][0]
+    # Without the data check, only versions are checked.
+    assert check_rows([old], check_data=False)[0]["stale"] == []
+
+
+def test_env_versions_are_checked(row: dict[str, Any], versioned_env: str) -> None:
+    superseded = {**row, "env_id": f"{versioned_env}-v0", "env_version": "v0"}
+    current = {**row, "env_id": f"{versioned_env}-v1", "env_version": "v1"}
+    gone = {**row, "env_id": f"{versioned_env}-v7", "env_version": "v7"}
+    mislabeled = {**row, "env_version": "v3"}
+    checked = check_rows([superseded, current, gone, mislabeled], check_data=False)
+    assert checked[0]["stale"] == [f"superseded by {versioned_env}-v1"]
+    assert checked[1]["stale"] == []
+    assert checked[2]["stale"] == [
+        f"{versioned_env}-v7 is no longer registered (registered: {versioned_env}-v1)"
+    ]
+    assert checked[3]["stale"] == ["env_version 'v3' does not match RecSeq-v0"]
+
+
+def test_unbuildable_env_is_flagged(row: dict[str, Any]) -> None:
+    broken = copy.deepcopy(row)
+    broken["env_kwargs"]["k"] = -5
+    (checked,) = check_rows([broken])
+    assert checked["stale"] and checked["stale"][0].startswith("cannot rebuild RecSeq-v0")
+    assert "k must be >= 1" in checked["stale"][0]
+
+
+def test_stale_rows_are_not_ranked(row: dict[str, Any]) -> None:
+    best_but_stale = {
+        **row,
+        "agent": "stale-agent",
+        "command": row["command"] + " --budget 3",
+        "metrics": {**row["metrics"], "ndcg@10": {"mean": 0.99, "ci95": 0.0}},
+        "stale": ["superseded by RecSeq-v1"],
+    }
+    fresh = {**row, "stale": []}
+    table = markdown_table([best_but_stale, fresh])
+    ranked, _, stale_part = table.partition("Stale rows of RecSeq-v0")
+    assert "| history |" in ranked and "stale-agent" not in ranked
+    assert "- stale-agent: superseded by RecSeq-v1" in stale_part
+    page = html_page([best_but_stale, fresh])
+    ranked_html, _, stale_html = page.partition('data-kind="stale"')
+    assert "stale-agent" not in ranked_html and "stale-agent" in stale_html
+
+
+def test_user_strings_are_escaped(row: dict[str, Any]) -> None:
+    hostile = {
+        **row,
+        "agent": HOSTILE,
+        "agent_config": {"note": "</code><script>x()</script>"},
+        "command": "python -m benchmarks run ```\n<b>",
+    }
+    table = markdown_table([hostile])
+    assert "<img" not in table and "<script" not in table
+    assert "&lt;img src=x" in table and "\\|" in table
+    fence = "````"  # longer than the ``` inside the command, so the command cannot close it
+    assert f"{fence}bash\npython -m benchmarks run ```" in table
+    page = html_page([hostile])
+    body = page[: page.index("<script>")]  # the page's own script comes last
+    assert "<img" not in body and "<script" not in body and "<b>" not in body
+    assert "&lt;img src=x onerror=&quot;console.error(1)&quot;&gt;" in body
+    assert "&lt;/code&gt;&lt;script&gt;x()&lt;/script&gt;" in body
+
+
+def test_report_writes_both_files(row: dict[str, Any], tmp_path: Path) -> None:
+    results = tmp_path / "rows.jsonl"
+    append_rows(results, [row, {**row, "data_version": "old"}])  # the re-run replaces the first
+    append_rows(results, [{**row, "agent": "other", "command": "python -m benchmarks x"}])
+    md, page = write_report([results], tmp_path / "out")
+    text = md.read_text()
+    assert text.startswith("# recgym leaderboard") and "### RecSeq-v0" in text
+    # The latest "history" row has the old data: it is listed as stale, "other" is ranked.
+    assert "- history: data old differs from the current data" in text
+    assert "| other |" in text
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>") and html.count("<svg") == 2
+    assert "ndcg@10 per seed" in html
+
+
+def test_committed_report_is_up_to_date(tmp_path: Path) -> None:
+    """``python -m benchmarks report`` rebuilds the committed files byte for byte."""
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "report", "--out-dir", str(tmp_path),
+         "--skip-data-check", "--quiet"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    for name in ("leaderboard.md", "leaderboard.html"):
+        committed = (RESULTS.parent / name).read_text()
+        assert (tmp_path / name).read_text() == committed, (
+            f"benchmarks/results/{name} is out of date: run python -m benchmarks report"
+        )
+    rows = load_rows(RESULTS)
+    assert all(json.dumps(r) for r in rows) and rows
+
+
+def test_recgym_cli_aliases(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "recgym.cli", "report", "--out-dir", str(tmp_path),
+         "--skip-data-check", "--quiet"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (tmp_path / "leaderboard.html").is_file()
+    out = subprocess.run(
+        [sys.executable, "-m", "recgym.cli", "bench", "table", "--results", str(RESULTS)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0 and "### RecSeq-v0" in out.stdout
