@@ -2,8 +2,8 @@
 
 Rows are only ever written by the runner (:func:`benchmarks.runner.evaluate` through
 ``python -m benchmarks run``), appended to JSON-lines files under ``benchmarks/results/``.
-Re-running a row's command appends a new row with the same command; :func:`latest_rows` keeps
-the newest one, so a re-run replaces its row instead of adding a duplicate.
+Re-running a row's command appends a new row with the same :func:`row_key`; :func:`latest_rows`
+keeps the newest one, so a re-run replaces its row instead of adding a duplicate.
 
 A row is *stale* when it no longer describes what its command would measure today:
 
@@ -57,23 +57,26 @@ def load_results(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     return rows
 
 
+_IDENTITY = (
+    "env_id", "env_kwargs", "agent", "agent_config", "split", "episodes", "seeds", "budget",
+    "budget_device",
+)  # fmt: skip
+
+
 def row_key(row: Mapping[str, Any]) -> str:
-    """A row's identity: its command (which fixes env, arguments, agent, split, episodes,
-    seeds and budget); rows written without one fall back to those fields."""
-    command = row.get("command")
-    if command:
-        return str(command)
-    fields = ("env_id", "env_kwargs", "agent", "agent_config", "split", "episodes", "seeds")
-    return json.dumps({f: row.get(f) for f in fields}, sort_keys=True, default=str)
+    """A row's identity: what it measures (env and its arguments, agent and its config, split,
+    episodes played, seeds, training budget), not when, where or how fast it ran. Two commands
+    spelt differently (``--episodes 1000`` on a 943-episode split and ``--episodes 943``) are
+    the same row."""
+    return json.dumps({f: row.get(f) for f in _IDENTITY}, sort_keys=True, default=str)
 
 
 def latest_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per :func:`row_key`: the last one written (in the order of the last writes)."""
+    """One row per :func:`row_key`: the last one written, at the place of the first (so a
+    re-run does not reorder the report)."""
     latest: dict[str, dict[str, Any]] = {}
     for row in rows:
-        key = row_key(row)
-        latest.pop(key, None)  # a re-run moves to the end, like a new row
-        latest[key] = dict(row)
+        latest[row_key(row)] = dict(row)  # dicts keep the first insertion's place
     return list(latest.values())
 
 
