@@ -12,6 +12,7 @@ import gymnasium as gym
 
 from agents.baselines import HistoryAgent, RandomWordsAgent, RawQueryAgent
 from agents.ranking import RandomOrderAgent, RetrieverOrderAgent
+from agents.sb3 import SB3Agent  # imports stable-baselines3 only when a model is loaded
 from recgym.agent import Agent
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "RandomWordsAgent",
     "RawQueryAgent",
     "RetrieverOrderAgent",
+    "SB3Agent",
     "make_agent",
 ]
 
@@ -45,6 +47,7 @@ AGENTS: dict[str, Callable[[gym.Env[Any, Any], dict[str, Any]], Agent]] = {
     "retriever-order": lambda env, kw: RetrieverOrderAgent(**kw),
     "random-order": lambda env, kw: RandomOrderAgent(**kw),
     "verbalizer": _verbalizer,
+    "sb3": lambda env, kw: SB3Agent.from_env(env, **kw),
 }
 """Agent factories by name: ``(env, kwargs) -> agent``."""
 

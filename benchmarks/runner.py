@@ -62,7 +62,7 @@ METRICS = ("reward", "format_ok")
 """The metrics every row has besides the env's ``info`` metrics (``ndcg@10`` ...)."""
 
 _REPO = Path(__file__).resolve().parents[1]
-_VERSIONED = ("numpy", "gymnasium", "torch", "transformers")
+_VERSIONED = ("numpy", "gymnasium", "torch", "transformers", "peft", "stable-baselines3")
 
 # Two-sided 95 % quantiles of Student's t, t(0.975, df), for df = 1..30, then 40, 60, 120, inf
 # (the standard table; scipy.stats.t.ppf agrees to the 3 decimals shown).

@@ -67,6 +67,8 @@ def test_every_registered_agent_satisfies_the_protocol(seq: gym.Env) -> None:
     for name in AGENTS:
         if name == "verbalizer":
             continue  # needs a causal LM's logits: tests/test_verbalizer.py builds a tiny one
+        if name == "sb3":
+            continue  # needs a saved model: tests/test_sb3_agent.py trains one
         kwargs = {"model": "fake"} if name == "zero-shot" else {}
         agent = make_agent(name, seq, **kwargs)
         assert isinstance(agent, Agent)
