@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike
 __all__ = [
     "hit_rate_at_k",
     "metrics_at_k",
+    "metrics_at_rank",
     "mrr_at_k",
     "ndcg_at_k",
     "normalize_targets",
@@ -129,6 +130,22 @@ def metrics_at_k(
     if unknown:
         raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {sorted(_METRICS)}")
     return {f"{m}@{k}": _METRICS[m](ranked, targets, k) for m in names for k in ks}
+
+
+def metrics_at_rank(
+    rank: ArrayLike, depth: int, ks: Iterable[int], names: Iterable[str] = ("ndcg", "recall")
+) -> dict[str, np.ndarray]:
+    """:func:`metrics_at_k` of one target per row found at 0-based ``rank[b]``.
+
+    A rank ``>= depth`` is a miss. Scoring a rank through the ranked-list metrics keeps one
+    definition of each metric for every env (a full-catalog rank, a rank among candidates).
+    """
+    r = np.asarray(rank, dtype=np.int64)
+    n = len(r)
+    ranked = np.full((n, depth), _PAD, dtype=np.int64)  # _PAD: "not the target"
+    inside = (r >= 0) & (r < depth)
+    ranked[inside, r[inside]] = 1
+    return metrics_at_k(ranked, np.ones(n, dtype=np.int64), ks, names)
 
 
 def target_ranks(

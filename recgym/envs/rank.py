@@ -31,7 +31,7 @@ from recgym.envs.text import (
     to_charset,
 )
 from recgym.error import RecGymError
-from recgym.metrics import metrics_at_k
+from recgym.metrics import metrics_at_rank
 
 __all__ = [
     "LETTERS",
@@ -120,18 +120,6 @@ def ranks_from_scores(scores: np.ndarray, positions: np.ndarray) -> np.ndarray:
 def _nan_last(scores: np.ndarray) -> np.ndarray:
     """``scores`` as float64 with NaN replaced by -inf (a NaN score ranks last)."""
     return np.where(np.isnan(scores), -np.inf, np.asarray(scores, dtype=np.float64))
-
-
-def _metrics_at_rank(
-    rank: np.ndarray, depth: int, ks: Sequence[int], names: Sequence[str] = ("ndcg", "recall")
-) -> dict[str, np.ndarray]:
-    """:func:`recgym.metrics.metrics_at_k` of one target per row at 0-based ``rank`` (a rank
-    ``>= depth`` is a miss), so the one metrics module scores every family."""
-    n = len(rank)
-    ranked = np.full((n, depth), -1, dtype=np.int64)  # -1: "not the target"
-    inside = rank < depth
-    ranked[inside, rank[inside]] = 1
-    return metrics_at_k(ranked, np.ones(n, dtype=np.int64), ks, names)
 
 
 @dataclass
@@ -483,14 +471,14 @@ class RecRankEnv(gym.Env[dict[str, Any], np.ndarray]):
         # rank, so the one metrics module scores it; -1 stands for "not here".
         metrics = {
             f"cand/{key}": v
-            for key, v in _metrics_at_rank(rank, self.n_candidates, CANDIDATE_KS).items()
+            for key, v in metrics_at_rank(rank, self.n_candidates, CANDIDATE_KS).items()
         }
         metrics["cand/hit"] = hit.astype(np.float64)
         if episodes.full_rank is not None:
             full = np.where(hit, rank, episodes.full_rank[rows])
-            for key, v in _metrics_at_rank(full, max(FULL_KS), FULL_KS).items():
+            for key, v in metrics_at_rank(full, max(FULL_KS), FULL_KS).items():
                 metrics[f"full/{key}"] = v
-        reward = _metrics_at_rank(rank, self.n_candidates, (self.k,), ("ndcg",))[f"ndcg@{self.k}"]
+        reward = metrics_at_rank(rank, self.n_candidates, (self.k,), ("ndcg",))[f"ndcg@{self.k}"]
         order = np.argsort(-_nan_last(scores), axis=1, kind="stable")
         return RankScores(reward, np.ones(n, dtype=bool), metrics, order)
 
