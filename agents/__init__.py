@@ -11,6 +11,7 @@ from typing import Any
 import gymnasium as gym
 
 from agents.baselines import HistoryAgent, RandomWordsAgent, RawQueryAgent
+from agents.next_item import ItemScoresAgent
 from agents.ranking import RandomOrderAgent, RetrieverOrderAgent
 from agents.sb3 import SB3Agent  # imports stable-baselines3 only when a model is loaded
 from recgym.agent import Agent
@@ -18,6 +19,7 @@ from recgym.agent import Agent
 __all__ = [
     "AGENTS",
     "HistoryAgent",
+    "ItemScoresAgent",
     "RandomOrderAgent",
     "RandomWordsAgent",
     "RawQueryAgent",
@@ -48,6 +50,8 @@ AGENTS: dict[str, Callable[[gym.Env[Any, Any], dict[str, Any]], Agent]] = {
     "random-order": lambda env, kw: RandomOrderAgent(**kw),
     "verbalizer": _verbalizer,
     "sb3": lambda env, kw: SB3Agent.from_env(env, **kw),
+    "popularity": lambda env, kw: ItemScoresAgent.popularity(**kw),
+    "seqrec": lambda env, kw: ItemScoresAgent.seqrec(**kw),
 }
 """Agent factories by name: ``(env, kwargs) -> agent``."""
 

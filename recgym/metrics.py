@@ -154,19 +154,23 @@ def target_ranks(
     """0-based rank of each row's single target under full-catalog ``scores`` of shape (B, N).
 
     Ties count against the target (pessimistic), so an agent that scores every item the same
-    gets the worst rank rather than the best. Items in ``exclude[i]`` (e.g. the user's history)
-    are removed from row ``i`` before ranking; the target itself is never excluded.
+    gets the worst rank rather than the best; NaN scores rank below every number. Items in
+    ``exclude[i]`` (e.g. the user's history) are removed from row ``i`` before ranking; the
+    target itself is never excluded.
     """
     s = np.array(scores, dtype=np.float64, copy=True)
     t = np.asarray(targets, dtype=np.int64)
     if s.ndim != 2 or t.shape != (len(s),):
         raise ValueError(f"scores must be (B, N) and targets (B,); got {s.shape} and {t.shape}")
+    s[np.isnan(s)] = -np.inf
     rows = np.arange(len(s))
     target_score = s[rows, t]
     if exclude is not None:
         for i, items in enumerate(exclude):
             idx = np.fromiter(items, dtype=np.int64)
-            s[i, idx[idx != t[i]]] = -np.inf
+            # NaN compares false with everything: an excluded item is never ahead, even of a
+            # target scored -inf.
+            s[i, idx[idx != t[i]]] = np.nan
     ahead = (s >= target_score[:, None]).sum(axis=1) - 1  # minus the target itself
     return ahead.astype(np.int64)
 

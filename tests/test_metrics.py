@@ -113,6 +113,10 @@ def test_target_ranks_are_pessimistic_and_mask_history() -> None:
     assert target_ranks(scores, np.array([1, 2])).tolist() == [1, 3]
     # Masking the tied item 3 and the better item lifts target 2 to the top.
     assert target_ranks(scores[:1], np.array([2]), exclude=[[1, 3, 2]]).tolist() == [0]
+    # NaN ranks last; a masked item is never ahead, even of a target scored -inf or NaN.
+    assert target_ranks([[np.nan, 0.0, np.nan]], np.array([0])).tolist() == [2]
+    low = [[-np.inf, -np.inf, -np.inf, 0.0]]
+    assert target_ranks(low, np.array([0]), exclude=[[1, 2]]).tolist() == [1]
     ranks = target_ranks(scores[:1], np.array([2]))
     assert ndcg_at_k(np.argsort(-scores[:1], kind="stable"), np.array([2]), 10) == pytest.approx(
         1 / math.log2(ranks[0] + 2)

@@ -16,6 +16,7 @@ ENVS: dict[str, dict[str, Any]] = {
     "RecSearch-v0": {"entry_point": "recgym.envs.search:RecSearchEnv"},
     "RecSeq-v0": {"entry_point": "recgym.envs.sequential:RecSeqEnv"},
     "RecRank-v0": {"entry_point": "recgym.envs.rank:RecRankEnv"},
+    "RecNext-v0": {"entry_point": "recgym.envs.next_item:RecNextEnv"},
 }
 """Every env id with its registration arguments."""
 

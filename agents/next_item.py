@@ -1,0 +1,69 @@
+"""Full-catalog recommenders as ``RecNext-v0`` agents: popularity and the seqrec models.
+
+An :class:`ItemScoresAgent` turns any item retriever (``score(histories) -> (B, n_items)``)
+into an agent: it reads the observation's ``history`` ids and returns the retriever's scores
+as the action. With SASRec, GRU4Rec or LRURec (``agents.seqrec``) its ``RecNext-v0`` test
+figures are the models' own full-ranking evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+__all__ = ["ItemScoresAgent"]
+
+
+class _Scorer(Protocol):
+    n_items: int
+
+    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+class ItemScoresAgent:
+    """Scores every item with ``retriever`` from the observation's history (-1 padding dropped).
+
+    Args:
+        retriever: anything with ``score(histories) -> (B, n_items)`` scores.
+        config: what the leaderboard row records about it (``{"model": ..., "seed": ...}``).
+    """
+
+    def __init__(self, retriever: _Scorer, config: dict[str, Any] | None = None) -> None:
+        self.retriever = retriever
+        self._config = dict(config or {})
+
+    @classmethod
+    def popularity(cls) -> ItemScoresAgent:
+        """Item counts over the training part of MovieLens-100k (the same for every user)."""
+        from agents.ranking import PopularityRetriever
+
+        return cls(PopularityRetriever.movielens(), {"model": "popularity"})
+
+    @classmethod
+    def seqrec(
+        cls, model: str = "lrurec", seed: int = 0, device: str | None = None, **overrides: Any
+    ) -> ItemScoresAgent:
+        """A pretrained ``agents.seqrec`` model (trained and cached on first use, ~2 min on two
+        cores); ``overrides`` change its :class:`agents.seqrec.SeqRecConfig` fields."""
+        from agents.seqrec import pretrained  # imports torch
+
+        retriever = pretrained(model, seed=seed, device=device, progress=False, **overrides)
+        return cls(retriever, {"model": model, "seed": int(seed), **overrides})
+
+    def act(self, observation: dict[str, Any]) -> np.ndarray:
+        """The scores of every item for one observation."""
+        return self.act_batch([observation])[0]
+
+    def act_batch(self, observations: Sequence[dict[str, Any]]) -> list[np.ndarray]:
+        """One retriever call for the batch."""
+        histories = []
+        for obs in observations:
+            ids = np.asarray(obs["history"], dtype=np.int64)
+            histories.append(ids[ids >= 0])
+        return list(np.asarray(self.retriever.score(histories), dtype=np.float32))
+
+    def config(self) -> dict[str, Any]:
+        """The model (and its training seed) behind the scores."""
+        return dict(self._config)

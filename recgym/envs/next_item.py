@@ -1,0 +1,433 @@
+"""``RecNext-v0``: next-item prediction over the whole catalog, after R²ec (arXiv 2505.16994).
+
+The agent scores every MovieLens-100k movie for a user's next one; the reward is the NDCG of
+the held-out movie under those scores with the user's history masked, or R²ec's fused reward
+(NDCG plus the target's softmax probability). Any full-ranking recommender plays it as is
+(popularity, SASRec, GRU4Rec, LRURec), so it is also the plain full-ranking leaderboard; a
+reasoning LLM with a recommendation head (R²ec) scores items from its hidden state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from recgym.envs.text import (
+    MAX_PROMPT_CHARS,
+    SPLITS,
+    TEXT_CHARSET,
+    episode_index,
+    reset_episode,
+    score_rows,
+    split_name,
+    to_charset,
+)
+from recgym.error import RecGymError
+from recgym.metrics import metrics_at_rank, target_ranks
+
+__all__ = ["NEXT_PROMPT", "NextScores", "RecNextEnv", "fused_reward", "next_prompt"]
+
+NEXT_PROMPT = (
+    "Analyze in depth the movies I watched, then recommend the movie I will watch next. Reason "
+    "step by step, then write <answer> and describe the movie.\n\n"
+    "My movies, oldest first:\n{history}"
+)
+"""The observation's prompt, after R²ec's user prompt (one item per line, oldest first);
+``{history}`` holds ``"N. Title (Year) | genres"`` lines."""
+
+METRIC_KS = (5, 10, 20, 50)
+"""Cut-offs of ``info["metrics"]``: ``"ndcg@10"``, ``"hit@5"``... (R²ec reports Hit/NDCG@5,
+10, 20)."""
+
+_TASKS: dict[tuple[Any, ...], NextTask] = {}
+_TASKS_LOCK = threading.Lock()
+
+
+def next_prompt(history: Sequence[str]) -> str:
+    """The prompt for a history of item texts (oldest first)."""
+    return NEXT_PROMPT.format(history="\n".join(f"{n}. {t}" for n, t in enumerate(history, 1)))
+
+
+def fused_reward(
+    scores: np.ndarray,
+    targets: np.ndarray,
+    histories: Sequence[np.ndarray],
+    *,
+    k: int,
+    beta: float,
+    tau: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """R²ec's reward ``beta * NDCG@k + (1 - beta) * p(target)`` of full-catalog ``scores``.
+
+    The history items of each row are masked (never ranked, no probability mass), the target
+    excepted; ties rank against the target and NaN ranks last. ``p`` is the softmax of
+    ``scores / tau`` over the unmasked items, the scores read as cosine similarities.
+
+    Returns:
+        ``(reward, ndcg@k, p_target)``, each ``(B,)`` float64.
+    """
+    s = np.where(np.isnan(scores), -np.inf, np.asarray(scores, dtype=np.float64))
+    ranks = target_ranks(s, targets, histories)
+    ndcg = metrics_at_rank(ranks, k, (k,), ("ndcg",))[f"ndcg@{k}"]
+    if beta >= 1.0:
+        return ndcg, ndcg, np.zeros(len(s))
+    logits = s / tau
+    for i, items in enumerate(histories):
+        logits[i, items[items != targets[i]]] = -np.inf
+    top = logits.max(axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)  # an all -inf row: p = 0, not NaN
+    weights = np.exp(logits - top)
+    total = weights.sum(axis=1)
+    rows = np.arange(len(s))
+    p = np.divide(weights[rows, targets], total, out=np.zeros(len(s)), where=total > 0)
+    return beta * ndcg + (1.0 - beta) * p, ndcg, p
+
+
+@dataclass
+class _Split:
+    users: np.ndarray
+    histories: list[np.ndarray]
+    targets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+@dataclass
+class NextTask:
+    """What ``RecNext-v0`` is built from (shared by envs of one process).
+
+    Attributes:
+        texts: ``"Title (Year) | genres"`` per item index.
+        item_ids: the dataset's item id per index.
+        splits: the leave-one-out episodes per split.
+        data_version: digest of the catalog and the episodes (for leaderboard rows).
+    """
+
+    texts: list[str]
+    item_ids: np.ndarray
+    splits: dict[str, _Split]
+    data_version: str
+
+
+@dataclass
+class NextScores:
+    """A batch of scored actions (the runner's and a trainer's view of ``score``).
+
+    Attributes:
+        rewards: ``(B,)`` the env's reward.
+        format_ok: ``(B,)`` all True (a score vector has no format to break).
+        metrics: ``"ndcg@10"``, ``"hit@5"``... and ``"p_target"``, each ``(B,)``.
+        ranks: ``(B,)`` 0-based full-catalog rank of the target (history masked).
+    """
+
+    rewards: np.ndarray
+    format_ok: np.ndarray
+    metrics: dict[str, np.ndarray]
+    ranks: np.ndarray
+
+
+class RecNextEnv(gym.Env[dict[str, Any], np.ndarray]):
+    """Next-item prediction over the whole MovieLens-100k catalog, after R²ec.
+
+    ## Description
+    MovieLens-100k, leave-one-out by time (users with ≥ 5 ratings), as in ``RecSeq-v0`` and
+    ``RecRank-v0``: *train* episodes are every position of the training part of each user's
+    sequence, *validation* each user's second-to-last movie, *test* the last. The agent scores
+    all 1,682 movies; the movies the user has watched are masked; the reward measures where
+    the held-out next movie lands. One step per episode.
+
+    Every full-ranking recommender plays it unchanged (``agents.next_item``: popularity,
+    SASRec, GRU4Rec, LRURec), so its test split is the field's plain full-ranking leaderboard.
+    R²ec's reasoning recommender reads the prompt, reasons, and scores the items by the
+    similarity of its hidden state to item embeddings.
+
+    ## Observation Space
+    ``Dict``:
+
+    - ``"prompt"`` (``Text``): R²ec-style instruction and the last ``history_len`` movies,
+      oldest first, one ``"N. Title (Year) | genres"`` line each (:data:`NEXT_PROMPT`).
+    - ``"history"`` (``Box`` int64, ``(max_history,)``): the most recent item indices, oldest
+      first, left-padded with -1.
+
+    ## Action Space
+    ``Box(-1, 1, (n_items,), float32)``: a score per item, higher is better. For
+    ``reward="ndcg"`` only the order matters, so raw logits are accepted too; for
+    ``reward="fused"`` the scores are read as cosine similarities (the softmax is taken over
+    ``score / tau``). Ties count against the target; NaN ranks last. ``step`` also takes
+    ``{"scores": array, "reasoning": str}``: the reasoning is returned in ``info`` for logging
+    and does not change the reward.
+
+    ## Rewards
+    With ``r`` the target's 0-based rank among the items not in the history:
+
+    - ``reward="ndcg"`` (default): NDCG@K = ``1 / log2(r + 2)`` if ``r < k`` else 0.
+    - ``reward="fused"``: ``beta * NDCG@K + (1 - beta) * p``, where ``p`` is the target's
+      probability under a softmax of ``score / tau`` over the unmasked items (R²ec: K = 1000,
+      ``beta`` = 0.95, ``tau`` = 0.02).
+
+    ``info["metrics"]`` has ``ndcg@{5,10,20,50}``, ``hit@{5,10,20,50}`` (one target, so hit
+    equals recall) and ``p_target`` (the softmax term, at ``tau``), whatever the reward.
+
+    ## Starting State
+    ``reset(options={"split": s, "index": i})`` starts episode ``i`` of split ``s``; without an
+    index, one is drawn from the env's seeded generator.
+
+    ## Episode End
+    Terminated after one step.
+
+    ## Arguments
+    - ``split``: ``"train"`` (default), ``"validation"`` or ``"test"``.
+    - ``reward``: ``"ndcg"`` (default) or ``"fused"``.
+    - ``k``: the NDCG cut-off of the reward (default 1000, R²ec's).
+    - ``beta``: the NDCG weight of the fused reward (default 0.95).
+    - ``tau``: the softmax temperature of the fused reward and of ``p_target`` (default 0.02).
+    - ``history_len``: movies in the prompt (default 20, R²ec's).
+    - ``max_history``: length of the padded ``history`` ids (default 200).
+    - ``render_mode``: ``None`` or ``"ansi"``.
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 (Gymnasium's own attribute)
+    REWARDS: ClassVar[tuple[str, ...]] = ("ndcg", "fused")
+
+    def __init__(
+        self,
+        split: str = "train",
+        reward: str = "ndcg",
+        k: int = 1000,
+        beta: float = 0.95,
+        tau: float = 0.02,
+        history_len: int = 20,
+        max_history: int = 200,
+        render_mode: str | None = None,
+    ) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+        if reward not in self.REWARDS:
+            raise ValueError(f"reward must be one of {self.REWARDS}; got {reward!r}")
+        if not 0.0 <= beta <= 1.0 or tau <= 0:
+            raise ValueError(f"beta must be in [0, 1] and tau > 0; got {beta}, {tau}")
+        if history_len < 1 or max_history < 1:
+            raise ValueError(
+                f"history_len and max_history must be >= 1; got {history_len}, {max_history}"
+            )
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'ansi'; got {render_mode!r}")
+        self.split = split
+        self.reward = reward
+        self.beta = float(beta) if reward == "fused" else 1.0
+        self.tau = float(tau)
+        self.history_len = int(history_len)
+        self.max_history = int(max_history)
+        self.render_mode = render_mode
+        n_items = len(self.task.texts)
+        if not 1 <= k <= n_items:
+            raise ValueError(f"k must be in 1..{n_items} (the catalog size); got {k}")
+        self.k = int(k)
+        self.n_items = n_items
+        self.observation_space = spaces.Dict(
+            {
+                "prompt": spaces.Text(MAX_PROMPT_CHARS, min_length=0, charset=TEXT_CHARSET),
+                "history": spaces.Box(-1, n_items - 1, (self.max_history,), np.int64),
+            }
+        )
+        # Only the order matters for NDCG; [-1, 1] is the range RL libraries expect.
+        self.action_space = spaces.Box(-1.0, 1.0, (n_items,), np.float32)
+        self._episode: tuple[str, int] | None = None
+        self._done = True
+        self._last: dict[str, Any] | None = None
+
+    # ----- the task -------------------------------------------------------------------------
+
+    @property
+    def task(self) -> NextTask:
+        """The built task (built on first access, shared by the envs of a process)."""
+        key = ("ml-100k",)  # one dataset for now; the key grows with the env's data arguments
+        with _TASKS_LOCK:
+            if key not in _TASKS:
+                _TASKS[key] = _build_task()
+            return _TASKS[key]
+
+    @property
+    def reward_name(self) -> str:
+        """``"ndcg"`` or ``"fused"`` (for leaderboard rows)."""
+        return self.reward
+
+    def _split(self, split: str | None) -> _Split:
+        return self.task.splits[split_name(split, self.split)]
+
+    def num_episodes(self, split: str | None = None) -> int:
+        """Number of episodes in ``split`` (default: the env's split)."""
+        return len(self._split(split))
+
+    def target(self, index: int, split: str | None = None) -> int:
+        """The held-out item of episode ``index`` (the supervised label)."""
+        episodes = self._split(split)
+        return int(episodes.targets[episode_index(index, len(episodes))])
+
+    def observation(self, index: int, split: str | None = None) -> dict[str, Any]:
+        """The observation of episode ``index`` of ``split``."""
+        episodes = self._split(split)
+        hist = episodes.histories[episode_index(index, len(episodes))]
+        padded = np.full(self.max_history, -1, dtype=np.int64)
+        recent = hist[-self.max_history :]
+        padded[len(padded) - len(recent) :] = recent
+        texts = self.task.texts
+        prompt = next_prompt([texts[j] for j in hist[-self.history_len :]])
+        return {"prompt": prompt, "history": padded}
+
+    def observations(
+        self, indices: Sequence[int], split: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The observations of the given episodes of ``split`` (default: the env's split)."""
+        return [self.observation(i, split) for i in indices]
+
+    # ----- scoring --------------------------------------------------------------------------
+
+    def score(
+        self,
+        actions: Sequence[Any] | np.ndarray,
+        indices: Sequence[int] | int | None = None,
+        split: str | None = None,
+    ) -> NextScores:
+        """Score many actions at once.
+
+        Args:
+            actions: ``(B, n_items)`` scores, or a list of score vectors or of
+                ``{"scores": ..., "reasoning": ...}`` dicts.
+            indices: the episode of each action, or one index for all (a GRPO group; default:
+                the current episode).
+            split: the split of ``indices`` (default: the current episode's, or the env's).
+
+        Raises:
+            ValueError: an action does not have one score per item.
+        """
+        scores = _score_matrix(actions, self.n_items)
+        split, rows = score_rows(
+            indices, split, len(scores), self._episode, self.num_episodes, "actions"
+        )
+        episodes = self._split(split)
+        targets = episodes.targets[rows]
+        histories = [episodes.histories[i] for i in rows]
+        reward, _, p_target = fused_reward(
+            scores, targets, histories, k=self.k, beta=self.beta, tau=self.tau
+        )
+        if self.beta >= 1.0:  # the softmax term is logged whatever the reward
+            _, _, p_target = fused_reward(scores, targets, histories, k=1, beta=0.0, tau=self.tau)
+        ranks = target_ranks(scores, targets, histories)
+        metrics = metrics_at_rank(ranks, max(METRIC_KS), METRIC_KS, ("ndcg", "hit"))
+        metrics["p_target"] = p_target
+        return NextScores(reward, np.ones(len(scores), dtype=bool), metrics, ranks)
+
+    # ----- the Gymnasium API ----------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Start an episode: ``options={"split": ..., "index": ...}`` picks one, else one of the
+        split is drawn from ``self.np_random``."""
+        super().reset(seed=seed)
+        split, index = reset_episode(
+            options, self.split, self.num_episodes, self.np_random, type(self).__name__
+        )
+        self._episode = (split, index)
+        self._done = False
+        self._last = None
+        return self.observation(index, split), self._info(split, index)
+
+    def _info(self, split: str, index: int) -> dict[str, Any]:
+        return {"split": split, "index": index, "user_id": str(self._split(split).users[index])}
+
+    def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        """Score the action; the episode ends (``terminated``) after this one step."""
+        if self._episode is None or self._done:
+            raise RecGymError("the episode is over (one step per episode): call reset() first")
+        split, index = self._episode
+        result = self.score([action], index, split)
+        reasoning = action.get("reasoning") if isinstance(action, Mapping) else None
+        info = {
+            **self._info(split, index),
+            "metrics": {key: float(v[0]) for key, v in result.metrics.items()},
+            "target_rank": int(result.ranks[0]),
+            "reasoning": None if reasoning is None else str(reasoning),
+        }
+        self._done = True
+        scores = _score_matrix([action], self.n_items)[0]
+        hist = self._split(split).histories[index]
+        top = np.argsort(-np.where(np.isnan(scores), -np.inf, scores), kind="stable")
+        info_top = [int(i) for i in top[~np.isin(top, hist)][:10]]
+        self._last = {"reward": float(result.rewards[0]), "top": info_top, **info}
+        return self.observation(index, split), float(result.rewards[0]), True, False, info
+
+    def render(self) -> str | None:
+        """``"ansi"``: the last movies watched, the agent's top 10 and the target."""
+        if self.render_mode != "ansi" or self._episode is None:
+            return None
+        split, index = self._episode
+        episodes, texts = self._split(split), self.task.texts
+        target = int(episodes.targets[index])
+        lines = [f"[RecNextEnv {split} #{index}] user {episodes.users[index]}"]
+        lines += ["HISTORY (latest last):"]
+        lines += [f"   {texts[j]}" for j in episodes.histories[index][-5:]]
+        if self._last is not None:
+            lines.append("AGENT'S TOP 10 (history masked):")
+            for rank, item in enumerate(self._last["top"], 1):
+                lines.append(f" {'*' if item == target else ' '}{rank:>2}. {texts[item]}")
+        lines.append(f"TARGET: {texts[target]}")
+        if self._last is not None:
+            lines.append(
+                f"TARGET RANK: {self._last['target_rank'] + 1}; REWARD ({self.reward}): "
+                f"{self._last['reward']:.4f}"
+            )
+        return "\n".join(lines) + "\n"
+
+
+def _score_matrix(actions: Sequence[Any] | np.ndarray, n_items: int) -> np.ndarray:
+    """Actions as a ``(B, n_items)`` float64 matrix (dict actions give their ``"scores"``)."""
+    rows: Sequence[Any]
+    if isinstance(actions, np.ndarray):
+        rows = list(actions) if actions.ndim > 1 else [actions]
+    else:
+        rows = actions
+    vectors = []
+    for action in rows:
+        if isinstance(action, Mapping):
+            if "scores" not in action:
+                raise ValueError("a dict action needs a 'scores' array (and may add 'reasoning')")
+            action = action["scores"]
+        vector = np.asarray(action, dtype=np.float64)
+        if vector.shape != (n_items,):
+            raise ValueError(
+                f"an action must hold one score per item, shape ({n_items},); got {vector.shape}"
+            )
+        vectors.append(vector)
+    if not vectors:
+        raise ValueError("no actions to score")
+    return np.stack(vectors)
+
+
+def _build_task() -> NextTask:
+    from recgym.data import leave_one_out, load_dataset
+
+    data = load_dataset("ml-100k", progress=False)
+    assert data.interactions is not None
+    loo = leave_one_out(data.interactions)
+    splits = {}
+    for name in SPLITS:
+        users, histories, targets = loo.examples(name)  # type: ignore[arg-type]
+        splits[name] = _Split(users, histories, targets)
+    texts = [to_charset(t) for t in data.items.texts()]  # "Title (year) | genres"
+    digest = hashlib.sha256("\x00".join(texts).encode())
+    for name in SPLITS:
+        digest.update(np.asarray(splits[name].targets, dtype=np.int64).tobytes())
+    return NextTask(texts, data.items.item_ids, splits, digest.hexdigest()[:16])
