@@ -39,7 +39,7 @@ class ItemScoresAgent:
         """Item counts over the training part of MovieLens-100k (the same for every user)."""
         from agents.ranking import PopularityRetriever
 
-        return cls(PopularityRetriever.movielens(), {"model": "popularity"})
+        return cls(PopularityRetriever.movielens(), {"counts": "ml-100k training split"})
 
     @classmethod
     def seqrec(

@@ -32,7 +32,7 @@ ENV_METRICS: dict[str, tuple[str, ...]] = {
         "reward", "full/ndcg@10", "full/recall@10", "full/ndcg@20", "full/recall@20",
         "cand/recall@1", "cand/hit",
     ),
-    "RecNext-v0": ("reward", "ndcg@10", "ndcg@20", "hit@5", "hit@10", "hit@20", "p_target"),
+    "RecNext-v0": ("reward", "ndcg@10", "ndcg@20", "hit@5", "hit@10", "hit@20"),
 }  # fmt: skip
 """Columns of the envs whose metrics differ from :data:`DEFAULT_METRICS`."""
 
