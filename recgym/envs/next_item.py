@@ -15,21 +15,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from recgym.envs.one_step import OneStepEnv
 from recgym.envs.text import (
     MAX_PROMPT_CHARS,
     SPLITS,
     TEXT_CHARSET,
     episode_index,
-    reset_episode,
     score_rows,
     split_name,
     to_charset,
 )
-from recgym.error import RecGymError
 from recgym.metrics import metrics_at_rank, target_ranks
 
 __all__ = ["NEXT_PROMPT", "NextScores", "RecNextEnv", "fused_reward", "next_prompt"]
@@ -134,7 +132,7 @@ class NextScores:
     ranks: np.ndarray
 
 
-class RecNextEnv(gym.Env[dict[str, Any], np.ndarray]):
+class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
     """Next-item prediction over the whole MovieLens-100k catalog, after R²ec.
 
     ## Description
@@ -243,9 +241,6 @@ class RecNextEnv(gym.Env[dict[str, Any], np.ndarray]):
         )
         # Only the order matters for NDCG; [-1, 1] is the range RL libraries expect.
         self.action_space = spaces.Box(-1.0, 1.0, (n_items,), np.float32)
-        self._episode: tuple[str, int] | None = None
-        self._done = True
-        self._last: dict[str, Any] | None = None
 
     # ----- the task -------------------------------------------------------------------------
 
@@ -286,12 +281,6 @@ class RecNextEnv(gym.Env[dict[str, Any], np.ndarray]):
         prompt = next_prompt([texts[j] for j in hist[-self.history_len :]])
         return {"prompt": prompt, "history": padded}
 
-    def observations(
-        self, indices: Sequence[int], split: str | None = None
-    ) -> list[dict[str, Any]]:
-        """The observations of the given episodes of ``split`` (default: the env's split)."""
-        return [self.observation(i, split) for i in indices]
-
     # ----- scoring --------------------------------------------------------------------------
 
     def score(
@@ -331,28 +320,12 @@ class RecNextEnv(gym.Env[dict[str, Any], np.ndarray]):
 
     # ----- the Gymnasium API ----------------------------------------------------------------
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Start an episode: ``options={"split": ..., "index": ...}`` picks one, else one of the
-        split is drawn from ``self.np_random``."""
-        super().reset(seed=seed)
-        split, index = reset_episode(
-            options, self.split, self.num_episodes, self.np_random, type(self).__name__
-        )
-        self._episode = (split, index)
-        self._done = False
-        self._last = None
-        return self.observation(index, split), self._info(split, index)
-
     def _info(self, split: str, index: int) -> dict[str, Any]:
         return {"split": split, "index": index, "user_id": str(self._split(split).users[index])}
 
     def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         """Score the action; the episode ends (``terminated``) after this one step."""
-        if self._episode is None or self._done:
-            raise RecGymError("the episode is over (one step per episode): call reset() first")
-        split, index = self._episode
+        split, index = self._current()
         result = self.score([action], index, split)
         reasoning = action.get("reasoning") if isinstance(action, Mapping) else None
         info = {
@@ -361,11 +334,11 @@ class RecNextEnv(gym.Env[dict[str, Any], np.ndarray]):
             "target_rank": int(result.ranks[0]),
             "reasoning": None if reasoning is None else str(reasoning),
         }
-        self._done = True
         scores = _score_matrix([action], self.n_items)[0]
         hist = self._split(split).histories[index]
         top = np.argsort(-np.where(np.isnan(scores), -np.inf, scores), kind="stable")
         info_top = [int(i) for i in top[~np.isin(top, hist)][:10]]
+        self._done = True
         self._last = {"reward": float(result.rewards[0]), "top": info_top, **info}
         return self.observation(index, split), float(result.rewards[0]), True, False, info
 

@@ -16,16 +16,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from recgym.envs.one_step import OneStepEnv
 from recgym.envs.text import (
     MAX_PROMPT_CHARS,
     SPLITS,
     TEXT_CHARSET,
     episode_index,
-    reset_episode,
     score_rows,
     split_name,
     to_charset,
@@ -182,7 +181,7 @@ _TASKS: dict[tuple[Any, ...], RankTask] = {}
 _TASKS_LOCK = threading.Lock()
 
 
-class RecRankEnv(gym.Env[dict[str, Any], np.ndarray]):
+class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
     """Rank a sequential retriever's candidates for a user's next movie, after LlamaRec.
 
     ## Description
@@ -308,9 +307,6 @@ class RecRankEnv(gym.Env[dict[str, Any], np.ndarray]):
         )
         # Only the order of the scores matters; [-1, 1] is the range RL libraries expect.
         self.action_space = spaces.Box(-1.0, 1.0, (self.n_candidates,), np.float32)
-        self._episode: tuple[str, int] | None = None
-        self._done = True
-        self._last: dict[str, Any] | None = None
 
     @staticmethod
     @functools.cache
@@ -425,12 +421,6 @@ class RecRankEnv(gym.Env[dict[str, Any], np.ndarray]):
         )
         return {"prompt": prompt, "candidates": cands.astype(np.int64), "history": padded}
 
-    def observations(
-        self, indices: Sequence[int], split: str | None = None
-    ) -> list[dict[str, Any]]:
-        """The observations of the given episodes of ``split`` (default: the env's split)."""
-        return [self.observation(i, split) for i in indices]
-
     # ----- scoring --------------------------------------------------------------------------
 
     def score(
@@ -484,20 +474,6 @@ class RecRankEnv(gym.Env[dict[str, Any], np.ndarray]):
 
     # ----- the Gymnasium API ----------------------------------------------------------------
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Start an episode: ``options={"split": ..., "index": ...}`` picks one, else one of the
-        split is drawn from ``self.np_random``."""
-        super().reset(seed=seed)
-        split, index = reset_episode(
-            options, self.split, self.num_episodes, self.np_random, type(self).__name__
-        )
-        self._episode = (split, index)
-        self._done = False
-        self._last = None
-        return self.observation(index, split), self._info(split, index)
-
     def _info(self, split: str, index: int) -> dict[str, Any]:
         episodes = self._split(split)
         return {
@@ -509,9 +485,7 @@ class RecRankEnv(gym.Env[dict[str, Any], np.ndarray]):
 
     def step(self, action: np.ndarray) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         """Score the action; the episode ends (``terminated``) after this one step."""
-        if self._episode is None or self._done:
-            raise RecGymError("the episode is over (one step per episode): call reset() first")
-        split, index = self._episode
+        split, index = self._current()
         result = self.score(np.asarray(action)[None], index, split)
         info = {
             **self._info(split, index),

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from recgym.envs.one_step import OneStepEnv, episode_index, reset_episode
 from recgym.error import RecGymError
 from recgym.metrics import metrics_at_k, ndcg_at_k
 from recgym.retrieval import BM25Retriever
@@ -90,38 +90,6 @@ def split_name(split: str | None, default: str) -> str:
     if name not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}; got {name!r}")
     return name
-
-
-def episode_index(index: Any, n_episodes: int) -> int:
-    """``index`` as an int, checked to be an episode of a split of ``n_episodes``."""
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-        raise TypeError(f"an episode index must be an int; got {index!r}")
-    if not 0 <= index < n_episodes:
-        raise IndexError(f"episode index {index} is outside 0..{n_episodes - 1}")
-    return int(index)
-
-
-def reset_episode(
-    options: dict[str, Any] | None,
-    default_split: str,
-    n_episodes: Callable[[str], int],
-    rng: np.random.Generator,
-    owner: str,
-) -> tuple[str, int]:
-    """The ``(split, index)`` a one-step env's ``reset`` starts: ``options={"split": ...,
-    "index": ...}`` pick one, else an index of the split is drawn from ``rng``."""
-    options = dict(options or {})
-    unknown = set(options) - {"split", "index"}
-    if unknown:
-        raise ValueError(f"unknown reset options {sorted(unknown)}; use 'split' and 'index'")
-    split = options.get("split", default_split)
-    n = n_episodes(split)
-    index = options.get("index")
-    if index is None:
-        if n == 0:
-            raise RecGymError(f"split {split!r} of {owner} has no episodes")
-        index = int(rng.integers(n))
-    return split, episode_index(index, n)
 
 
 def score_rows(
@@ -219,7 +187,7 @@ _TASKS: dict[tuple[Any, ...], TextTask] = {}
 _TASKS_LOCK = threading.Lock()
 
 
-class RetrievalTextEnv(gym.Env[str, str]):
+class RetrievalTextEnv(OneStepEnv[str, str]):
     """Base class of the one-step text envs scored by BM25 retrieval (see the subclasses).
 
     Subclasses set :attr:`default_k` and implement :meth:`_build_task` and :meth:`_task_key`.
@@ -256,9 +224,6 @@ class RetrievalTextEnv(gym.Env[str, str]):
         self.render_mode = render_mode
         self.observation_space = spaces.Text(MAX_PROMPT_CHARS, min_length=0, charset=TEXT_CHARSET)
         self.action_space = spaces.Text(MAX_ACTION_CHARS, min_length=0, charset=TEXT_CHARSET)
-        self._episode: tuple[str, int] | None = None
-        self._done = True
-        self._last: dict[str, Any] | None = None
 
     # ----- the task -------------------------------------------------------------------------
 
@@ -303,10 +268,13 @@ class RetrievalTextEnv(gym.Env[str, str]):
         """Number of episodes in ``split`` (default: the env's split)."""
         return len(self._split(split))
 
-    def observations(self, indices: Sequence[int], split: str | None = None) -> list[str]:
-        """The observations of the given episodes of ``split`` (default: the env's split)."""
+    def observation(self, index: int, split: str | None = None) -> str:
+        """The prompt of episode ``index`` of ``split`` (default: the env's split)."""
         episodes = self._split(split)
-        return [episodes.prompt(episode_index(i, len(episodes))) for i in indices]
+        return episodes.prompt(episode_index(index, len(episodes)))
+
+    def _info(self, split: str, index: int) -> dict[str, Any]:
+        return {"split": split, "index": index, **self._split(split).describe(index)}
 
     def _split(self, split: str | None) -> SplitEpisodes:
         return self.task.splits[split_name(split, self.split)]
@@ -363,27 +331,9 @@ class RetrievalTextEnv(gym.Env[str, str]):
 
     # ----- the Gymnasium API ----------------------------------------------------------------
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[str, dict[str, Any]]:
-        """Start an episode: ``options={"split": ..., "index": ...}`` picks one, else one of the
-        split is drawn from ``self.np_random``."""
-        super().reset(seed=seed)
-        split, index = reset_episode(
-            options, self.split, self.num_episodes, self.np_random, type(self).__name__
-        )
-        episodes = self._split(split)
-        self._episode = (split, index)
-        self._done = False
-        self._last = None
-        info = {"split": split, "index": index, **episodes.describe(index)}
-        return episodes.prompt(index), info
-
     def step(self, action: str | bytes) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """Score the completion; the episode ends (``terminated``) after this one step."""
-        if self._episode is None or self._done:
-            raise RecGymError("the episode is over (one step per episode): call reset() first")
-        split, index = self._episode
+        split, index = self._current()
         result = self.score([action], index, split)
         episodes = self._split(split)
         top = result.retrieved[0, : self.top_in_info]
