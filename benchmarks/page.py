@@ -22,7 +22,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from benchmarks.table import agent_label, budget_label, env_metrics, sort_metric
+from benchmarks.table import agent_label, budget_label, env_boards, sort_metric
 
 __all__ = ["html_page"]
 
@@ -270,24 +270,15 @@ def _table_html(
 
 def html_page(rows: Sequence[Mapping[str, Any]], *, sources: Sequence[str] = ()) -> str:
     """The leaderboard page for ``rows`` (runner rows, each optionally with ``stale``)."""
-    envs: dict[str, list[Mapping[str, Any]]] = {}
-    for row in rows:
-        envs.setdefault(str(row["env_id"]), []).append(row)
-    nav = " · ".join(f'<a href="#{_e(env_id)}">{_e(env_id)}</a>' for env_id in envs)
+    boards = env_boards(rows)
+    nav = " · ".join(f'<a href="#{_e(b.env_id)}">{_e(b.env_id)}</a>' for b in boards)
     sections = []
-    for env_id, env_rows in envs.items():
-        metrics = env_metrics(env_id)
+    for board in boards:
+        env_id, metrics, fresh, stale = board.env_id, board.metrics, board.ranked, board.stale
         main = sort_metric(metrics)
-        fresh = [r for r in env_rows if not r.get("stale")]
-        stale = [r for r in env_rows if r.get("stale")]
-        fresh.sort(key=lambda r: -(_stats(r, main) or {"mean": -math.inf})["mean"])
-        settings = sorted(
-            {f"k={r.get('k')}, reward={r.get('reward')}, data {r.get('data_version')}"
-             for r in fresh}
-        )  # fmt: skip
         parts = [f'<section id="{_e(env_id)}"><h2>{_e(env_id)}</h2>']
         if fresh:
-            parts.append(f'<p class="setting">{_e("; ".join(settings))}. Ranked by {_e(main)}; '
+            parts.append(f'<p class="setting">{_e(board.settings)}. Ranked by {_e(main)}; '
                          "click a column to sort.</p>")  # fmt: skip
             parts.append(_table_html(fresh, metrics, stale=False, env_id=env_id))
             parts.append(

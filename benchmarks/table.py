@@ -13,13 +13,16 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "DEFAULT_METRICS",
     "ENV_METRICS",
+    "EnvBoard",
     "agent_label",
     "budget_label",
+    "env_boards",
     "env_metrics",
     "markdown_table",
     "sort_metric",
@@ -90,6 +93,46 @@ def _setting(row: Mapping[str, Any]) -> str:
     return f"k={row.get('k')}, reward={row.get('reward')}, data {row.get('data_version')}"
 
 
+@dataclass(frozen=True)
+class EnvBoard:
+    """One env's part of a leaderboard (what both the Markdown and the HTML report show).
+
+    Attributes:
+        env_id: the env id.
+        metrics: the metric columns; the ranking metric is :func:`sort_metric` of them.
+        ranked: the fresh rows, best first.
+        stale: the rows with a non-empty ``stale`` list, in input order (never ranked).
+        settings: the ranked rows' distinct ``k``, reward and data digest, ``"; "``-joined.
+    """
+
+    env_id: str
+    metrics: tuple[str, ...]
+    ranked: list[Mapping[str, Any]]
+    stale: list[Mapping[str, Any]]
+    settings: str
+
+
+def env_boards(
+    rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] | None = None
+) -> list[EnvBoard]:
+    """Rows grouped per env id (in order of first appearance), ranked rows apart from stale.
+
+    ``metrics`` overrides every env's :func:`env_metrics`.
+    """
+    envs: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        envs.setdefault(str(row["env_id"]), []).append(row)
+    boards = []
+    for env_id, env_rows in envs.items():
+        columns = tuple(metrics or env_metrics(env_id))
+        fresh = [r for r in env_rows if not r.get("stale")]
+        ranked = sorted(fresh, key=lambda r: _sort_key(r, sort_metric(columns)))
+        settings = "; ".join(sorted({_setting(r) for r in ranked}))
+        stale = [r for r in env_rows if r.get("stale")]
+        boards.append(EnvBoard(env_id, columns, ranked, stale, settings))
+    return boards
+
+
 def markdown_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] | None = None) -> str:
     """One Markdown table per env id (in order of first appearance), best first.
 
@@ -100,19 +143,12 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] | N
     """
     if not rows:
         return "(no results)\n"
-    envs: dict[str, list[Mapping[str, Any]]] = {}
-    for row in rows:
-        envs.setdefault(str(row["env_id"]), []).append(row)
     out: list[str] = []
-    for env_id, env_rows in envs.items():
-        columns = tuple(metrics or env_metrics(env_id))
-        fresh = [r for r in env_rows if not r.get("stale")]
-        stale = [r for r in env_rows if r.get("stale")]
-        ordered = sorted(fresh, key=lambda r: _sort_key(r, sort_metric(columns)))
+    for board in env_boards(rows, metrics):
+        columns, ordered, stale, env_id = board.metrics, board.ranked, board.stale, board.env_id
         out.append(f"### {_md(env_id)}\n")
         if ordered:
-            settings = sorted({_setting(r) for r in ordered})
-            out.append(f"{_md('; '.join(settings))}\n")
+            out.append(f"{_md(board.settings)}\n")
             header = ["agent", *columns, "split", "episodes", "seeds", "budget", "device"]
             out.append("| " + " | ".join(header) + " |")
             out.append("|" + "|".join(["---"] + ["---:"] * len(columns) + ["---"] * 5) + "|")
