@@ -30,7 +30,14 @@ from recgym.envs.text import (
 )
 from recgym.metrics import metrics_at_rank, target_ranks
 
-__all__ = ["NEXT_PROMPT", "NextScores", "RecNextEnv", "fused_reward", "next_prompt"]
+__all__ = [
+    "NEXT_PROMPT",
+    "NextScores",
+    "RecNextEnv",
+    "fused_reward",
+    "next_prompt",
+    "target_probability",
+]
 
 NEXT_PROMPT = (
     "Analyze in depth the movies I watched, then recommend the movie I will watch next. Reason "
@@ -53,6 +60,31 @@ def next_prompt(history: Sequence[str]) -> str:
     return NEXT_PROMPT.format(history="\n".join(f"{n}. {t}" for n, t in enumerate(history, 1)))
 
 
+def target_probability(
+    scores: np.ndarray, targets: np.ndarray, histories: Sequence[np.ndarray], tau: float
+) -> np.ndarray:
+    """``(B,)`` probability of each row's target under a softmax of ``scores / tau`` over the
+    items not in the row's history (the target excepted); NaN scores get no mass."""
+    s = np.where(np.isnan(scores), -np.inf, np.asarray(scores, dtype=np.float64))
+    logits = s / tau
+    for i, items in enumerate(histories):
+        logits[i, items[items != targets[i]]] = -np.inf
+    top = logits.max(axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)  # an all -inf row: p = 0, not NaN
+    weights = np.exp(logits - top)
+    total = weights.sum(axis=1)
+    rows = np.arange(len(s))
+    return np.divide(weights[rows, targets], total, out=np.zeros(len(s)), where=total > 0)
+
+
+def _fuse(
+    ranks: np.ndarray, p_target: np.ndarray, k: int, beta: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(beta * NDCG@k + (1 - beta) * p_target, NDCG@k)`` from 0-based target ranks."""
+    ndcg = metrics_at_rank(ranks, k, (k,), ("ndcg",))[f"ndcg@{k}"]
+    return beta * ndcg + (1.0 - beta) * p_target, ndcg
+
+
 def fused_reward(
     scores: np.ndarray,
     targets: np.ndarray,
@@ -65,27 +97,16 @@ def fused_reward(
     """R²ec's reward ``beta * NDCG@k + (1 - beta) * p(target)`` of full-catalog ``scores``.
 
     The history items of each row are masked (never ranked, no probability mass), the target
-    excepted; ties rank against the target and NaN ranks last. ``p`` is the softmax of
-    ``scores / tau`` over the unmasked items, the scores read as cosine similarities.
+    excepted; ties rank against the target and NaN ranks last. ``p`` is
+    :func:`target_probability`: the softmax of ``scores / tau`` over the unmasked items, the
+    scores read as cosine similarities.
 
     Returns:
         ``(reward, ndcg@k, p_target)``, each ``(B,)`` float64.
     """
-    s = np.where(np.isnan(scores), -np.inf, np.asarray(scores, dtype=np.float64))
-    ranks = target_ranks(s, targets, histories)
-    ndcg = metrics_at_rank(ranks, k, (k,), ("ndcg",))[f"ndcg@{k}"]
-    if beta >= 1.0:
-        return ndcg, ndcg, np.zeros(len(s))
-    logits = s / tau
-    for i, items in enumerate(histories):
-        logits[i, items[items != targets[i]]] = -np.inf
-    top = logits.max(axis=1, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)  # an all -inf row: p = 0, not NaN
-    weights = np.exp(logits - top)
-    total = weights.sum(axis=1)
-    rows = np.arange(len(s))
-    p = np.divide(weights[rows, targets], total, out=np.zeros(len(s)), where=total > 0)
-    return beta * ndcg + (1.0 - beta) * p, ndcg, p
+    p = target_probability(scores, targets, histories, tau)
+    reward, ndcg = _fuse(target_ranks(scores, targets, histories), p, k, beta)
+    return reward, ndcg, p
 
 
 @dataclass
@@ -308,12 +329,11 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
         episodes = self._split(split)
         targets = episodes.targets[rows]
         histories = [episodes.histories[i] for i in rows]
-        reward, _, p_target = fused_reward(
-            scores, targets, histories, k=self.k, beta=self.beta, tau=self.tau
-        )
-        if self.beta >= 1.0:  # the softmax term is logged whatever the reward
-            _, _, p_target = fused_reward(scores, targets, histories, k=1, beta=0.0, tau=self.tau)
+        # One rank and one softmax per row serve the reward and the logged metrics (the
+        # softmax term is logged whatever the reward).
         ranks = target_ranks(scores, targets, histories)
+        p_target = target_probability(scores, targets, histories, self.tau)
+        reward, _ = _fuse(ranks, p_target, self.k, self.beta)
         metrics = metrics_at_rank(ranks, max(METRIC_KS), METRIC_KS, ("ndcg", "hit"))
         metrics["p_target"] = p_target
         return NextScores(reward, np.ones(len(scores), dtype=bool), metrics, ranks)
@@ -326,7 +346,8 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
     def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         """Score the action; the episode ends (``terminated``) after this one step."""
         split, index = self._current()
-        result = self.score([action], index, split)
+        scores = _score_matrix([action], self.n_items)
+        result = self.score(scores, index, split)
         reasoning = action.get("reasoning") if isinstance(action, Mapping) else None
         info = {
             **self._info(split, index),
@@ -334,9 +355,8 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
             "target_rank": int(result.ranks[0]),
             "reasoning": None if reasoning is None else str(reasoning),
         }
-        scores = _score_matrix([action], self.n_items)[0]
         hist = self._split(split).histories[index]
-        top = np.argsort(-np.where(np.isnan(scores), -np.inf, scores), kind="stable")
+        top = np.argsort(-np.where(np.isnan(scores[0]), -np.inf, scores[0]), kind="stable")
         info_top = [int(i) for i in top[~np.isin(top, hist)][:10]]
         self._done = True
         self._last = {"reward": float(result.rewards[0]), "top": info_top, **info}

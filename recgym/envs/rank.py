@@ -30,7 +30,7 @@ from recgym.envs.text import (
     to_charset,
 )
 from recgym.error import RecGymError
-from recgym.metrics import metrics_at_rank
+from recgym.metrics import metrics_at_rank, target_ranks
 
 __all__ = [
     "LETTERS",
@@ -107,13 +107,10 @@ def rank_prompt(history: Sequence[str], candidates: Sequence[str]) -> str:
 def ranks_from_scores(scores: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """0-based rank of candidate ``positions[b]`` under ``scores[b]`` (pessimistic on ties).
 
-    Ties count against the target, as in :func:`recgym.metrics.target_ranks`, so a constant
-    action earns the worst rank, not the best. NaN scores rank below every number.
+    :func:`recgym.metrics.target_ranks` over the candidates: ties count against the target, so
+    a constant action earns the worst rank, not the best; NaN scores rank below every number.
     """
-    s = _nan_last(scores)
-    rows = np.arange(len(s))
-    target = s[rows, positions]
-    return ((s >= target[:, None]).sum(axis=1) - 1).astype(np.int64)
+    return target_ranks(scores, positions)
 
 
 def _nan_last(scores: np.ndarray) -> np.ndarray:
