@@ -13,7 +13,6 @@ place either side gets it from.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.llm.training import load_adapter
 from recgym.envs.rank import LETTERS
 from recgym.llm import LLM
 
@@ -172,7 +172,9 @@ class VerbalizerAgent:
         self.adapter = None if adapter is None else str(adapter)
         self.training: dict[str, Any] | None = None
         if self.adapter is not None:
-            self.model, self.training = _load_adapter(self.model, Path(self.adapter))
+            self.model, self.training = load_adapter(
+                self.model, Path(self.adapter), "agents.llm.verbalizer_train.train_verbalizer"
+            )
 
     def letter_ids(self, prompt: str, n: int) -> tuple[list[int], list[int]]:
         """The rendered prompt's token ids and the ids of its first ``n`` candidate letters."""
@@ -214,18 +216,3 @@ class VerbalizerAgent:
             "training": training,
             "chat": self.chat,
         }
-
-
-def _load_adapter(model: Any, folder: Path) -> tuple[Any, dict[str, Any] | None]:
-    """``model`` wrapped with the LoRA adapter in ``folder``, and the folder's training summary."""
-    if not (folder / "adapter_config.json").is_file():
-        raise FileNotFoundError(
-            f"no PEFT adapter in {folder} (adapter_config.json is missing); pass the output_dir "
-            "of agents.llm.verbalizer_train.train_verbalizer"
-        )
-    from peft import PeftModel
-
-    wrapped = PeftModel.from_pretrained(model, str(folder)).eval()
-    summary = folder / "training.json"
-    training = json.loads(summary.read_text()) if summary.is_file() else None
-    return wrapped, training

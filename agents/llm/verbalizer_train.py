@@ -12,17 +12,11 @@ Run ``python -m agents.llm.verbalizer_train --help``.
 
 from __future__ import annotations
 
-import argparse
-import ast
 import contextlib
 import dataclasses
-import inspect
-import itertools
 import json
 import math
-import re
 import shutil
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +28,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 (torch's own alias)
 
+from agents.llm.training import (
+    EpisodeStream,
+    config_parser,
+    finished,
+    git_commit,
+    linear_schedule,
+    load_checkpoint,
+    load_state,
+    log_record,
+    parse_config,
+    save_adapter,
+    save_checkpoint,
+    trim_log,
+)
 from agents.llm.verbalizer import (
     VerbalizerAgent,
     end_token_id,
@@ -182,8 +190,8 @@ class VerbalizerTrainer:
 
         self.config = config
         self.out = Path(config.output_dir or _default_dir(config.model)).expanduser()
-        self._state = _load_state(self.out, config)
-        if self._state is None and _finished(self.out):
+        self._state = load_state(self.out, config, _RESUMABLE)
+        if self._state is None and finished(self.out):
             raise FileExistsError(
                 f"{self.out} holds a finished run (training.json, no checkpoint/); pass another "
                 "output_dir or delete that one"
@@ -209,12 +217,12 @@ class VerbalizerTrainer:
         self.agent.model = self.model  # validate the adapter being trained
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=0.0)
-        self.examples = _ExampleStream(
+        self.examples = EpisodeStream(
             self.base.num_episodes("train"), config.train_examples, config.seed
         )
         per_step = config.batch_size * config.grad_accum
         self.max_steps = config.max_steps or math.ceil(len(self.examples.pool) / per_step)
-        self.schedule = _linear_schedule(self.optimizer, config.warmup_steps, self.max_steps)
+        self.schedule = linear_schedule(self.optimizer, config.warmup_steps, self.max_steps)
         n_val = self.base.num_episodes("validation")
         found = [i for i in range(n_val) if self.base.label(i, "validation") >= 0]
         if not found:
@@ -254,7 +262,7 @@ class VerbalizerTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if self._state is not None:
             self._restore(self._state)
-        _trim_log(self.out / "log.jsonl", None if self._state is None else self.run["step"])
+        trim_log(self.out / "log.jsonl", None if self._state is None else self.run["step"])
         self._started = time.perf_counter() - self.run["seconds"]
         bar = tqdm(
             total=self.max_steps,
@@ -281,7 +289,9 @@ class VerbalizerTrainer:
         cfg, run = self.config, self.run
         self.model.train()
         for _ in range(cfg.grad_accum):
-            indices, run["cursor"] = self.examples.take(self.base, run["cursor"], cfg.batch_size)
+            indices, run["cursor"] = self.examples.take(
+                run["cursor"], cfg.batch_size, lambda i: self.base.label(i, "train") >= 0
+            )
             with self._autocast():
                 loss = _batch_loss(self.model, self.llm, self.base, indices, cfg.chat)
             (loss / cfg.grad_accum).backward()
@@ -291,7 +301,7 @@ class VerbalizerTrainer:
         self.schedule.step()
         self.optimizer.zero_grad(set_to_none=True)
         run["step"] += 1
-        _log(
+        log_record(
             self.out,
             {
                 "step": run["step"],
@@ -315,51 +325,23 @@ class VerbalizerTrainer:
         run["history"].append(row)
         if metrics["ndcg@10"] > run["best"]:
             run["best"], run["best_step"], run["bad_evals"] = metrics["ndcg@10"], run["step"], 0
-            _save_adapter(self.model, self.out)
+            save_adapter(self.model, self.out)
         else:
             run["bad_evals"] += 1
-        _log(self.out, {"step": run["step"], "eval": row})
+        log_record(self.out, {"step": run["step"], "eval": row})
         self._write_summary(finished=False)
         return bool(run["bad_evals"] >= self.config.patience)
 
     def save_checkpoint(self) -> None:
         """Write adapter, optimizer, schedule, RNG and progress to ``output_dir/checkpoint``."""
-        # Written beside the old one and swapped in: a kill mid-write leaves a whole checkpoint.
-        folder = self.out / "checkpoint"
-        tmp, old = folder.with_name("checkpoint.tmp"), folder.with_name("checkpoint.old")
-        shutil.rmtree(tmp, ignore_errors=True)
-        _save_adapter(self.model, tmp)
-        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-        torch.save(
-            {
-                "optimizer": self.optimizer.state_dict(),
-                "rng": torch.get_rng_state(),
-                "schedule": self.schedule.state_dict(),
-                "cuda_rng": cuda,
-            },
-            tmp / "trainer.pt",
-        )
-        state = {**self.run, "config": dataclasses.asdict(self.config)}
-        (tmp / "state.json").write_text(json.dumps(state))
-        shutil.rmtree(old, ignore_errors=True)
-        if folder.exists():
-            folder.rename(old)
-        tmp.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
+        state = {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict()}
+        save_checkpoint(self.out, self.model, state, self.run, self.config)
 
     def _restore(self, state: dict[str, Any]) -> None:
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
-
-        folder = self.out / "checkpoint"
-        set_peft_model_state_dict(self.model, load_file(str(folder / "adapter_model.safetensors")))
-        saved = torch.load(folder / "trainer.pt", weights_only=False)
+        saved = load_checkpoint(self.out, self.model)
         self.optimizer.load_state_dict(saved["optimizer"])
         self.schedule.load_state_dict(saved["schedule"])
-        torch.set_rng_state(saved["rng"])
-        if saved["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(saved["cuda_rng"])
-        self.run = {k: v for k, v in state.items() if k != "config"}
+        self.run = state
 
     def _write_summary(self, finished: bool) -> dict[str, Any]:
         import peft
@@ -384,7 +366,7 @@ class VerbalizerTrainer:
                 "data_version": self.base.task.data_version,
             },
             "config": dataclasses.asdict(self.config),
-            "commit": _commit(),
+            "commit": git_commit(),
             "versions": {
                 "torch": torch.__version__,
                 "peft": peft.__version__,
@@ -393,36 +375,6 @@ class VerbalizerTrainer:
         }
         (self.out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
-
-
-class _ExampleStream:
-    """Train episodes in a seeded order: a fixed sample, reshuffled every epoch."""
-
-    def __init__(self, n_episodes: int, size: int | None, seed: int) -> None:
-        rng = np.random.default_rng(seed)
-        size = n_episodes if size is None else min(size, n_episodes)
-        self.pool = np.sort(rng.choice(n_episodes, size=size, replace=False))
-        self.seed = seed
-        self._orders: dict[int, np.ndarray] = {}
-
-    def at(self, position: int) -> int:
-        epoch, offset = divmod(position, len(self.pool))
-        if epoch not in self._orders:
-            self._orders[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.pool)
-        return int(self._orders[epoch][offset])
-
-    def take(self, base: RecRankEnv, cursor: int, n: int) -> tuple[list[int], int]:
-        """The next ``n`` episodes whose target is a candidate, and the new cursor."""
-        out: list[int] = []
-        for _ in range(100 * n):
-            if len(out) == n:
-                break
-            i, cursor = self.at(cursor), cursor + 1
-            if base.label(i, "train") >= 0:
-                out.append(i)
-        if not out:
-            raise RuntimeError("no train episode has its target among the candidates")
-        return out, cursor
 
 
 def _batch_loss(
@@ -466,17 +418,6 @@ def _validate(
     }
 
 
-def _linear_schedule(optimizer: Any, warmup: int, total: int) -> Any:
-    # transformers' linear schedule, except that the first step already gets lr / (warmup + 1)
-    # rather than 0 (a step at lr 0 is a wasted forward/backward pass).
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def _make_env(retriever: str) -> gym.Env[Any, Any]:
     import recgym  # noqa: F401  (registers RecRank-v0)
 
@@ -493,103 +434,16 @@ def _default_dir(model: str) -> Path:
     return cache_dir("verbalizer", create=False) / Path(model).name.replace("/", "--")
 
 
-# ----- files ---------------------------------------------------------------------------------
-
-
-def _save_adapter(model: Any, folder: Path) -> None:
-    model.save_pretrained(str(folder), safe_serialization=True)
-    (folder / "README.md").unlink(missing_ok=True)  # PEFT's empty model-card template
-
-
-def _log(out: Path, record: dict[str, Any]) -> None:
-    with open(out / "log.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-def _finished(out: Path) -> bool:
-    path = out / "training.json"
-    return path.is_file() and bool(json.loads(path.read_text()).get("finished"))
-
-
-def _trim_log(path: Path, step: int | None) -> None:
-    """Drop log lines past ``step`` (a resumed run redoes those steps); all of them if None."""
-    if step is None:
-        path.unlink(missing_ok=True)
-    elif path.is_file():
-        lines = [ln for ln in path.read_text().splitlines() if json.loads(ln)["step"] <= step]
-        path.write_text("".join(ln + "\n" for ln in lines))
-
-
-def _commit() -> str | None:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _load_state(out: Path, config: VerbalizerTrainConfig) -> dict[str, Any] | None:
-    path = out / "checkpoint" / "state.json"
-    if not path.is_file():
-        return None
-    state: dict[str, Any] = json.loads(path.read_text())
-    now = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples as lists, like the file
-    changed = sorted(k for k in now if k not in _RESUMABLE and state["config"].get(k) != now[k])
-    if changed:
-        raise ValueError(
-            f"{path.parent} was written with another recipe ({', '.join(changed)} differ); "
-            "resume with the same settings, or pass another output_dir"
-        )
-    return state
-
-
 # ----- command line ----------------------------------------------------------------------------
-
-
-def _field_docs(cls: type) -> dict[str, str]:
-    """Each dataclass field's docstring (the string under it), for ``--help``."""
-    body = ast.parse(inspect.getsource(cls)).body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for node, after in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(after, ast.Expr)
-            and isinstance(after.value, ast.Constant)
-        ):
-            text = re.sub(r"(:\w+:)?`+([^`]+)`+", r"\2", str(after.value.value))  # no markup
-            docs[node.target.id] = " ".join(text.split())
-    return docs
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """``python -m agents.llm.verbalizer_train``: train and print the summary (no history)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m agents.llm.verbalizer_train", description=__doc__.split("\n")[0]
+    parser = config_parser(
+        VerbalizerTrainConfig, "python -m agents.llm.verbalizer_train", __doc__.split("\n")[0]
     )
-    docs = _field_docs(VerbalizerTrainConfig)
-    for field in dataclasses.fields(VerbalizerTrainConfig):
-        flag, help_ = "--" + field.name.replace("_", "-"), f"{docs.get(field.name, '')} "
-        help_ += f"(default: {field.default})".replace("%", "%%")
-        kind = str(field.type)
-        if kind == "bool":
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=field.default, help=help_
-            )
-        elif kind.startswith("tuple"):
-            parser.add_argument(flag, nargs="+", default=field.default, help=help_)
-        else:
-            cast = {"int": int, "float": float}.get(kind.split(" |")[0], str)
-            parser.add_argument(flag, type=cast, default=field.default, help=help_)
-    args = vars(parser.parse_args(argv))
-    args["target_modules"] = tuple(args["target_modules"])
-    summary = train_verbalizer(VerbalizerTrainConfig(**args))
+    config = parse_config(VerbalizerTrainConfig, vars(parser.parse_args(argv)))
+    summary = train_verbalizer(config)
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     return summary
 

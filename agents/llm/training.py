@@ -1,0 +1,300 @@
+"""What recgym's LLM trainers share: run folders, checkpoints, episode order, the config CLI.
+
+A run writes into one output folder:
+
+- ``log.jsonl``: one JSON record per optimizer step and per validation;
+- ``training.json``: the summary (``finished`` once the run ended);
+- the best adapter (PEFT, safetensors) at the folder's top level;
+- ``checkpoint/``: adapter, optimizer, schedule, RNG and progress, swapped in atomically, so a
+  killed run resumes from it; a run started on the same folder with the same recipe does.
+
+Used by :mod:`agents.llm.verbalizer_train` and :mod:`agents.llm.grpo`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import itertools
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+__all__ = [
+    "EpisodeStream",
+    "config_parser",
+    "field_docs",
+    "finished",
+    "git_commit",
+    "linear_schedule",
+    "load_adapter",
+    "load_checkpoint",
+    "load_state",
+    "log_record",
+    "read_log",
+    "save_adapter",
+    "save_checkpoint",
+    "trim_log",
+]
+
+C = TypeVar("C")
+
+
+class EpisodeStream:
+    """Episode indices in a seeded order: a fixed sample of a split, reshuffled every epoch.
+
+    ``at(position)`` depends only on ``(n_episodes, size, seed, position)``, so a run that
+    stores its cursor resumes on exactly the episodes it would have seen.
+
+    Args:
+        n_episodes: episodes in the split.
+        size: how many of them to train on (sampled with ``seed``); ``None``: all.
+        seed: seed of the sample and of every epoch's order.
+    """
+
+    def __init__(self, n_episodes: int, size: int | None, seed: int) -> None:
+        if n_episodes < 1:
+            raise ValueError("the split has no episodes to train on")
+        rng = np.random.default_rng(seed)
+        size = n_episodes if size is None else min(size, n_episodes)
+        self.pool = np.sort(rng.choice(n_episodes, size=size, replace=False))
+        self.seed = seed
+        self._orders: dict[int, np.ndarray] = {}
+
+    def at(self, position: int) -> int:
+        """The episode at ``position`` of the endless stream."""
+        epoch, offset = divmod(position, len(self.pool))
+        if epoch not in self._orders:
+            self._orders[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.pool)
+        return int(self._orders[epoch][offset])
+
+    def take(
+        self, cursor: int, n: int, keep: Callable[[int], bool] | None = None
+    ) -> tuple[list[int], int]:
+        """The next ``n`` episodes from ``cursor`` (those passing ``keep``), and the new cursor.
+
+        Raises:
+            RuntimeError: ``keep`` rejected 100 x ``n`` episodes in a row.
+        """
+        out: list[int] = []
+        for _ in range(100 * n):
+            if len(out) == n:
+                break
+            i, cursor = self.at(cursor), cursor + 1
+            if keep is None or keep(i):
+                out.append(i)
+        if not out:
+            raise RuntimeError("no train episode passes the filter")
+        return out, cursor
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> Any:
+    """Linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``."""
+
+    # transformers' linear schedule, except that the first step already gets lr / (warmup + 1)
+    # rather than 0 (a step at lr 0 is a wasted forward/backward pass).
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# ----- adapters and checkpoints ------------------------------------------------------------------
+
+
+def save_adapter(model: Any, folder: Path) -> None:
+    """Save a PEFT model's adapter (safetensors) into ``folder``."""
+    model.save_pretrained(str(folder), safe_serialization=True)
+    (folder / "README.md").unlink(missing_ok=True)  # PEFT's empty model-card template
+
+
+def load_adapter(model: Any, folder: Path, trainer: str) -> tuple[Any, dict[str, Any] | None]:
+    """``model`` wrapped with the LoRA adapter in ``folder``, and the folder's training summary.
+
+    Args:
+        model: the base causal LM.
+        folder: a trainer's output folder (or any PEFT adapter folder).
+        trainer: the function that writes such folders, named in the error when none is there.
+    """
+    if not (folder / "adapter_config.json").is_file():
+        raise FileNotFoundError(
+            f"no PEFT adapter in {folder} (adapter_config.json is missing); pass the output_dir "
+            f"of {trainer}"
+        )
+    from peft import PeftModel
+
+    wrapped = PeftModel.from_pretrained(model, str(folder)).eval()
+    summary = folder / "training.json"
+    training = json.loads(summary.read_text()) if summary.is_file() else None
+    return wrapped, training
+
+
+def save_checkpoint(
+    out: Path, model: Any, trainer_state: dict[str, Any], run: dict[str, Any], config: Any
+) -> None:
+    """Write ``out/checkpoint``: the adapter, ``trainer_state`` (torch objects: optimizer,
+    schedule...), the RNG states, and ``run`` with the config (JSON).
+
+    It is written beside the old one and swapped in, so a kill mid-write leaves a whole one.
+    """
+    folder = out / "checkpoint"
+    tmp, old = folder.with_name("checkpoint.tmp"), folder.with_name("checkpoint.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_adapter(model, tmp)
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    saved = {**trainer_state, "rng": torch.get_rng_state(), "cuda_rng": cuda}
+    torch.save(saved, tmp / "trainer.pt")
+    state = {**run, "config": dataclasses.asdict(config)}
+    (tmp / "state.json").write_text(json.dumps(state))
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(out: Path, model: Any) -> dict[str, Any]:
+    """Load ``out/checkpoint``'s adapter into ``model`` and restore the RNG states; return the
+    saved trainer state (what :func:`save_checkpoint` got as ``trainer_state``)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    folder = out / "checkpoint"
+    set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))
+    saved: dict[str, Any] = torch.load(folder / "trainer.pt", weights_only=False)
+    torch.set_rng_state(saved.pop("rng"))
+    cuda = saved.pop("cuda_rng")
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    return saved
+
+
+def load_state(out: Path, config: Any, resumable: Sequence[str]) -> dict[str, Any] | None:
+    """The progress saved in ``out/checkpoint`` (``None`` if there is none).
+
+    Raises:
+        ValueError: the checkpoint was written with another recipe (a field not in
+            ``resumable`` differs).
+    """
+    path = out / "checkpoint" / "state.json"
+    if not path.is_file():
+        return None
+    state: dict[str, Any] = json.loads(path.read_text())
+    now = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples as lists, like the file
+    changed = sorted(k for k in now if k not in resumable and state["config"].get(k) != now[k])
+    if changed:
+        raise ValueError(
+            f"{path.parent} was written with another recipe ({', '.join(changed)} differ); "
+            "resume with the same settings, or pass another output_dir"
+        )
+    return {k: v for k, v in state.items() if k != "config"}
+
+
+# ----- logs ----------------------------------------------------------------------------------
+
+
+def log_record(out: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line to ``out/log.jsonl``."""
+    with open(out / "log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def read_log(out: Path) -> list[dict[str, Any]]:
+    """The records of ``out/log.jsonl`` (empty when there is none)."""
+    path = out / "log.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def trim_log(path: Path, step: int | None) -> None:
+    """Drop log lines past ``step`` (a resumed run redoes those steps); all of them if None."""
+    if step is None:
+        path.unlink(missing_ok=True)
+    elif path.is_file():
+        lines = [ln for ln in path.read_text().splitlines() if json.loads(ln)["step"] <= step]
+        path.write_text("".join(ln + "\n" for ln in lines))
+
+
+def finished(out: Path) -> bool:
+    """Whether ``out`` holds a finished run's summary."""
+    path = out / "training.json"
+    return path.is_file() and bool(json.loads(path.read_text()).get("finished"))
+
+
+def git_commit() -> str | None:
+    """The commit of the checkout this code runs from (``None`` outside git)."""
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+# ----- command line ----------------------------------------------------------------------------
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Each dataclass field's docstring (the string under it), for ``--help``."""
+    body = ast.parse(inspect.getsource(cls)).body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, after in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+        ):
+            text = re.sub(r"(:\w+:)?`+([^`]+)`+", r"\2", str(after.value.value))  # no markup
+            docs[node.target.id] = " ".join(text.split())
+    return docs
+
+
+def config_parser(cls: type, prog: str, description: str) -> argparse.ArgumentParser:
+    """An argument parser with one ``--flag`` per field of the config dataclass ``cls``.
+
+    Booleans get ``--flag/--no-flag``, tuples take several values, ``X | None`` fields take X.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    docs = field_docs(cls)
+    for field in dataclasses.fields(cls):
+        flag, help_ = "--" + field.name.replace("_", "-"), f"{docs.get(field.name, '')} "
+        help_ += f"(default: {field.default})".replace("%", "%%")
+        kind = str(field.type)
+        if kind == "bool":
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=field.default, help=help_
+            )
+        elif kind.startswith("tuple"):
+            parser.add_argument(flag, nargs="+", default=field.default, help=help_)
+        else:
+            cast = {"int": int, "float": float}.get(kind.split(" |")[0], str)
+            parser.add_argument(flag, type=cast, default=field.default, help=help_)
+    return parser
+
+
+def parse_config(cls: Callable[..., C], args: dict[str, Any]) -> C:
+    """Build the config from parsed arguments (tuple fields come back from argparse as lists)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values = {
+        k: tuple(v) if str(fields[k].type).startswith("tuple") and v is not None else v
+        for k, v in args.items()
+    }
+    return cls(**values)
