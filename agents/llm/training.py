@@ -270,24 +270,37 @@ def field_docs(cls: type) -> dict[str, str]:
 def config_parser(cls: type, prog: str, description: str) -> argparse.ArgumentParser:
     """An argument parser with one ``--flag`` per field of the config dataclass ``cls``.
 
-    Booleans get ``--flag/--no-flag``, tuples take several values, ``X | None`` fields take X.
+    Booleans get ``--flag/--no-flag``, tuples take several values, dicts take a JSON object,
+    ``X | None`` fields take X.
     """
     parser = argparse.ArgumentParser(prog=prog, description=description)
     docs = field_docs(cls)
     for field in dataclasses.fields(cls):
+        default = field.default
+        if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
         flag, help_ = "--" + field.name.replace("_", "-"), f"{docs.get(field.name, '')} "
-        help_ += f"(default: {field.default})".replace("%", "%%")
+        help_ += f"(default: {default})".replace("%", "%%")
         kind = str(field.type)
         if kind == "bool":
             parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=field.default, help=help_
+                flag, action=argparse.BooleanOptionalAction, default=default, help=help_
             )
         elif kind.startswith("tuple"):
-            parser.add_argument(flag, nargs="+", default=field.default, help=help_)
+            parser.add_argument(flag, nargs="+", default=default, help=help_)
+        elif kind.startswith("dict"):
+            parser.add_argument(flag, type=_json_object, default=default, help=help_ + " (JSON)")
         else:
             cast = {"int": int, "float": float}.get(kind.split(" |")[0], str)
-            parser.add_argument(flag, type=cast, default=field.default, help=help_)
+            parser.add_argument(flag, type=cast, default=default, help=help_)
     return parser
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f'expected a JSON object such as {{"k": 100}}; got {text}')
+    return value
 
 
 def parse_config(cls: Callable[..., C], args: dict[str, Any]) -> C:

@@ -1,15 +1,32 @@
-"""A zero-shot LLM policy for the text envs: the observation as the user turn, one completion."""
+"""An LLM policy for the text envs: the observation as the user turn, one completion.
+
+Zero-shot with the base model, or with an adapter written by a trainer
+(:mod:`agents.llm.grpo`), which samples its rollouts through the same :func:`policy_messages`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from recgym.envs.text import SYSTEM_PROMPT
 from recgym.llm import LLM
 from recgym.llm.base import derive_seed
 
-__all__ = ["ZeroShotLLMAgent"]
+__all__ = ["ZeroShotLLMAgent", "policy_messages"]
+
+
+def policy_messages(
+    observation: str, system_prompt: str | None, response_prefix: str = ""
+) -> list[dict[str, str]]:
+    """The conversation an LLM policy completes: the system turn (if any), the observation as
+    the user turn, and ``response_prefix`` as the start of the reply (a prefill) if not empty."""
+    turns = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    turns.append({"role": "user", "content": observation})
+    if response_prefix:
+        turns.append({"role": "assistant", "content": response_prefix})
+    return turns
 
 
 class ZeroShotLLMAgent:
@@ -19,6 +36,11 @@ class ZeroShotLLMAgent:
     Sampling defaults are Rec-R1's (temperature 0.6, top-p 0.95); each call draws fresh
     per-row seeds from a counter started by :meth:`reset`, so a seeded evaluation is
     reproducible and independent of the batch size.
+
+    With ``response_prefix`` the reply is prefilled with that text and the model continues it;
+    the action is the prefix followed by the completion. A small model that never produces the
+    answer format on its own (SmolLM2-135M on the Rec-R1 envs) can be started inside it, e.g.
+    ``'<answer>{"query": "'``.
 
     Args:
         model: a loaded :class:`recgym.llm.LLM`, or a name/path for :func:`recgym.llm.load`
@@ -30,6 +52,9 @@ class ZeroShotLLMAgent:
         system_prompt: the system turn (``None`` for none).
         seed: initial seed (see :meth:`reset`).
         model_kwargs: arguments of :func:`recgym.llm.load` when ``model`` is a name.
+        response_prefix: the start of every reply (see above).
+        adapter: an output folder of :mod:`agents.llm.grpo` (a PEFT LoRA adapter), loaded onto
+            the model in place.
     """
 
     def __init__(
@@ -43,6 +68,8 @@ class ZeroShotLLMAgent:
         system_prompt: str | None = SYSTEM_PROMPT,
         seed: int | None = 0,
         model_kwargs: dict[str, Any] | None = None,
+        response_prefix: str = "",
+        adapter: str | None = None,
     ) -> None:
         if isinstance(model, str):
             import recgym.llm
@@ -54,16 +81,21 @@ class ZeroShotLLMAgent:
         self.top_p = float(top_p)
         self.batch_size = int(batch_size)
         self.system_prompt = system_prompt
+        self.response_prefix = str(response_prefix)
+        self.adapter = None if adapter is None else str(adapter)
+        self.training: dict[str, Any] | None = None
+        if self.adapter is not None:
+            from agents.llm.training import load_adapter
+
+            self.llm.model, self.training = load_adapter(
+                self.llm.model, Path(self.adapter), "agents.llm.grpo.train_grpo"
+            )
         self.reset(seed)
 
     def reset(self, seed: int | None = None) -> None:
         """Restart the per-row seed counter at ``seed`` (``None``: unseeded sampling)."""
         self._seed = seed
         self._rows = 0
-
-    def _messages(self, observation: str) -> list[dict[str, str]]:
-        turns = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        return [*turns, {"role": "user", "content": observation}]
 
     def act_batch(self, observations: Sequence[str]) -> list[str]:
         """One completion per observation, generated in batches."""
@@ -74,14 +106,14 @@ class ZeroShotLLMAgent:
             seeds = [derive_seed(self._seed, self._rows + r) for r in range(n)]
         self._rows += n
         outs = self.llm.generate(
-            [self._messages(o) for o in observations],
+            [policy_messages(o, self.system_prompt, self.response_prefix) for o in observations],
             max_new_tokens=self.max_new_tokens,
             temperature=self.temperature,
             top_p=self.top_p,
             seed=seeds,
             batch_size=self.batch_size,
         )
-        return [g.text for g in outs]
+        return [self.response_prefix + g.text for g in outs]
 
     def act(self, observation: str) -> str:
         """One completion."""
@@ -95,4 +127,16 @@ class ZeroShotLLMAgent:
             "temperature": self.temperature,
             "top_p": self.top_p,
             "system_prompt": self.system_prompt is not None,
+            **({"response_prefix": self.response_prefix} if self.response_prefix else {}),
+            **(
+                {"adapter": self.adapter, "training": _summary(self.training)}
+                if self.adapter
+                else {}
+            ),
         }
+
+
+def _summary(training: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The parts of a trainer's ``training.json`` a leaderboard row keeps."""
+    keys = ("algorithm", "best_step", "best_metric", "steps", "train_minutes", "device", "seed")
+    return None if training is None else {k: training[k] for k in keys if k in training}

@@ -24,6 +24,7 @@ __all__ = [
     "check_sampling",
     "cut_at_stop",
     "derive_seed",
+    "ends_with_prefill",
     "render_chatml",
     "row_seeds",
 ]
@@ -67,6 +68,10 @@ class Generation:
 @runtime_checkable
 class LLM(Protocol):
     """A text generator that recgym environments use as policy, simulated user or judge.
+
+    A conversation that ends with an assistant message is continued from that message's text
+    (a prefill), like transformers' ``continue_final_message``; the completion does not repeat
+    it.
 
     Implemented by :class:`recgym.llm.hf.HFLLM` (a transformers model) and
     :class:`recgym.llm.fake.FakeLLM` (a deterministic test double).
@@ -123,11 +128,23 @@ def as_messages(prompt: Prompt) -> list[dict[str, str]]:
 
 
 def render_chatml(messages: Prompt, add_generation_prompt: bool = True) -> str:
-    """Render a conversation as ChatML text (what :data:`CHATML_TEMPLATE` produces)."""
-    text = "".join(
-        f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in as_messages(messages)
-    )
+    """Render a conversation as ChatML text (what :data:`CHATML_TEMPLATE` produces).
+
+    A conversation that ends with an assistant turn is a prefill: that turn is left open, so the
+    model continues it (see :func:`ends_with_prefill`).
+    """
+    turns = as_messages(messages)
+    if ends_with_prefill(turns):
+        *head, last = turns
+        return render_chatml(head, False) + f"<|im_start|>assistant\n{last['content']}"
+    text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in turns)
     return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
+
+
+def ends_with_prefill(messages: Sequence[Message]) -> bool:
+    """Whether a conversation ends with an assistant turn: the start of the reply (a prefill)
+    that the model continues, instead of a new reply after it."""
+    return bool(messages) and messages[-1].get("role") == "assistant"
 
 
 def check_prompts(prompts: Sequence[Prompt], chat: bool) -> None:

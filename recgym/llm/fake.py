@@ -171,7 +171,9 @@ class FakeLLM:
             text = self.responses[self._next_response % len(self.responses)]
             self._next_response += 1
             return text
-        content = as_messages(prompt)[-1]["content"] if prompt else ""
+        # The request is the last turn that is not a prefill of the reply.
+        turns = [m for m in as_messages(prompt) if m["role"] != "assistant"] if prompt else []
+        content = turns[-1]["content"] if turns else ""
         words = list(dict.fromkeys(w.lower() for w in _WORD.findall(content)))
         words = [w for w in words if w not in _STOPWORDS] or ["popular", "items"]
         start = int(hashlib.sha256(rendered.encode()).hexdigest(), 16) % len(words)

@@ -21,6 +21,7 @@ from recgym.llm.base import (
     check_prompts,
     check_sampling,
     cut_at_stop,
+    ends_with_prefill,
     row_seeds,
 )
 
@@ -142,14 +143,20 @@ class HFLLM:
         return self.model.device
 
     def chat_prompt(self, messages: Prompt) -> str:
-        """Render ``messages`` with the tokenizer's chat template, ready for the reply."""
+        """Render ``messages`` with the tokenizer's chat template, ready for the reply (or
+        continuing a final assistant message)."""
         if not getattr(self.tokenizer, "chat_template", None):
             raise ValueError(
                 f"model {self.name!r} has no chat template; pass chat=False with plain-text "
                 "prompts, or set tokenizer.chat_template"
             )
+        turns = as_messages(messages)
+        prefill = ends_with_prefill(turns)
         return self.tokenizer.apply_chat_template(
-            as_messages(messages), tokenize=False, add_generation_prompt=True
+            turns,
+            tokenize=False,
+            add_generation_prompt=not prefill,
+            continue_final_message=prefill,
         )
 
     def generate(
