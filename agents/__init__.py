@@ -35,6 +35,31 @@ def _zero_shot(env: gym.Env[Any, Any], kwargs: dict[str, Any]) -> Agent:
     return ZeroShotLLMAgent(**kwargs)
 
 
+def _trained(algorithm: str) -> Callable[[gym.Env[Any, Any], dict[str, Any]], Agent]:
+    """A factory of the LLM policy trained by ``agents.llm.grpo`` with ``algorithm``."""
+
+    def make(env: gym.Env[Any, Any], kwargs: dict[str, Any]) -> Agent:
+        from agents.llm.zero_shot import ZeroShotLLMAgent  # loads torch only when asked for
+
+        if "adapter" not in kwargs:
+            raise ValueError(
+                f"agent {algorithm!r} needs the run's output folder: --agent-kwargs "
+                '\'{"adapter": "path/to/run", ...}\''
+            )
+        agent = ZeroShotLLMAgent(**kwargs)
+        trained = (agent.training or {}).get("algorithm")
+        if trained != algorithm:
+            raise ValueError(
+                f"{kwargs['adapter']} was trained with {trained!r}, not {algorithm!r}; use "
+                f"--agent {trained}"
+                if trained
+                else f"{kwargs['adapter']} has no training.json"
+            )
+        return agent
+
+    return make
+
+
 def _verbalizer(env: gym.Env[Any, Any], kwargs: dict[str, Any]) -> Agent:
     from agents.llm.verbalizer import VerbalizerAgent  # loads torch only when asked for
 
@@ -48,6 +73,9 @@ AGENTS: dict[str, Callable[[gym.Env[Any, Any], dict[str, Any]], Agent]] = {
     "zero-shot": _zero_shot,
     "retriever-order": lambda env, kw: RetrieverOrderAgent(**kw),
     "random-order": lambda env, kw: RandomOrderAgent(**kw),
+    "grpo": _trained("grpo"),
+    "rloo": _trained("rloo"),
+    "rs-sft": _trained("rs-sft"),
     "verbalizer": _verbalizer,
     "sb3": lambda env, kw: SB3Agent.from_env(env, **kw),
     "popularity": lambda env, kw: ItemScoresAgent.popularity(**kw),

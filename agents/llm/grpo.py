@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import shlex
 import shutil
 import time
 from collections.abc import Sequence
@@ -463,8 +464,9 @@ class GRPOTrainer:
             if batch.advantages[i] != 0 and len(batch.completion_ids[i]) > 0
         ]
         stats: dict[str, list[float]] = {"loss": [], "clip_frac": [], "kl": []}
-        if not rows:  # every group tied: no gradient this step, the schedule still advances
+        if not rows:  # every group tied: no gradient; the (no-op) steps keep the schedule
             for _ in range(cfg.updates_per_batch):
+                self.optimizer.step()
                 self.schedule.step()
             return {"loss": 0.0, "clip_frac": 0.0, "kl": 0.0, "trained_rows": 0.0}
         total = sum(len(batch.completion_ids[i]) for i in rows)
@@ -592,6 +594,30 @@ class GRPOTrainer:
         indices = list(range(min(self.config.test_episodes or n, n)))
         return {"step": self.run["best_step"], **self.evaluate_split("test", indices, 0)}
 
+    def leaderboard_command(self, seeds: Sequence[int] = (0, 1, 2)) -> str:
+        """The ``python -m benchmarks run`` command that puts this run's policy on the
+        leaderboard: the test split, sampled as in training, with the training budget."""
+        cfg = self.config
+        kwargs = {
+            "model": cfg.model,
+            "adapter": str(self.out),
+            "max_new_tokens": cfg.max_new_tokens,
+            "temperature": cfg.temperature,
+            "top_p": cfg.top_p,
+            "batch_size": cfg.eval_batch_size,
+            **({"response_prefix": cfg.response_prefix} if cfg.response_prefix else {}),
+            **({} if cfg.system_prompt else {"system_prompt": None}),
+        }
+        n = self.scorer.num_episodes("test")
+        args = ["python", "-m", "benchmarks", "run", "--env", cfg.env, "--agent", cfg.algorithm]
+        args += ["--agent-kwargs", json.dumps(kwargs, sort_keys=True), "--split", "test"]
+        args += ["--episodes", str(min(cfg.test_episodes or n, n))]
+        args += ["--seeds", *map(str, seeds), "--batch-size", str(cfg.eval_batch_size)]
+        if cfg.env_kwargs:
+            args += ["--env-kwargs", json.dumps(cfg.env_kwargs, sort_keys=True)]
+        args += ["--budget", f"{self._minutes():.1f}", "--budget-device", _device_name(self.device)]
+        return shlex.join(args)
+
     # ----- files ------------------------------------------------------------------------------
 
     def _minutes(self) -> float:
@@ -607,7 +633,7 @@ class GRPOTrainer:
         saved = load_checkpoint(self.out, self.model)
         self.optimizer.load_state_dict(saved["optimizer"])
         self.schedule.load_state_dict(saved["schedule"])
-        self.run = state
+        self.run.update(state)  # in place: train() holds a reference to it
 
     def _write_summary(
         self, finished: bool, test: dict[str, float] | None = None
@@ -635,6 +661,7 @@ class GRPOTrainer:
             "device": _device_name(self.device),
             "finished": finished,
             "test": test,
+            "leaderboard_command": self.leaderboard_command(),
             "history": run["history"],
             "config": dataclasses.asdict(self.config),
             "commit": git_commit(),
