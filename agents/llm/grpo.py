@@ -25,7 +25,6 @@ Run ``python -m agents.llm.grpo --help``.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import shlex
@@ -42,18 +41,17 @@ import torch
 
 from agents.llm.policy_loss import completion_logprobs, group_advantages, policy_loss, sft_loss
 from agents.llm.training import (
+    CheckpointedRun,
     EpisodeStream,
     config_parser,
     finished,
-    git_commit,
     linear_schedule,
-    load_checkpoint,
     load_state,
     log_record,
     parse_config,
+    provenance,
     read_log,
     save_adapter,
-    save_checkpoint,
     trim_log,
 )
 from agents.llm.zero_shot import ZeroShotLLMAgent, policy_messages
@@ -210,7 +208,7 @@ def train_grpo(
     return GRPOTrainer(config, env, llm, generator).train()
 
 
-class GRPOTrainer:
+class GRPOTrainer(CheckpointedRun):
     """Trains an LLM policy with GRPO, RLOO or rejection-sampling SFT (see the module docstring).
 
     Args:
@@ -623,24 +621,9 @@ class GRPOTrainer:
     def _minutes(self) -> float:
         return (time.perf_counter() - self._started) / 60
 
-    def save_checkpoint(self) -> None:
-        """Write adapter, optimizer, schedule, RNG and progress to ``output_dir/checkpoint``."""
-        self.run["seconds"] = self._minutes() * 60
-        state = {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict()}
-        save_checkpoint(self.out, self.model, state, self.run, self.config)
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        saved = load_checkpoint(self.out, self.model)
-        self.optimizer.load_state_dict(saved["optimizer"])
-        self.schedule.load_state_dict(saved["schedule"])
-        self.run.update(state)  # in place: train() holds a reference to it
-
     def _write_summary(
         self, finished: bool, test: dict[str, float] | None = None
     ) -> dict[str, Any]:
-        import peft
-        import transformers
-
         run = self.run
         summary = {
             "algorithm": self.config.algorithm,
@@ -663,13 +646,7 @@ class GRPOTrainer:
             "test": test,
             "leaderboard_command": self.leaderboard_command(),
             "history": run["history"],
-            "config": dataclasses.asdict(self.config),
-            "commit": git_commit(),
-            "versions": {
-                "torch": torch.__version__,
-                "peft": peft.__version__,
-                "transformers": transformers.__version__,
-            },
+            **provenance(self.config),
         }
         (self.out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary

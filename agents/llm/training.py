@@ -22,6 +22,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "CheckpointedRun",
     "EpisodeStream",
     "config_parser",
     "field_docs",
@@ -40,6 +42,8 @@ __all__ = [
     "load_checkpoint",
     "load_state",
     "log_record",
+    "parse_config",
+    "provenance",
     "read_log",
     "save_adapter",
     "save_checkpoint",
@@ -199,6 +203,48 @@ def load_state(out: Path, config: Any, resumable: Sequence[str]) -> dict[str, An
             "resume with the same settings, or pass another output_dir"
         )
     return {k: v for k, v in state.items() if k != "config"}
+
+
+class CheckpointedRun:
+    """Checkpoint and resume for a trainer that keeps its progress in ``self.run`` (a JSON-able
+    dict with ``seconds``) and has ``out``, ``model``, ``optimizer``, ``schedule``, ``config``
+    and ``_started`` (the ``perf_counter`` its timing counts from)."""
+
+    out: Path
+    model: Any
+    optimizer: torch.optim.Optimizer
+    schedule: Any
+    config: Any
+    run: dict[str, Any]
+    _started: float
+
+    def save_checkpoint(self) -> None:
+        """Write adapter, optimizer, schedule, RNG and progress to ``output_dir/checkpoint``."""
+        self.run["seconds"] = time.perf_counter() - self._started
+        state = {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict()}
+        save_checkpoint(self.out, self.model, state, self.run, self.config)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        saved = load_checkpoint(self.out, self.model)
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.schedule.load_state_dict(saved["schedule"])
+        self.run.update(state)  # in place: a running loop may hold a reference to it
+
+
+def provenance(config: Any) -> dict[str, Any]:
+    """What a run summary records of how it was made: the config, commit and versions."""
+    import peft
+    import transformers
+
+    return {
+        "config": dataclasses.asdict(config),
+        "commit": git_commit(),
+        "versions": {
+            "torch": torch.__version__,
+            "peft": peft.__version__,
+            "transformers": transformers.__version__,
+        },
+    }
 
 
 # ----- logs ----------------------------------------------------------------------------------

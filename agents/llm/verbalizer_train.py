@@ -13,7 +13,6 @@ Run ``python -m agents.llm.verbalizer_train --help``.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import shutil
@@ -29,17 +28,16 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (torch's own alias)
 
 from agents.llm.training import (
+    CheckpointedRun,
     EpisodeStream,
     config_parser,
     finished,
-    git_commit,
     linear_schedule,
-    load_checkpoint,
     load_state,
     log_record,
     parse_config,
+    provenance,
     save_adapter,
-    save_checkpoint,
     trim_log,
 )
 from agents.llm.verbalizer import (
@@ -162,7 +160,7 @@ def train_verbalizer(
     return VerbalizerTrainer(config, env).train()
 
 
-class VerbalizerTrainer:
+class VerbalizerTrainer(CheckpointedRun):
     """LoRA fine-tuning of a causal LM as a ``RecRank-v0`` verbalizer.
 
     Validates (NDCG@10 over the validation split, see ``eval_episodes``) at step 0 (the
@@ -332,21 +330,7 @@ class VerbalizerTrainer:
         self._write_summary(finished=False)
         return bool(run["bad_evals"] >= self.config.patience)
 
-    def save_checkpoint(self) -> None:
-        """Write adapter, optimizer, schedule, RNG and progress to ``output_dir/checkpoint``."""
-        state = {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict()}
-        save_checkpoint(self.out, self.model, state, self.run, self.config)
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        saved = load_checkpoint(self.out, self.model)
-        self.optimizer.load_state_dict(saved["optimizer"])
-        self.schedule.load_state_dict(saved["schedule"])
-        self.run = state
-
     def _write_summary(self, finished: bool) -> dict[str, Any]:
-        import peft
-        import transformers
-
         run = self.run
         run["seconds"] = time.perf_counter() - self._started
         summary = {
@@ -365,13 +349,7 @@ class VerbalizerTrainer:
                 "retriever": self.base.task.retriever_name,
                 "data_version": self.base.task.data_version,
             },
-            "config": dataclasses.asdict(self.config),
-            "commit": git_commit(),
-            "versions": {
-                "torch": torch.__version__,
-                "peft": peft.__version__,
-                "transformers": transformers.__version__,
-            },
+            **provenance(self.config),
         }
         (self.out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
