@@ -10,7 +10,7 @@ import pytest
 
 import recgym  # noqa: F401  (registers the env ids)
 from agents import AGENTS, HistoryAgent, RandomWordsAgent, RawQueryAgent, make_agent
-from agents.llm.zero_shot import ZeroShotLLMAgent
+from agents.llm.zero_shot import ZeroShotLLMAgent, policy_messages
 from recgym.agent import Agent, act_batch, reset_agent
 from recgym.envs.text import SYSTEM_PROMPT, fenced_block
 from recgym.llm import load
@@ -71,6 +71,8 @@ def test_every_registered_agent_satisfies_the_protocol(seq: gym.Env) -> None:
             continue  # needs a causal LM's logits: tests/test_verbalizer.py builds a tiny one
         if name == "sb3":
             continue  # needs a saved model: tests/test_sb3_agent.py trains one
+        if name in ("grpo", "rloo", "rs-sft"):
+            continue  # needs a trained adapter: tests/test_grpo.py trains one
         kwargs: dict[str, Any] = {"model": "fake"} if name == "zero-shot" else {}
         if name == "seqrec":  # a tiny model trains in seconds (the default in ~2 min)
             kwargs = {"model": "gru4rec", "max_epochs": 1, "d": 16, "layers": 1}
@@ -84,12 +86,24 @@ def test_every_registered_agent_satisfies_the_protocol(seq: gym.Env) -> None:
 def test_zero_shot_sends_system_prompt_and_observation() -> None:
     llm = load("fake", mode="wellformed")
     agent = ZeroShotLLMAgent(llm, max_new_tokens=256)
-    assert agent._messages("hello") == [
+    assert policy_messages("hello", SYSTEM_PROMPT) == [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": "hello"},
     ]
     out = agent.act("find a red dress")
     assert parse_completion(out).ok
+
+
+def test_zero_shot_prefix_is_a_prefill_and_part_of_the_action() -> None:
+    prefix = '<answer>{"query": "'
+    assert policy_messages("hi", None, prefix)[-1] == {"role": "assistant", "content": prefix}
+    agent = ZeroShotLLMAgent(
+        load("fake", responses=['red dress"}</answer>']), response_prefix=prefix
+    )
+    out = agent.act("find a red dress")
+    assert out == prefix + 'red dress"}</answer>'
+    assert parse_completion(out).query == "red dress"
+    assert agent.config()["response_prefix"] == prefix
 
 
 def test_zero_shot_sampling_is_seeded_and_batch_independent(seq: gym.Env) -> None:
