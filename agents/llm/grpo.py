@@ -24,7 +24,6 @@ Run ``python -m agents.llm.grpo --help``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import shlex
@@ -43,6 +42,7 @@ from agents.llm.policy_loss import completion_logprobs, group_advantages, policy
 from agents.llm.training import (
     CheckpointedRun,
     EpisodeStream,
+    autocast,
     config_parser,
     finished,
     linear_schedule,
@@ -53,6 +53,7 @@ from agents.llm.training import (
     read_log,
     save_adapter,
     trim_log,
+    with_lora,
 )
 from agents.llm.zero_shot import ZeroShotLLMAgent, policy_messages
 from recgym.envs.text import SYSTEM_PROMPT, RetrievalTextEnv
@@ -263,7 +264,7 @@ class GRPOTrainer(CheckpointedRun):
             raise TypeError(f"{llm.name!r} has no torch model to train (the fake backend?)")
         self.llm = llm
         torch.manual_seed(config.seed)  # the LoRA initialisation
-        self.model = self._wrap(llm.model)
+        self.model = with_lora(llm.model, config) if config.lora else llm.model
         llm.model = self.model  # rollouts and evaluation run the weights being trained
         self.generator = llm if generator is None else generator
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -296,26 +297,8 @@ class GRPOTrainer(CheckpointedRun):
             "beat_zero_shot_minutes": None,
         }
 
-    def _wrap(self, model: Any) -> Any:
-        cfg = self.config
-        if not cfg.lora:
-            return model
-        from peft import LoraConfig, get_peft_model
-
-        lora = LoraConfig(
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=list(cfg.target_modules),
-            bias="none",
-            task_type="CAUSAL_LM",
-        )
-        return get_peft_model(model, lora)
-
     def _autocast(self) -> Any:
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.device)
 
     # ----- the loop ---------------------------------------------------------------------------
 

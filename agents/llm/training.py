@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import dataclasses
 import inspect
 import itertools
@@ -33,6 +34,7 @@ import torch
 __all__ = [
     "CheckpointedRun",
     "EpisodeStream",
+    "autocast",
     "config_parser",
     "field_docs",
     "finished",
@@ -48,6 +50,7 @@ __all__ = [
     "save_adapter",
     "save_checkpoint",
     "trim_log",
+    "with_lora",
 ]
 
 C = TypeVar("C")
@@ -112,6 +115,29 @@ def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -
         return max(0.0, (total - step) / max(1, total - warmup))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def autocast(device: torch.device) -> Any:
+    """bf16 autocast on CUDA (weights stay float32), nothing elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def with_lora(model: Any, config: Any) -> Any:
+    """``model`` wrapped with a fresh LoRA adapter from a trainer config's ``lora_r``,
+    ``lora_alpha``, ``lora_dropout`` and ``target_modules`` (no bias, causal LM)."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
 
 
 # ----- adapters and checkpoints ------------------------------------------------------------------

@@ -12,7 +12,6 @@ Run ``python -m agents.llm.verbalizer_train --help``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import shutil
@@ -30,6 +29,7 @@ import torch.nn.functional as F  # noqa: N812 (torch's own alias)
 from agents.llm.training import (
     CheckpointedRun,
     EpisodeStream,
+    autocast,
     config_parser,
     finished,
     linear_schedule,
@@ -39,6 +39,7 @@ from agents.llm.training import (
     provenance,
     save_adapter,
     trim_log,
+    with_lora,
 )
 from agents.llm.verbalizer import (
     VerbalizerAgent,
@@ -182,8 +183,6 @@ class VerbalizerTrainer(CheckpointedRun):
     """
 
     def __init__(self, config: VerbalizerTrainConfig, env: gym.Env[Any, Any] | None = None) -> None:
-        from peft import LoraConfig, get_peft_model
-
         import recgym.llm
 
         self.config = config
@@ -203,15 +202,7 @@ class VerbalizerTrainer(CheckpointedRun):
         self.device = torch.device(dev)
         self.llm = recgym.llm.load(config.model, device=dev, dtype="float32", progress=False)
         self.agent = VerbalizerAgent(self.llm, chat=config.chat, batch_size=config.eval_batch_size)
-        lora = LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=list(config.target_modules),
-            bias="none",
-            task_type="CAUSAL_LM",
-        )
-        self.model = get_peft_model(self.llm.model, lora)
+        self.model = with_lora(self.llm.model, config)
         self.agent.model = self.model  # validate the adapter being trained
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=0.0)
@@ -242,9 +233,7 @@ class VerbalizerTrainer(CheckpointedRun):
         self._losses: list[float] = []
 
     def _autocast(self) -> Any:
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.device)
 
     def train(self) -> dict[str, Any]:
         """Run to ``max_steps`` or early stopping.
