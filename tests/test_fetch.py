@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -126,3 +127,54 @@ def test_member_missing_from_archive(tmp_cache: Path, tmp_path: Path) -> None:
     archive = _zip(tmp_path / "toy.zip", {"d/b.tsv": B})
     with pytest.raises(FetchError, match=r"no member d/a\.tsv"):
         fetch_artifact(_artifact(archive.as_uri()), progress=False)
+
+
+def _template(folder: Path) -> str:
+    return folder.as_uri() + "/{path}"
+
+
+def test_url_template_fetches_each_member_from_its_own_url(tmp_cache: Path, tmp_path: Path) -> None:
+    files = tmp_path / "hub"
+    (files / "1_Pooling").mkdir(parents=True)
+    (files / "a.tsv").write_bytes(A)
+    (files / "1_Pooling" / "config.json").write_bytes(B)
+    members = {
+        "a.tsv": Member("a.tsv", _sha(A)),
+        "1_Pooling/config.json": Member("1_Pooling/config.json", _sha(B)),
+    }
+    art = Artifact("toy", "toy", (UrlSource(_template(files), "toy", members, key="hub"),))
+    fetched = fetch_artifact(art, progress=False)
+    assert fetched.files["a.tsv"].read_bytes() == A
+    pooling = fetched.files["1_Pooling/config.json"]
+    assert pooling == tmp_cache / "artifacts" / "toy" / "hub" / "1_Pooling" / "config.json"
+    assert pooling.read_bytes() == B
+    shutil.rmtree(files)  # a second fetch must come from the cache
+    assert fetch_artifact(art, progress=False).files == fetched.files
+
+
+def test_url_template_checks_every_member(tmp_cache: Path, tmp_path: Path) -> None:
+    bad, good = tmp_path / "bad", tmp_path / "good"
+    for folder, data in ((bad, b"tampered"), (good, A)):
+        folder.mkdir()
+        (folder / "a.tsv").write_bytes(data)
+        (folder / "b.tsv").write_bytes(B)
+    members = {"a.tsv": Member("a.tsv", _sha(A)), "b.tsv": Member("b.tsv", _sha(B))}
+    art = Artifact(
+        "toy",
+        "toy",
+        (
+            UrlSource(_template(bad), "toy", members, key="first"),
+            UrlSource(_template(good), "toy", members, key="second"),
+        ),
+    )
+    assert fetch_artifact(art, progress=False).source.key == "second"
+    (good / "b.tsv").unlink()  # a member missing upstream fails the source, naming its URL
+    with pytest.raises(FetchError, match=r"(?s)a\.tsv: sha256.*/good/b\.tsv: "):
+        fetch_artifact(art, progress=False, force=True)
+
+
+def test_url_template_needs_pinned_members() -> None:
+    with pytest.raises(ValueError, match="pinned sha256"):
+        UrlSource("https://example.org/{path}", "toy", {"a": Member("a")})
+    with pytest.raises(ValueError, match="pinned sha256"):
+        UrlSource("https://example.org/{path}", "toy", {"a": Member("", _sha(A))})

