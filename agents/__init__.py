@@ -10,7 +10,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from agents.baselines import HistoryAgent, RandomWordsAgent, RawQueryAgent
+from agents.baselines import FixedTextAgent, HistoryAgent, RandomWordsAgent, RawQueryAgent
 from agents.next_item import ItemScoresAgent
 from agents.ranking import RandomOrderAgent, RetrieverOrderAgent
 from agents.sb3 import SB3Agent  # imports stable-baselines3 only when a model is loaded
@@ -18,6 +18,7 @@ from recgym.agent import Agent
 
 __all__ = [
     "AGENTS",
+    "FixedTextAgent",
     "HistoryAgent",
     "ItemScoresAgent",
     "RandomOrderAgent",
@@ -70,6 +71,7 @@ AGENTS: dict[str, Callable[[gym.Env[Any, Any], dict[str, Any]], Agent]] = {
     "raw-query": lambda env, kw: RawQueryAgent(**kw),
     "history": lambda env, kw: HistoryAgent(**kw),
     "random-words": lambda env, kw: RandomWordsAgent.from_env(env, **kw),
+    "fixed-text": lambda env, kw: FixedTextAgent(**kw),
     "zero-shot": _zero_shot,
     "retriever-order": lambda env, kw: RetrieverOrderAgent(**kw),
     "random-order": lambda env, kw: RandomOrderAgent(**kw),

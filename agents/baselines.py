@@ -3,8 +3,10 @@
 - :class:`RawQueryAgent` (``RecSearch-v0``): the shopper's request, as written, is the query.
 - :class:`HistoryAgent` (``RecSeq-v0``): the user's history titles, concatenated, are the query.
 - :class:`RandomWordsAgent` (any text env): words drawn uniformly from the catalog's documents.
+- :class:`FixedTextAgent` (``RecPref-v0``): the same text for every user; the empty default is
+  the "no text" row, the plain recommender.
 
-Each reads the observation only (the text between its triple backticks) and answers in the
+The first three read the observation only (the text between its triple backticks) and answers in the
 envs' format, ``<answer>{"query": "..."}</answer>``.
 """
 
@@ -20,7 +22,7 @@ import numpy as np
 from recgym.envs.text import fenced_block
 from recgym.rewards import format_answer
 
-__all__ = ["HistoryAgent", "RandomWordsAgent", "RawQueryAgent"]
+__all__ = ["FixedTextAgent", "HistoryAgent", "RandomWordsAgent", "RawQueryAgent"]
 
 _NUMBERED = re.compile(r"^\s*\d+\.\s*")
 _WORD = re.compile(r"[^\W_]+")
@@ -93,3 +95,18 @@ class RandomWordsAgent:
     def config(self) -> dict[str, Any]:
         """The settings that define this agent."""
         return {"n_words": self.n_words, "vocabulary_size": len(self.vocabulary)}
+
+
+class FixedTextAgent:
+    """The same ``text`` whatever the observation (default ``""``: no text at all)."""
+
+    def __init__(self, text: str = "") -> None:
+        self.text = str(text)
+
+    def act(self, observation: Any) -> str:
+        """The fixed text."""
+        return self.text
+
+    def config(self) -> dict[str, Any]:
+        """The settings that define this agent."""
+        return {"text": self.text}

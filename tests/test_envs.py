@@ -58,7 +58,13 @@ def env(env_id: str) -> gym.Env[Any, Any]:
 
 
 def test_registered_ids() -> None:
-    assert set(recgym.ENVS) == {"RecSearch-v0", "RecSeq-v0", "RecRank-v0", "RecNext-v0"}
+    assert set(recgym.ENVS) == {
+        "RecSearch-v0",
+        "RecSeq-v0",
+        "RecRank-v0",
+        "RecNext-v0",
+        "RecPref-v0",
+    }
     assert all(env_id in gym.registry for env_id in recgym.ENVS)
 
 

@@ -17,6 +17,7 @@ ENVS: dict[str, dict[str, Any]] = {
     "RecSeq-v0": {"entry_point": "recgym.envs.sequential:RecSeqEnv"},
     "RecRank-v0": {"entry_point": "recgym.envs.rank:RecRankEnv"},
     "RecNext-v0": {"entry_point": "recgym.envs.next_item:RecNextEnv"},
+    "RecPref-v0": {"entry_point": "recgym.envs.preference:RecPrefEnv"},
 }
 """Every env id with its registration arguments."""
 

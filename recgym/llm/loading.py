@@ -85,6 +85,7 @@ def load(
 
 
 def _load_fake(name: str, *, device: str | None = None, dtype: Any = None, **kw: Any) -> LLM:
+    kw.pop("progress", None)  # nothing to download or load: callers may pass it uniformly
     return FakeLLM(**kw)
 
 

@@ -1,0 +1,195 @@
+"""RecPref-v0 and its judge, the knowledge-augmented recommender (agents.seqrec.kar)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+import recgym  # noqa: F401 (registers the ids)
+from agents.seqrec.kar import KARAdaptor, KARConfig, KARRecommender, train_kar
+from recgym.envs.preference import RecPrefEnv, build_pref_task
+from recgym.error import RecGymError
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(scope="module")
+def kar() -> KARRecommender:
+    """A quickly trained judge: 2 backbone epochs, texts from the fake backend, real encoder."""
+    config = KARConfig(
+        text_llm="fake",
+        backbone_overrides={"max_epochs": 2, "patience": 2},
+        max_epochs=3,
+        patience=3,
+    )
+    return train_kar(config, progress=False)
+
+
+@pytest.fixture
+def env(kar: KARRecommender) -> RecPrefEnv:
+    return gym.make("RecPref-v0", recommender=kar, split="test", render_mode="ansi").unwrapped
+
+
+def _shifting(kar: KARRecommender) -> KARRecommender:
+    """``kar`` with a random (non-zero) adaptor, so every text moves the user state."""
+    cfg = kar.config
+    adaptor = KARAdaptor(384, kar.backbone.config.d, cfg.experts, cfg.hidden, dropout=0.0)
+    torch.manual_seed(1)
+    for p in adaptor.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    return KARRecommender(kar.backbone, adaptor, kar.config, encoder=kar.encoder)
+
+
+def test_check_env(env: RecPrefEnv) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env, skip_render_check=False)
+    assert not [str(w.message) for w in caught]
+
+
+def test_episodes_are_one_per_user_and_leave_one_out() -> None:
+    task = build_pref_task()
+    train, val, test = (task.splits[s] for s in ("train", "validation", "test"))
+    assert len(train) == len(val) == len(test) == 943
+    for i in (0, 100, 942):
+        assert (val.histories[i][:-1] == train.histories[i]).all()
+        assert val.histories[i][-1] == train.targets[i]
+        assert (test.histories[i][:-1] == val.histories[i]).all()
+        assert test.histories[i][-1] == val.targets[i]
+        assert len(test.ratings[i]) == len(test.histories[i])
+
+
+def test_candidate_lists_are_fixed_and_never_seen(env: RecPrefEnv) -> None:
+    task = env.task
+    lists = task.candidates("test", 19)
+    assert lists.shape == (943, 20)
+    episodes = task.splits["test"]
+    assert (lists[:, 0] == episodes.targets).all()
+    for row in (0, 5, 500):
+        negatives = lists[row, 1:]
+        assert len(set(negatives.tolist())) == 19
+        assert not np.isin(negatives, task.seen[str(episodes.users[row])]).any()
+    # A fresh build draws the same lists (they are part of the benchmark).
+    assert (build_pref_task().candidates("test", 19) == lists).all()
+    assert (env.candidates(5) == lists[5]).all()
+
+
+def test_prompt_shows_the_last_rated_movies(env: RecPrefEnv) -> None:
+    prompt = env.observation(0, "test")
+    assert " stars" in prompt
+    lines = [line for line in prompt.splitlines() if line[:1].isdigit()]
+    assert len(lines) == env.history_len
+    assert "1 stars" not in prompt
+    last = env.task.texts[int(env.task.splits["test"].histories[0][-1])]
+    assert lines[-1].startswith(f"{env.history_len}. {last}: ")
+
+
+def test_no_text_is_the_plain_backbone(env: RecPrefEnv, kar: KARRecommender) -> None:
+    rows = [0, 1, 2, 3, 10]
+    result = env.score(["", "   ", "", "", ""], rows, "test")
+    histories = [env.task.splits["test"].histories[i] for i in rows]
+    plain = kar.backbone.score(histories)
+    lists = env.task.candidates("test", 19)[rows]
+    assert np.allclose(result.candidate_scores, np.take_along_axis(plain, lists, axis=1))
+    ahead = (result.candidate_scores[:, 1:] >= result.candidate_scores[:, :1]).sum(axis=1)
+    assert (result.ranks == ahead).all()
+    assert np.allclose(result.rewards, 1 / np.log2(ahead + 2))
+    assert result.format_ok.all()
+
+
+def test_untrained_adaptor_changes_nothing(kar: KARRecommender) -> None:
+    zero = KARRecommender(
+        kar.backbone, KARAdaptor(384, kar.backbone.config.d, 2, 8, 0.0), kar.config,
+        encoder=kar.encoder,
+    )  # fmt: skip
+    histories = kar_histories(3)
+    lists = np.tile(np.arange(20), (3, 1))
+    with_text = zero.score_candidates(histories, ["likes sci-fi", "hates horror", "x"], lists)
+    assert np.allclose(with_text, zero.score_candidates(histories, ["", "", ""], lists))
+
+
+def kar_histories(n: int) -> list[np.ndarray]:
+    return build_pref_task().splits["test"].histories[:n]
+
+
+def test_text_moves_the_ranking_and_batching_changes_nothing(kar: KARRecommender) -> None:
+    env = RecPrefEnv(recommender=_shifting(kar), split="test")
+    texts = ["A fan of science fiction and space adventures.", "", "Loves romantic comedies."]
+    batched = env.score(texts, [7, 7, 7], "test")
+    assert not np.allclose(batched.candidate_scores[0], batched.candidate_scores[1])
+    assert not np.allclose(batched.candidate_scores[0], batched.candidate_scores[2])
+    # One by one, through the Gymnasium API, gives the same rewards.
+    for text, reward in zip(texts, batched.rewards, strict=True):
+        env.reset(options={"index": 7})
+        _, r, terminated, truncated, info = env.step(text)
+        assert r == pytest.approx(reward)
+        assert terminated and not truncated
+        assert info["metrics"]["ndcg@10"] == pytest.approx(
+            float(info["target_rank"] < 10) / np.log2(info["target_rank"] + 2)
+        )
+    # Bytes are decoded; the same text scores the same in any batch.
+    alone = env.score([texts[2].encode()], 7, "test")
+    assert alone.rewards[0] == pytest.approx(batched.rewards[2])
+
+
+def test_save_and_load_give_the_same_scores(kar: KARRecommender, tmp_path: Path) -> None:
+    shifting = _shifting(kar)
+    shifting.save(tmp_path / "kar")
+    loaded = KARRecommender.load(tmp_path / "kar")
+    histories, lists = kar_histories(2), np.tile(np.arange(1, 21), (2, 1))
+    texts = ["dark thrillers", ""]
+    assert np.allclose(
+        loaded.score_candidates(histories, texts, lists),
+        shifting.score_candidates(histories, texts, lists),
+        atol=1e-5,
+    )
+    assert loaded.config == kar.config
+
+
+def test_training_reports_held_out_metrics(kar: KARRecommender) -> None:
+    m = kar.metrics
+    assert m["holdout_users"] == pytest.approx(94)
+    for key in ("holdout_plain/ndcg@10", "holdout_text/ndcg@10", "backbone_train_ndcg@10"):
+        assert 0.0 <= m[key] <= 1.0
+    # Early stopping keeps the adaptor only if it beats the plain backbone on held-out users.
+    assert m["holdout_text/ndcg@10"] >= m["holdout_plain/ndcg@10"] - 1e-9
+
+
+def test_render_shows_text_and_target(env: RecPrefEnv) -> None:
+    env.reset(options={"index": 3})
+    env.step("Enjoys dramas.")
+    out = env.render()
+    assert out is not None and "Enjoys dramas." in out and "TARGET:" in out
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"split": "dev"}, ValueError),
+        ({"n_negatives": 0}, ValueError),
+        ({"k": 21}, ValueError),
+        ({"history_len": 0}, ValueError),
+        ({"recommender": 3}, TypeError),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        RecPrefEnv(**kwargs)
+
+
+def test_bad_actions_are_refused_clearly(env: RecPrefEnv) -> None:
+    with pytest.raises(TypeError, match="batch"):
+        env.score("one text", 0, "test")
+    with pytest.raises(TypeError, match="str"):
+        env.score([3], 0, "test")  # type: ignore[list-item]
+    env.reset(options={"index": 0})
+    env.step("")
+    with pytest.raises(RecGymError):
+        env.step("again")
