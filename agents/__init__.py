@@ -37,7 +37,8 @@ def _zero_shot(env: gym.Env[Any, Any], kwargs: dict[str, Any]) -> Agent:
 
 
 def _trained(algorithm: str) -> Callable[[gym.Env[Any, Any], dict[str, Any]], Agent]:
-    """A factory of the LLM policy trained by ``agents.llm.grpo`` with ``algorithm``."""
+    """A factory of the LLM policy trained by ``agents.llm.grpo`` or ``agents.llm.dpo`` with
+    ``algorithm``."""
 
     def make(env: gym.Env[Any, Any], kwargs: dict[str, Any]) -> Agent:
         from agents.llm.zero_shot import ZeroShotLLMAgent  # loads torch only when asked for
@@ -78,6 +79,7 @@ AGENTS: dict[str, Callable[[gym.Env[Any, Any], dict[str, Any]], Agent]] = {
     "grpo": _trained("grpo"),
     "rloo": _trained("rloo"),
     "rs-sft": _trained("rs-sft"),
+    "dpo": _trained("dpo"),
     "verbalizer": _verbalizer,
     "sb3": lambda env, kw: SB3Agent.from_env(env, **kw),
     "popularity": lambda env, kw: ItemScoresAgent.popularity(**kw),

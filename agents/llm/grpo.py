@@ -24,6 +24,7 @@ Run ``python -m agents.llm.grpo --help``.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import shlex
@@ -32,11 +33,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol, cast
 
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium import spaces
 
 from agents.llm.policy_loss import completion_logprobs, group_advantages, policy_loss, sft_loss
 from agents.llm.training import (
@@ -56,11 +58,20 @@ from agents.llm.training import (
     with_lora,
 )
 from agents.llm.zero_shot import ZeroShotLLMAgent, policy_messages
-from recgym.envs.text import SYSTEM_PROMPT, RetrievalTextEnv
+from recgym.envs.text import SYSTEM_PROMPT
 from recgym.llm import LLM, Generation
 from recgym.llm.base import derive_seed
 
-__all__ = ["ALGORITHMS", "GRPOConfig", "GRPOTrainer", "Rollout", "main", "train_grpo"]
+__all__ = [
+    "ALGORITHMS",
+    "GRPOConfig",
+    "GRPOTrainer",
+    "Rollout",
+    "TextScorer",
+    "main",
+    "text_scorer",
+    "train_grpo",
+]
 
 ALGORITHMS = ("grpo", "rloo", "rs-sft")
 
@@ -73,6 +84,8 @@ class GRPOConfig:
     """The recipe (defaults: Rec-R1's sampling and loss, sized for SmolLM2-135M) and the run's
     bookkeeping."""
 
+    algorithms: ClassVar[tuple[str, ...]] = ALGORITHMS
+    """The values ``algorithm`` may take (a subclass with its own recipe sets its own)."""
     env: str = "RecSeq-v0"
     """A registered recgym text env (``RecSeq-v0``, ``RecSearch-v0``)."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -89,6 +102,9 @@ class GRPOConfig:
     """Completion budget in tokens (Rec-R1: 512, for a 3B model that reasons first)."""
     temperature: float = 0.6
     """Sampling temperature of rollouts and evaluation (Rec-R1: 0.6)."""
+    eval_temperature: float | None = None
+    """Temperature of validation, test and the leaderboard command (``None``: ``temperature``;
+    0: greedy)."""
     top_p: float = 0.95
     """Nucleus mass (Rec-R1: 0.95)."""
     system_prompt: bool = True
@@ -152,8 +168,8 @@ class GRPOConfig:
     """Show a progress bar."""
 
     def __post_init__(self) -> None:
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {ALGORITHMS}; got {self.algorithm!r}")
+        if self.algorithm not in self.algorithms:
+            raise ValueError(f"algorithm must be one of {self.algorithms}; got {self.algorithm!r}")
         positive = (
             "prompts_per_step", "max_new_tokens", "max_steps", "updates_per_batch",
             "micro_batch_size", "lora_r", "eval_every", "eval_batch_size",
@@ -165,6 +181,8 @@ class GRPOConfig:
             raise ValueError(f"samples_per_prompt must be >= 2; got {self.samples_per_prompt}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0 to sample a group; got {self.temperature}")
+        if self.eval_temperature is not None and self.eval_temperature < 0:
+            raise ValueError(f"eval_temperature must be >= 0; got {self.eval_temperature}")
         if self.lr <= 0 or self.warmup_steps < 0 or self.clip_eps <= 0 or self.kl_coef < 0:
             raise ValueError("need lr > 0, warmup_steps >= 0, clip_eps > 0 and kl_coef >= 0")
         if not self.lora and self.kl_coef:
@@ -173,6 +191,66 @@ class GRPOConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or None; got {value}")
+
+
+class TextScores(Protocol):
+    """What the trainers read of a text env's ``score(...)`` result (``ScoreBatch``,
+    ``PrefScores``): ``(B,)`` arrays and per-metric ``(B,)`` arrays with ``"ndcg@10"``."""
+
+    @property
+    def rewards(self) -> np.ndarray: ...
+    @property
+    def ndcg(self) -> np.ndarray: ...
+    @property
+    def format_ok(self) -> np.ndarray: ...
+    @property
+    def metrics(self) -> dict[str, np.ndarray]: ...
+
+
+class TextScorer(Protocol):
+    """What the trainers need of a text env (its ``env.unwrapped``): episodes by split, their
+    prompts, one batched scorer, and what a summary records (``task.data_version``,
+    ``reward_name``, ``k``). ``RecSeq-v0``, ``RecSearch-v0`` and ``RecPref-v0`` have it."""
+
+    k: int
+
+    @property
+    def task(self) -> Any: ...
+    @property
+    def reward_name(self) -> str: ...
+    def num_episodes(self, split: str | None = None) -> int: ...
+    def observations(self, indices: Sequence[int], split: str | None = None) -> list[Any]: ...
+    def score(
+        self, actions: Sequence[str], indices: Sequence[int] | int | None, split: str | None, /
+    ) -> TextScores: ...
+
+
+_SCORER_MEMBERS = ("num_episodes", "observations", "score", "task", "reward_name", "k")
+
+
+def text_scorer(env: gym.Env[Any, Any]) -> TextScorer:
+    """``env.unwrapped`` if it is a text env the trainers can use (see :class:`TextScorer`).
+
+    The check is structural (Text observation and action spaces, and the members of
+    :class:`TextScorer`), so any env family with that API trains; attributes are looked up
+    statically, so a lazily built task is not built here.
+
+    Raises:
+        TypeError: the env is not such a text env (``RecNext-v0``'s actions are score vectors).
+    """
+    inner = env.unwrapped
+    missing = [m for m in _SCORER_MEMBERS if inspect.getattr_static(inner, m, None) is None]
+    spaces_ok = isinstance(getattr(inner, "observation_space", None), spaces.Text) and isinstance(
+        getattr(inner, "action_space", None), spaces.Text
+    )
+    if missing or not spaces_ok:
+        why = f"it lacks {', '.join(missing)}" if missing else "its spaces are not Text"
+        raise TypeError(
+            f"env must be a recgym text env (RecSeq-v0, RecSearch-v0, RecPref-v0: Text "
+            f"observations and actions, and {', '.join(_SCORER_MEMBERS)} on env.unwrapped); "
+            f"got {type(inner).__name__}, and {why}"
+        )
+    return cast(TextScorer, inner)
 
 
 @dataclass
@@ -231,6 +309,9 @@ class GRPOTrainer(CheckpointedRun):
         out: the output directory.
     """
 
+    unit: ClassVar[str] = "step"
+    """What ``run["step"]`` (and the summary's ``steps``, ``best_step``) counts."""
+
     def __init__(
         self,
         config: GRPOConfig,
@@ -250,12 +331,7 @@ class GRPOTrainer(CheckpointedRun):
                 "output_dir or delete that one"
             )
         env = env if env is not None else gym.make(config.env, **config.env_kwargs)
-        if not isinstance(env.unwrapped, RetrievalTextEnv):
-            raise TypeError(
-                f"env must be a recgym text env (RecSeq-v0, RecSearch-v0); got "
-                f"{type(env.unwrapped).__name__}"
-            )
-        self.scorer: RetrievalTextEnv = env.unwrapped
+        self.scorer = text_scorer(env)
         dev = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.device = torch.device(dev)
         if llm is None:
@@ -274,7 +350,7 @@ class GRPOTrainer(CheckpointedRun):
         self.agent = ZeroShotLLMAgent(
             llm,
             max_new_tokens=config.max_new_tokens,
-            temperature=config.temperature,
+            temperature=_eval_temperature(config),
             top_p=config.top_p,
             batch_size=config.eval_batch_size,
             system_prompt=self.system_prompt,
@@ -314,11 +390,7 @@ class GRPOTrainer(CheckpointedRun):
         from tqdm.auto import tqdm
 
         cfg, run = self.config, self.run
-        self.out.mkdir(parents=True, exist_ok=True)
-        if self._state is not None:
-            self._restore(self._state)
-        trim_log(self.out / "log.jsonl", None if self._state is None else run["step"])
-        self._started = time.perf_counter() - run["seconds"]
+        self._begin()
         bar = tqdm(
             total=cfg.max_steps,
             initial=run["step"],
@@ -342,18 +414,34 @@ class GRPOTrainer(CheckpointedRun):
         bar.close()
         if run["step"] < cfg.max_steps:  # stopped by max_minutes: resume later
             return self._write_summary(finished=False)
+        return self._finish()
+
+    def _begin(self) -> None:
+        """Create the run folder, or resume from its checkpoint (dropping later log lines), and
+        start the clock where the saved run stopped it."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self._state is not None:
+            self._restore(self._state)
+        trim_log(self.out / "log.jsonl", None if self._state is None else self.run["step"])
+        self._started = time.perf_counter() - self.run["seconds"]
+
+    def _finish(self) -> dict[str, Any]:
+        """Test the best adapter, write the final summary and the curves, drop the checkpoint."""
         self._write_summary(finished=False)
-        test = self.test() if cfg.test_episodes != 0 else None
+        test = self.test() if self.config.test_episodes != 0 else None
         summary = self._write_summary(finished=True, test=test)
         shutil.rmtree(self.out / "checkpoint", ignore_errors=True)
-        plot_run(self.out)
+        plot_run(self.out, self.unit)
         return summary
 
-    def rollout(self, step: int, indices: Sequence[int]) -> Rollout:
+    def rollout(
+        self, step: int, indices: Sequence[int], *, first_row: int | None = None
+    ) -> Rollout:
         """Sample a group of completions for each train episode and score them all at once.
 
         Row ``r`` of step ``step`` is sampled with seed ``(config.seed, step * N + r)``, so the
-        rollouts of a step do not depend on what ran before it.
+        rollouts of a step do not depend on what ran before it; ``first_row`` replaces
+        ``step * N`` (for callers whose batches differ in size).
         """
         cfg = self.config
         g = cfg.samples_per_prompt
@@ -363,7 +451,8 @@ class GRPOTrainer(CheckpointedRun):
             policy_messages(o, self.system_prompt, cfg.response_prefix) for o in observations
         ]
         rows = [c for c in conversations for _ in range(g)]
-        seeds = [derive_seed(cfg.seed, step * len(rows) + r) for r in range(len(rows))]
+        first = step * len(rows) if first_row is None else first_row
+        seeds = [derive_seed(cfg.seed, first + r) for r in range(len(rows))]
         self.model.eval()
         with self._autocast():
             generations = self.generator.generate(
@@ -382,10 +471,7 @@ class GRPOTrainer(CheckpointedRun):
             "format_ok": scores.format_ok.astype(np.float64),
             "ndcg": scores.ndcg,
         }
-        if cfg.algorithm == "rs-sft":
-            advantages = _best_of_group(rewards, scores.ndcg, g, cfg.sft_min_ndcg)
-        else:
-            advantages = group_advantages(rewards, g, cfg.algorithm, cfg.advantage_eps)
+        advantages = self._advantages(rewards, scores.ndcg)
         tok = self.llm.tokenizer
         # A rendered chat prompt holds its special tokens already (as HFLLM tokenizes it).
         prompt_ids = [
@@ -395,6 +481,13 @@ class GRPOTrainer(CheckpointedRun):
         prompt_ids = [prompt_ids[r // g] for r in range(len(rows))]
         completion_ids = [self._completion_tokens(gen) for gen in generations]
         return Rollout(episodes, prompt_ids, completion_ids, actions, rewards, advantages, metrics)
+
+    def _advantages(self, rewards: np.ndarray, ndcg: np.ndarray) -> np.ndarray:
+        """Each completion's loss weight (groups of ``samples_per_prompt`` are consecutive)."""
+        cfg = self.config
+        if cfg.algorithm == "rs-sft":
+            return _best_of_group(rewards, ndcg, cfg.samples_per_prompt, cfg.sft_min_ndcg)
+        return group_advantages(rewards, cfg.samples_per_prompt, cfg.algorithm, cfg.advantage_eps)
 
     def _completion_tokens(self, gen: Generation) -> list[int]:
         if self.generator is self.llm:
@@ -583,7 +676,7 @@ class GRPOTrainer(CheckpointedRun):
             "model": cfg.model,
             "adapter": str(self.out),
             "max_new_tokens": cfg.max_new_tokens,
-            "temperature": cfg.temperature,
+            "temperature": _eval_temperature(cfg),
             "top_p": cfg.top_p,
             "batch_size": cfg.eval_batch_size,
             **({"response_prefix": cfg.response_prefix} if cfg.response_prefix else {}),
@@ -629,10 +722,15 @@ class GRPOTrainer(CheckpointedRun):
             "test": test,
             "leaderboard_command": self.leaderboard_command(),
             "history": run["history"],
+            **self._summary_extra(),
             **provenance(self.config),
         }
         (self.out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
+
+    def _summary_extra(self) -> dict[str, Any]:
+        """More summary fields of a subclass's recipe (none here)."""
+        return {}
 
 
 def _best_of_group(
@@ -645,6 +743,11 @@ def _best_of_group(
         if ndcg[best] > min_ndcg:
             weights[best] = 1.0
     return weights
+
+
+def _eval_temperature(config: GRPOConfig) -> float:
+    """The temperature of evaluation: ``eval_temperature`` if set, else the rollouts'."""
+    return config.temperature if config.eval_temperature is None else config.eval_temperature
 
 
 def _zero_std_share(rewards: np.ndarray, group_size: int) -> float:
@@ -666,8 +769,9 @@ def _default_dir(config: GRPOConfig) -> Path:
     return cache_dir("grpo", create=False) / name
 
 
-def plot_run(out: Path) -> Path | None:
-    """``out/curves.png``: train reward per step and validation NDCG@10 per evaluation.
+def plot_run(out: Path, unit: str = "step") -> Path | None:
+    """``out/curves.png``: train reward per ``unit`` (the records of ``log.jsonl`` with a
+    ``reward``) and validation NDCG@10 per evaluation.
 
     Needs matplotlib (the ``llm`` extra); returns ``None`` without it.
     """
@@ -684,14 +788,15 @@ def plot_run(out: Path) -> Path | None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     if steps:
         x = [r["step"] for r in steps]
-        left.plot(x, [r["reward"] for r in steps], lw=1, label="train reward")
-        left.plot(x, [r["format_ok"] for r in steps], lw=1, label="train format ok")
-    left.set_xlabel("step")
+        marker = "o" if len(x) < 20 else None  # a few rounds: points, not a line
+        left.plot(x, [r["reward"] for r in steps], lw=1, marker=marker, label="train reward")
+        left.plot(x, [r["format_ok"] for r in steps], lw=1, marker=marker, label="train format ok")
+    left.set_xlabel(unit)
     left.legend()
     if evals:
         right.plot([e["step"] for e in evals], [e["ndcg@10"] for e in evals], "o-", label="val")
-        right.axhline(evals[0]["ndcg@10"], color="grey", ls="--", lw=1, label="step 0")
-    right.set_xlabel("step")
+        right.axhline(evals[0]["ndcg@10"], color="grey", ls="--", lw=1, label=f"{unit} 0")
+    right.set_xlabel(unit)
     right.set_ylabel("validation NDCG@10")
     right.legend()
     fig.suptitle(out.name)

@@ -1,4 +1,5 @@
-"""The math of RL on LLM completions: group advantages, token log-probs, the clipped loss.
+"""The math of RL on LLM completions: group advantages, token log-probs, the clipped loss,
+the DPO loss.
 
 Kept apart from the trainer so each piece is tested on its own (and reused by trainers of other
 envs). Shapes: ``B`` completions, ``T`` completion tokens (right-padded, ``mask`` marks real
@@ -18,6 +19,7 @@ from agents.llm.verbalizer import forward_last
 __all__ = [
     "ADVANTAGES",
     "completion_logprobs",
+    "dpo_loss",
     "group_advantages",
     "kl_k3",
     "policy_loss",
@@ -151,3 +153,48 @@ def sft_loss(
     kept = mask * (weights[:, None] > 0).float()
     denom = float(total_tokens if total_tokens is not None else kept.sum().item())
     return -(logp * kept * weights[:, None]).sum() / max(denom, 1.0)
+
+
+def dpo_loss(
+    chosen_logp: torch.Tensor,
+    rejected_logp: torch.Tensor,
+    ref_chosen_logp: torch.Tensor,
+    ref_rejected_logp: torch.Tensor,
+    *,
+    beta: float = 0.01,
+    total_pairs: int | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The sigmoid DPO loss (Rafailov et al., 2023) of ``B`` (chosen, rejected) pairs.
+
+    Each input is ``(B,)``: a completion's log-probability summed over its tokens, under the
+    policy (with gradient) or the frozen reference. With the implicit rewards
+    ``beta * (logp - ref_logp)`` of both completions, the loss of a pair is
+    ``-log sigmoid(reward_chosen - reward_rejected)``; its gradient raises the chosen
+    completion's log-probability and lowers the rejected one's, more so the more the policy
+    still prefers the rejected one.
+
+    The loss is the sum over pairs divided by ``total_pairs`` (default ``B``): pass the
+    optimizer step's pair count when a step is split into micro-batches, so that their losses
+    add up to the step's mean.
+
+    Returns:
+        The loss, and statistics (means over the ``B`` pairs, TRL's names without the
+        ``rewards/`` prefix): ``reward_accuracy`` (share of pairs whose chosen reward is the
+        higher), ``reward_margin`` (chosen minus rejected reward), ``chosen_reward`` and
+        ``rejected_reward``.
+    """
+    if beta <= 0:
+        raise ValueError(f"beta must be > 0; got {beta}")
+    chosen = beta * (chosen_logp - ref_chosen_logp)
+    rejected = beta * (rejected_logp - ref_rejected_logp)
+    margin = chosen - rejected
+    denom = float(total_pairs if total_pairs is not None else max(len(margin), 1))
+    loss = -torch.nn.functional.logsigmoid(margin).sum() / max(denom, 1.0)
+    with torch.no_grad():
+        stats = {
+            "reward_accuracy": float((margin > 0).float().mean().item()),
+            "reward_margin": float(margin.mean().item()),
+            "chosen_reward": float(chosen.mean().item()),
+            "rejected_reward": float(rejected.mean().item()),
+        }
+    return loss, stats

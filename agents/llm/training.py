@@ -8,7 +8,7 @@ A run writes into one output folder:
 - ``checkpoint/``: adapter, optimizer, schedule, RNG and progress, swapped in atomically, so a
   killed run resumes from it; a run started on the same folder with the same recipe does.
 
-Used by :mod:`agents.llm.verbalizer_train` and :mod:`agents.llm.grpo`.
+Used by :mod:`agents.llm.verbalizer_train`, :mod:`agents.llm.grpo` and :mod:`agents.llm.dpo`.
 """
 
 from __future__ import annotations
@@ -324,23 +324,30 @@ def git_commit() -> str | None:
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """Each dataclass field's docstring (the string under it), for ``--help``."""
-    body = ast.parse(inspect.getsource(cls)).body[0].body  # type: ignore[attr-defined]
+    """Each dataclass field's docstring (the string under it), for ``--help``; a subclass's
+    docstring of a field replaces its base's."""
     docs = {}
-    for node, after in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(after, ast.Expr)
-            and isinstance(after.value, ast.Constant)
-        ):
-            text = re.sub(r"(:\w+:)?`+([^`]+)`+", r"\2", str(after.value.value))  # no markup
-            docs[node.target.id] = " ".join(text.split())
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        body = ast.parse(inspect.getsource(klass)).body[0].body  # type: ignore[attr-defined]
+        for node, after in itertools.pairwise(body):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+            ):
+                text = re.sub(r"(:\w+:)?`+([^`]+)`+", r"\2", str(after.value.value))  # no markup
+                docs[node.target.id] = " ".join(text.split())
     return docs
 
 
-def config_parser(cls: type, prog: str, description: str) -> argparse.ArgumentParser:
-    """An argument parser with one ``--flag`` per field of the config dataclass ``cls``.
+def config_parser(
+    cls: type, prog: str, description: str, exclude: Sequence[str] = ()
+) -> argparse.ArgumentParser:
+    """An argument parser with one ``--flag`` per field of the config dataclass ``cls`` (but
+    those in ``exclude``, which keep their defaults).
 
     Booleans get ``--flag/--no-flag``, tuples take several values, dicts take a JSON object,
     ``X | None`` fields take X.
@@ -348,6 +355,8 @@ def config_parser(cls: type, prog: str, description: str) -> argparse.ArgumentPa
     parser = argparse.ArgumentParser(prog=prog, description=description)
     docs = field_docs(cls)
     for field in dataclasses.fields(cls):
+        if field.name in exclude:
+            continue
         default = field.default
         if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
             default = field.default_factory()
