@@ -272,6 +272,12 @@ def test_two_rounds_train_the_adapter_and_not_the_base(straight: Any) -> None:
     assert (out / "adapter_model.safetensors").is_file()
     assert (out / "curves.png").stat().st_size > 0
     assert not (out / "checkpoint").exists()
+    # Each round's adapter is kept for its own leaderboard row.
+    for r in (1, 2):
+        kept = json.loads((out / "rounds" / str(r) / "training.json").read_text())
+        assert kept["algorithm"] == "dpo" and kept["round"] == r
+        assert kept["best_metric"] == summary["history"][r]["ndcg@10"]
+        assert (out / "rounds" / str(r) / "adapter_model.safetensors").is_file()
 
 
 def test_a_stopped_run_resumes_bit_identically(

@@ -46,15 +46,22 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.llm.grpo import GRPOConfig, GRPOTrainer, Rollout
+from agents.llm.grpo import GRPOConfig, GRPOTrainer, Rollout, _device_name
 from agents.llm.policy_loss import completion_logprobs, dpo_loss
-from agents.llm.training import config_parser, linear_schedule, log_record, parse_config
+from agents.llm.training import (
+    config_parser,
+    linear_schedule,
+    log_record,
+    parse_config,
+    save_adapter,
+)
 from recgym.llm import LLM
 
 __all__ = [
@@ -279,6 +286,7 @@ class DPOTrainer(GRPOTrainer):
         while run["step"] < cfg.rounds and not out_of_time:
             stats = self.train_round()
             self.evaluate()
+            self.save_round()
             self.save_checkpoint()
             bar.update(1)
             bar.set_postfix(pairs=int(stats["pairs"]), best=f"{run['best']:.4f}")
@@ -287,6 +295,26 @@ class DPOTrainer(GRPOTrainer):
         if run["step"] < cfg.rounds:  # stopped by max_minutes: resume later
             return self._write_summary(finished=False)
         return self._finish()
+
+    def save_round(self) -> Path:
+        """Keep this round's adapter in ``rounds/<round>/`` with a small ``training.json``, so
+        each round can have its own leaderboard row (``--agent dpo``), not only the best one."""
+        run = self.run
+        folder = self.out / "rounds" / str(run["step"])
+        save_adapter(self.model, folder)
+        summary = {
+            "algorithm": self.config.algorithm,
+            "round": run["step"],
+            "best_step": run["step"],
+            "best_metric": run["history"][-1]["ndcg@10"],
+            "steps": run["step"],
+            "train_minutes": round(self._minutes(), 3),
+            "device": _device_name(self.device),
+            "seed": self.config.seed,
+            "config": dataclasses.asdict(self.config),
+        }
+        (folder / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return folder
 
     def train_round(self) -> dict[str, float]:
         """Sample, pair and train one round; returns (and logs) the sampling statistics.
