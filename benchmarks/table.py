@@ -36,6 +36,7 @@ ENV_METRICS: dict[str, tuple[str, ...]] = {
         "cand/recall@1", "cand/hit",
     ),
     "RecNext-v0": ("reward", "ndcg@10", "ndcg@20", "hit@5", "hit@10", "hit@20"),
+    "RecPref-v0": ("reward", "ndcg@10", "ndcg@5", "hit@1", "hit@5", "hit@10"),
 }  # fmt: skip
 """Columns of the envs whose metrics differ from :data:`DEFAULT_METRICS`."""
 

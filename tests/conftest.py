@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,3 +48,23 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``):
+    the tiny models' ops are too small to share out, and on a busy 2-core machine two threads
+    spin-wait on each other (10x slower, measured in test_verbalizer.py)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_llm(tiny_dir: Path) -> Any:
+    """The tiny model of :func:`tiny_dir`, freshly loaded on CPU."""
+    import recgym.llm
+
+    return recgym.llm.load(str(tiny_dir), device="cpu", progress=False)

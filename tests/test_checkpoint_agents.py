@@ -25,14 +25,7 @@ EPISODES = 8
 RANK_KWARGS: dict[str, Any] = {"retriever": "popularity"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Any:
-    """One torch thread: the tiny model's ops are too small to share out (as in
-    test_verbalizer.py, where two threads on a busy 2-core machine ran 10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _finite(row: dict[str, Any]) -> None:

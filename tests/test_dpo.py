@@ -21,8 +21,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-import recgym  # noqa: E402  (registers the env ids)
-import recgym.llm  # noqa: E402
+from conftest import tiny_llm  # noqa: E402
+
 from agents.llm.dpo import (  # noqa: E402
     DPOConfig,
     DPOTrainer,
@@ -35,23 +35,12 @@ from agents.llm.grpo import GRPOTrainer, text_scorer  # noqa: E402
 from agents.llm.policy_loss import dpo_loss  # noqa: E402
 from recgym.llm import FakeLLM  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Any:
-    """One torch thread: the tiny model's ops are too small to share out."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def env() -> gym.Env:
     return gym.make("RecSeq-v0", split="train")
-
-
-def _tiny(tiny_dir: Path) -> Any:
-    return recgym.llm.load(str(tiny_dir), device="cpu", progress=False)
 
 
 def _config(tiny_dir: Path, out: Path, **overrides: Any) -> DPOConfig:
@@ -230,7 +219,7 @@ def _train(trainer: DPOTrainer) -> tuple[dict[str, Any], dict[str, Any]]:
 def straight(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory, env: gym.Env) -> Any:
     """A two-round run from start to end, with the parameters before and after."""
     out = tmp_path_factory.mktemp("dpo") / "straight"
-    llm = _tiny(tiny_dir)
+    llm = tiny_llm(tiny_dir)
     base = {k: v.detach().clone() for k, v in llm.model.named_parameters()}
     trainer = DPOTrainer(_config(tiny_dir, out), env, llm, FakeLLM("mixed"))
     before = _lora_state(trainer.model)
@@ -285,10 +274,10 @@ def test_a_stopped_run_resumes_bit_identically(
 ) -> None:
     split = tmp_path / "split"
     # max_minutes=0 stops after round 1 with a checkpoint, as a kill after it would.
-    first = train_dpo(_config(tiny_dir, split, max_minutes=0.0), env, _tiny(tiny_dir), FakeLLM())
+    first = train_dpo(_config(tiny_dir, split, max_minutes=0.0), env, tiny_llm(tiny_dir), FakeLLM())
     assert not first["finished"] and first["steps"] == 1
     assert (split / "checkpoint" / "adapter_model.safetensors").is_file()
-    resumed = DPOTrainer(_config(tiny_dir, split), env, _tiny(tiny_dir), FakeLLM())
+    resumed = DPOTrainer(_config(tiny_dir, split), env, tiny_llm(tiny_dir), FakeLLM())
     second, trained = _train(resumed)
     assert second["finished"] and second["steps"] == 2
     assert _trace(split) == _trace(straight.out)
@@ -306,7 +295,7 @@ def test_a_stopped_run_resumes_bit_identically(
 def test_the_reference_is_the_base_model_or_the_round_start(
     tiny_dir: Path, tmp_path: Path, env: gym.Env
 ) -> None:
-    trainer = DPOTrainer(_config(tiny_dir, tmp_path), env, _tiny(tiny_dir), FakeLLM("mixed"))
+    trainer = DPOTrainer(_config(tiny_dir, tmp_path), env, tiny_llm(tiny_dir), FakeLLM("mixed"))
     pairs, stats = trainer.sample_pairs([0, 1, 2, 3], 0)
     assert len(pairs) == stats["pairs"] > 0 and isinstance(pairs, PreferencePairs)
     assert all(c > r for c, r in zip(pairs.chosen_rewards, pairs.rejected_rewards, strict=True))

@@ -19,8 +19,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-import recgym  # noqa: E402  (registers the env ids)
-import recgym.llm  # noqa: E402
+from conftest import tiny_llm  # noqa: E402
+
 from agents.llm.grpo import GRPOConfig, GRPOTrainer, main, train_grpo  # noqa: E402
 from agents.llm.policy_loss import (  # noqa: E402
     completion_logprobs,
@@ -36,22 +36,12 @@ PREFIX = '<answer>{"query": "'
 # The fake's completions are ~100 bytes (its tokens); 128 lets well-formed ones finish.
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Any:
-    """One torch thread: the tiny model's ops are too small to share out."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def env() -> gym.Env:
     return gym.make("RecSeq-v0", split="train")
-
-
-def _tiny(tiny_dir: Path) -> Any:
-    return recgym.llm.load(str(tiny_dir), device="cpu", progress=False)
 
 
 def _config(tiny_dir: Path, out: Path, **overrides: Any) -> GRPOConfig:
@@ -101,7 +91,7 @@ def test_group_advantages_reject_bad_input(rewards: np.ndarray, size: int, kind:
 
 
 def test_completion_logprobs_match_a_plain_forward_pass(tiny_dir: Path) -> None:
-    llm = _tiny(tiny_dir)
+    llm = tiny_llm(tiny_dir)
     tok = llm.tokenizer
     prompts = [tok("Hello there, how are")["input_ids"], tok("A")["input_ids"]]
     completions = [tok(" you today?")["input_ids"], tok(" b c d e f g")["input_ids"]]
@@ -158,7 +148,7 @@ def test_sft_loss_keeps_only_the_selected_completions() -> None:
 def test_grpo_steps_train_the_adapter_and_not_the_base(
     tiny_dir: Path, tmp_path: Path, env: gym.Env
 ) -> None:
-    llm = _tiny(tiny_dir)
+    llm = tiny_llm(tiny_dir)
     base_before = {k: v.detach().clone() for k, v in llm.model.named_parameters()}
     # No test evaluation: it would load the best adapter back (here the untrained one).
     config = _config(tiny_dir, tmp_path, test_episodes=0)
@@ -187,7 +177,7 @@ def test_grpo_steps_train_the_adapter_and_not_the_base(
 def test_malformed_completions_get_the_format_penalty_and_the_step_survives(
     tiny_dir: Path, tmp_path: Path, env: gym.Env
 ) -> None:
-    llm = _tiny(tiny_dir)
+    llm = tiny_llm(tiny_dir)
     config = _config(tiny_dir, tmp_path, prompts_per_step=4)
     trainer = GRPOTrainer(config, env, llm, FakeLLM("mixed"))
     batch = trainer.rollout(0, [0, 1, 2, 3])
@@ -207,7 +197,7 @@ def test_malformed_completions_get_the_format_penalty_and_the_step_survives(
 def test_the_tiny_model_trains_on_its_own_samples(
     tiny_dir: Path, tmp_path: Path, env: gym.Env
 ) -> None:
-    llm = _tiny(tiny_dir)
+    llm = tiny_llm(tiny_dir)
     trainer = GRPOTrainer(_config(tiny_dir, tmp_path, response_prefix=PREFIX), env, llm)
     batch = trainer.rollout(0, [0, 1])
     assert all(a.startswith(PREFIX) for a in batch.actions)
@@ -223,7 +213,7 @@ def test_the_tiny_model_trains_on_its_own_samples(
 def test_rs_sft_fine_tunes_on_the_best_completion_of_each_group(
     tiny_dir: Path, tmp_path: Path, env: gym.Env
 ) -> None:
-    llm = _tiny(tiny_dir)
+    llm = tiny_llm(tiny_dir)
     config = _config(tiny_dir, tmp_path, algorithm="rs-sft", prompts_per_step=4)
     trainer = GRPOTrainer(config, env, llm, FakeLLM("mixed"))
     batch = trainer.rollout(0, [0, 1, 2, 3])
@@ -243,15 +233,15 @@ def test_rs_sft_fine_tunes_on_the_best_completion_of_each_group(
 
 def test_a_killed_run_resumes_bit_identically(tiny_dir: Path, tmp_path: Path, env: gym.Env) -> None:
     straight = tmp_path / "straight"
-    train_grpo(_config(tiny_dir, straight, max_steps=4), env, _tiny(tiny_dir), FakeLLM("mixed"))
+    train_grpo(_config(tiny_dir, straight, max_steps=4), env, tiny_llm(tiny_dir), FakeLLM("mixed"))
     split = tmp_path / "split"
     # max_minutes=0 stops after the first step with a checkpoint, as a kill after it would.
     first = train_grpo(
-        _config(tiny_dir, split, max_steps=4, max_minutes=0.0), env, _tiny(tiny_dir), FakeLLM()
+        _config(tiny_dir, split, max_steps=4, max_minutes=0.0), env, tiny_llm(tiny_dir), FakeLLM()
     )
     assert not first["finished"] and first["steps"] == 1
     assert (split / "checkpoint" / "adapter_model.safetensors").is_file()
-    second = train_grpo(_config(tiny_dir, split, max_steps=4), env, _tiny(tiny_dir), FakeLLM())
+    second = train_grpo(_config(tiny_dir, split, max_steps=4), env, tiny_llm(tiny_dir), FakeLLM())
     assert second["finished"] and second["steps"] == 4
 
     def trace(out: Path) -> list[Any]:  # the log without its timings
@@ -272,9 +262,9 @@ def test_a_killed_run_resumes_bit_identically(tiny_dir: Path, tmp_path: Path, en
 def test_a_checkpoint_of_another_recipe_is_refused(
     tiny_dir: Path, tmp_path: Path, env: gym.Env
 ) -> None:
-    train_grpo(_config(tiny_dir, tmp_path, max_minutes=0.0), env, _tiny(tiny_dir), FakeLLM())
+    train_grpo(_config(tiny_dir, tmp_path, max_minutes=0.0), env, tiny_llm(tiny_dir), FakeLLM())
     with pytest.raises(ValueError, match="another recipe"):
-        GRPOTrainer(_config(tiny_dir, tmp_path, lr=0.5), env, _tiny(tiny_dir), FakeLLM())
+        GRPOTrainer(_config(tiny_dir, tmp_path, lr=0.5), env, tiny_llm(tiny_dir), FakeLLM())
 
 
 def test_the_trained_adapter_is_an_agent_for_the_runner(
@@ -282,7 +272,7 @@ def test_the_trained_adapter_is_an_agent_for_the_runner(
 ) -> None:
     out = tmp_path / "run"
     summary = train_grpo(
-        _config(tiny_dir, out, response_prefix=PREFIX), env, _tiny(tiny_dir), FakeLLM("mixed")
+        _config(tiny_dir, out, response_prefix=PREFIX), env, tiny_llm(tiny_dir), FakeLLM("mixed")
     )
     agent = ZeroShotLLMAgent(
         str(tiny_dir), adapter=str(out), response_prefix=PREFIX, max_new_tokens=8, batch_size=4
@@ -341,4 +331,4 @@ def test_config_rejects_bad_settings(bad: dict[str, Any]) -> None:
 
 def test_an_env_that_is_not_a_text_env_is_refused(tiny_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="text env"):
-        GRPOTrainer(_config(tiny_dir, tmp_path), gym.make("RecNext-v0"), _tiny(tiny_dir))
+        GRPOTrainer(_config(tiny_dir, tmp_path), gym.make("RecNext-v0"), tiny_llm(tiny_dir))

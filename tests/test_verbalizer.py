@@ -32,15 +32,7 @@ from agents.llm.verbalizer_train import (  # noqa: E402
 from agents.ranking import PopularityRetriever  # noqa: E402
 from recgym.envs.rank import LETTERS  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Any:
-    """One torch thread: the tiny model's ops are too small to share out, and on a busy
-    2-core machine two threads spin-wait on each other (10x slower, measured)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

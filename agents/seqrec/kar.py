@@ -423,7 +423,7 @@ def _fit_adaptor(
     # History items never rank (the target excepted), as in every recgym evaluation.
     mask = torch.zeros(len(train), kar.backbone.n_items, dtype=torch.bool, device=states.device)
     for i, h in enumerate(train.histories):
-        mask[i, torch.as_tensor(h, device=states.device)] = True
+        mask[i, torch.as_tensor(np.array(h), device=states.device)] = True
     mask[torch.arange(len(train)), targets] = False
     optimizer = torch.optim.AdamW(adaptor.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
