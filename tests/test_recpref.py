@@ -176,6 +176,8 @@ def test_render_shows_text_and_target(env: RecPrefEnv) -> None:
         ({"n_negatives": 0}, ValueError),
         ({"k": 21}, ValueError),
         ({"history_len": 0}, ValueError),
+        ({"reward": "mrr"}, ValueError),
+        ({"reward": "fused", "tau": 0.0}, ValueError),
         ({"recommender": 3}, TypeError),
     ],
 )
@@ -193,3 +195,18 @@ def test_bad_actions_are_refused_clearly(env: RecPrefEnv) -> None:
     env.step("")
     with pytest.raises(RecGymError):
         env.step("again")
+
+
+def test_fused_reward_separates_texts_of_equal_rank(kar: KARRecommender) -> None:
+    judge = _shifting(kar)
+    plain = RecPrefEnv(recommender=judge, split="test")
+    fused = RecPrefEnv(recommender=judge, split="test", reward="fused", beta=0.9, tau=2.0)
+    texts = ["Likes westerns.", "Likes old westerns.", "", "Enjoys musicals and dance."]
+    a, b = plain.score(texts, 11, "test"), fused.score(texts, 11, "test")
+    logits = b.candidate_scores / 2.0
+    p = np.exp(logits[:, 0]) / np.exp(logits).sum(axis=1)
+    assert np.allclose(b.metrics["p_target"], p)
+    assert np.allclose(b.rewards, 0.9 * a.rewards + 0.1 * p)
+    assert np.allclose(b.ndcg, a.ndcg)  # the NDCG the trainers log is the same
+    assert len(set(np.round(b.rewards, 12))) == len(texts)  # no ties, whatever the ranks
+    assert fused.reward_name == "fused" and plain.reward_name == "ndcg"

@@ -34,6 +34,7 @@ __all__ = [
     "NEXT_PROMPT",
     "NextScores",
     "RecNextEnv",
+    "fuse",
     "fused_reward",
     "next_prompt",
     "target_probability",
@@ -77,7 +78,7 @@ def target_probability(
     return np.divide(weights[rows, targets], total, out=np.zeros(len(s)), where=total > 0)
 
 
-def _fuse(
+def fuse(
     ranks: np.ndarray, p_target: np.ndarray, k: int, beta: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(beta * NDCG@k + (1 - beta) * p_target, NDCG@k)`` from 0-based target ranks."""
@@ -105,7 +106,7 @@ def fused_reward(
         ``(reward, ndcg@k, p_target)``, each ``(B,)`` float64.
     """
     p = target_probability(scores, targets, histories, tau)
-    reward, ndcg = _fuse(target_ranks(scores, targets, histories), p, k, beta)
+    reward, ndcg = fuse(target_ranks(scores, targets, histories), p, k, beta)
     return reward, ndcg, p
 
 
@@ -333,7 +334,7 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
         # softmax term is logged whatever the reward).
         ranks = target_ranks(scores, targets, histories)
         p_target = target_probability(scores, targets, histories, self.tau)
-        reward, _ = _fuse(ranks, p_target, self.k, self.beta)
+        reward, _ = fuse(ranks, p_target, self.k, self.beta)
         metrics = metrics_at_rank(ranks, max(METRIC_KS), METRIC_KS, ("ndcg", "hit"))
         metrics["p_target"] = p_target
         return NextScores(reward, np.ones(len(scores), dtype=bool), metrics, ranks)

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 from gymnasium import spaces
 
+from recgym.envs.next_item import fuse
 from recgym.envs.one_step import OneStepEnv
 from recgym.envs.text import (
     MAX_ACTION_CHARS,
@@ -156,10 +157,10 @@ class PrefScores:
     """A batch of scored texts (the runner's and the trainers' view of ``score``).
 
     Attributes:
-        rewards: ``(B,)`` NDCG@k of the target among the candidates.
-        ndcg: ``(B,)`` the same (the trainers read ``ndcg`` from every text env).
+        rewards: ``(B,)`` the env's reward (NDCG@k, or the fused reward).
+        ndcg: ``(B,)`` NDCG@k of the target among the candidates.
         format_ok: ``(B,)`` all True (any string is a preference text).
-        metrics: ``"ndcg@5"``, ``"hit@1"``..., each ``(B,)``.
+        metrics: ``"ndcg@5"``, ``"hit@1"``... and ``"p_target"``, each ``(B,)``.
         ranks: ``(B,)`` 0-based rank of the target among the candidates (ties against it).
         candidate_scores: ``(B, C)`` the recommender's scores, target first.
     """
@@ -197,11 +198,19 @@ class RecPrefEnv(OneStepEnv[str, str]):
     :data:`MAX_TEXT_CHARS` characters; the encoder reads the first 256 tokens.
 
     ## Rewards
-    NDCG@K of the target's rank ``r`` (0-based) among the ``1 + n_negatives`` candidates:
-    ``1 / log2(r + 2)`` if ``r < k`` else 0, in [0, 1]. Ties count against the target. With
-    the default ``k`` (the list length) every text gets a graded reward. ``info["metrics"]``
-    has ``ndcg@{1,5,10}`` and ``hit@{1,5,10}``. No text is malformed, so there is no format
-    penalty.
+    With ``r`` the target's rank (0-based) among the ``1 + n_negatives`` candidates (ties
+    count against the target) and ``p`` its probability under a softmax of the candidates'
+    scores divided by ``tau``:
+
+    - ``reward="ndcg"`` (default, RLRF4Rec's): NDCG@K = ``1 / log2(r + 2)`` if ``r < k`` else
+      0, in [0, 1]. With the default ``k`` (the list length) every text gets a graded reward,
+      but texts that do not move the target past a candidate tie.
+    - ``reward="fused"``: ``beta * NDCG@K + (1 - beta) * p`` (R²ec's mix, as in
+      ``RecNext-v0``): the ``p`` term tells apart texts that leave the rank unchanged, so
+      best-of-N pairs rarely tie.
+
+    ``info["metrics"]`` has ``ndcg@{1,5,10}``, ``hit@{1,5,10}`` and ``p_target``, whatever the
+    reward. No text is malformed, so there is no format penalty.
 
     ## Starting State
     ``reset(options={"split": s, "index": i})`` starts episode ``i`` of split ``s``; without an
@@ -220,6 +229,9 @@ class RecPrefEnv(OneStepEnv[str, str]):
       ``"smollm2-135m"``, the embedded model).
     - ``n_negatives``: sampled negatives per list (default 19: lists of 20).
     - ``k``: the NDCG cut-off (default: the list length).
+    - ``reward``: ``"ndcg"`` (default) or ``"fused"``.
+    - ``beta``: the NDCG weight of the fused reward (default 0.95).
+    - ``tau``: the softmax temperature of ``p`` (default 1.0; the scores are SASRec logits).
     - ``history_len``: rated movies in the prompt (default 10, KAR's history length; the
       recommender's training texts were written from this prompt).
     - ``render_mode``: ``None`` or ``"ansi"``.
@@ -237,6 +249,9 @@ class RecPrefEnv(OneStepEnv[str, str]):
         text_llm: str = "smollm2-135m",
         n_negatives: int = 19,
         k: int | None = None,
+        reward: str = "ndcg",
+        beta: float = 0.95,
+        tau: float = 1.0,
         history_len: int = 10,
         render_mode: str | None = None,
     ) -> None:
@@ -249,6 +264,10 @@ class RecPrefEnv(OneStepEnv[str, str]):
             raise ValueError(f"k must be in 1..{1 + n_negatives} (the list length); got {k}")
         if history_len < 1:
             raise ValueError(f"history_len must be >= 1; got {history_len}")
+        if reward not in ("ndcg", "fused"):
+            raise ValueError(f"reward must be 'ndcg' or 'fused'; got {reward!r}")
+        if not 0.0 <= beta <= 1.0 or tau <= 0:
+            raise ValueError(f"beta must be in [0, 1] and tau > 0; got {beta}, {tau}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'ansi'; got {render_mode!r}")
         if not isinstance(recommender, str) and not hasattr(recommender, "score_candidates"):
@@ -259,6 +278,9 @@ class RecPrefEnv(OneStepEnv[str, str]):
         self.split = split
         self.n_negatives = int(n_negatives)
         self.k = int(k)
+        self.reward = reward
+        self.beta = float(beta) if reward == "fused" else 1.0
+        self.tau = float(tau)
         self.history_len = int(history_len)
         self.render_mode = render_mode
         self.text_llm = text_llm
@@ -288,8 +310,8 @@ class RecPrefEnv(OneStepEnv[str, str]):
 
     @property
     def reward_name(self) -> str:
-        """``"ndcg"`` (for leaderboard rows)."""
-        return "ndcg"
+        """``"ndcg"`` or ``"fused"`` (for leaderboard rows)."""
+        return self.reward
 
     def _split(self, split: str | None) -> PrefEpisodes:
         return self.task.splits[split_name(split, self.split)]
@@ -347,9 +369,13 @@ class RecPrefEnv(OneStepEnv[str, str]):
         ranks = target_ranks(scores, np.zeros(len(scores), dtype=np.int64))
         depth = candidates.shape[1]
         metrics = metrics_at_rank(ranks, depth, METRIC_KS, ("ndcg", "hit"))
-        ndcg = metrics_at_rank(ranks, depth, (self.k,), ("ndcg",))[f"ndcg@{self.k}"]
+        logits = scores / self.tau
+        weights = np.exp(logits - logits.max(axis=1, keepdims=True)) if len(scores) else logits
+        p_target = weights[:, 0] / weights.sum(axis=1) if len(scores) else np.zeros(0)
+        metrics["p_target"] = p_target
+        reward, ndcg = fuse(ranks, p_target, self.k, self.beta)
         ok = np.ones(len(texts), dtype=bool)
-        return PrefScores(ndcg, ndcg, ok, metrics, ranks, scores)
+        return PrefScores(reward, ndcg, ok, metrics, ranks, scores)
 
     # ----- the Gymnasium API ----------------------------------------------------------------
 
@@ -387,7 +413,7 @@ class RecPrefEnv(OneStepEnv[str, str]):
             last, texts = self._last, self.task.texts
             lines += ["TEXT:", last["text"][:2000] or "(no text)"]
             lines.append(
-                f"REWARD (NDCG@{self.k}): {last['reward']:.4f}  TARGET RANK: "
+                f"REWARD ({self.reward}, NDCG@{self.k}): {last['reward']:.4f}  TARGET RANK: "
                 f"{last['target_rank'] + 1} of {1 + self.n_negatives}"
             )
             lines.append("TOP 5:")
