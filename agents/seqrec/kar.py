@@ -46,7 +46,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from agents.seqrec.config import default_config
-from agents.seqrec.models import build_model, pad_batch
+from agents.seqrec.models import build_model
 from agents.seqrec.retriever import SeqRecRetriever, evaluate_scores
 from agents.seqrec.train import fit
 from recgym.data.cache import cache_dir
@@ -188,13 +188,7 @@ class KARRecommender:
         missing = list(dict.fromkeys(k for k in keys if k not in self._states))
         if missing:
             seqs = [np.frombuffer(k, dtype=np.int64) for k in missing]
-            model, max_len = self.backbone.model, self.backbone.config.max_len
-            with torch.inference_mode():
-                items, lengths = pad_batch(seqs, max_len)
-                hidden = model.encode(items.to(self.backbone.device))
-                last = (lengths.clamp(min=1) - 1).to(hidden.device)
-                out = hidden[torch.arange(len(seqs)), last].float()
-            for key, state in zip(missing, out, strict=True):
+            for key, state in zip(missing, self.backbone.states(seqs), strict=True):
                 self._states[key] = state
         states = torch.stack([self._states[k] for k in keys])
         for key in keys:
@@ -430,9 +424,7 @@ def _fit_adaptor(
     def logits(rows: np.ndarray) -> Tensor:
         r = torch.as_tensor(rows, device=states.device)
         shift = adaptor(emb[r]) * has_text[r, None]
-        with torch.no_grad():
-            base = states[r]
-        out = item_logits(base + shift)
+        out = item_logits(states[r] + shift)
         return out.masked_fill(mask[r], float("-inf"))
 
     def held_out() -> float:

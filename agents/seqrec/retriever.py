@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,29 @@ class SeqRecRetriever:
         Raises:
             ValueError: a history holds an index outside ``0..n_items-1``.
         """
+        out = np.empty((len(histories), self.n_items), dtype=np.float32)
+        with torch.inference_mode():
+            for rows, states in self._state_batches(histories):
+                out[rows] = self.model.item_logits(states).float().cpu().numpy()
+        return out
+
+    def states(self, histories: Sequence[np.ndarray]) -> torch.Tensor:
+        """User states ``(B, d)``: the hidden state at each history's last item (the vector
+        :meth:`score` takes dot products of), on the model's device, without gradients.
+
+        Raises:
+            ValueError: a history holds an index outside ``0..n_items-1``.
+        """
+        out = torch.empty(len(histories), self.config.d, device=self.device)
+        with torch.inference_mode():
+            for rows, states in self._state_batches(histories):
+                out[torch.as_tensor(rows, device=self.device)] = states.float()
+        return out
+
+    def _state_batches(
+        self, histories: Sequence[np.ndarray]
+    ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """``(rows, states)`` per forward batch; call under ``torch.inference_mode()``."""
         seqs = [np.asarray(h, dtype=np.int64).reshape(-1) for h in histories]
         for row, seq in enumerate(seqs):
             if len(seq) and (seq.min() < 0 or seq.max() >= self.n_items):
@@ -98,19 +121,15 @@ class SeqRecRetriever:
                     f"history {row} has item indices outside 0..{self.n_items - 1}: "
                     f"{seq[(seq < 0) | (seq >= self.n_items)][:5].tolist()}"
                 )
-        out = np.empty((len(seqs), self.n_items), dtype=np.float32)
         # Batches of similar lengths pad less; each history's score does not depend on its batch.
         order = np.argsort([min(len(s), self.config.max_len) for s in seqs], kind="stable")
         self.model.eval()
-        with torch.inference_mode():
-            for start in range(0, len(seqs), self.batch_size):
-                rows = order[start : start + self.batch_size]
-                items, lengths = pad_batch([seqs[i] for i in rows], self.config.max_len)
-                hidden = self.model.encode(items.to(self.device))
-                last = (lengths.clamp(min=1) - 1).to(self.device)
-                logits = self.model.item_logits(hidden[torch.arange(len(rows)), last])
-                out[rows] = logits.float().cpu().numpy()
-        return out
+        for start in range(0, len(seqs), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            items, lengths = pad_batch([seqs[i] for i in rows], self.config.max_len)
+            hidden = self.model.encode(items.to(self.device))
+            last = (lengths.clamp(min=1) - 1).to(self.device)
+            yield rows, hidden[torch.arange(len(rows)), last]
 
     def retrieve(
         self, histories: Sequence[np.ndarray], k: int, *, exclude_history: bool = True

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 from gymnasium import spaces
 
-from recgym.envs.next_item import fuse
+from recgym.envs.next_item import fuse, target_probability
 from recgym.envs.one_step import OneStepEnv
 from recgym.envs.text import (
     MAX_ACTION_CHARS,
@@ -366,12 +366,11 @@ class RecPrefEnv(OneStepEnv[str, str]):
             scores = np.zeros((0, candidates.shape[1]))
         if scores.shape != candidates.shape:
             raise ValueError(f"the recommender returned {scores.shape}, not {candidates.shape}")
-        ranks = target_ranks(scores, np.zeros(len(scores), dtype=np.int64))
-        depth = candidates.shape[1]
-        metrics = metrics_at_rank(ranks, depth, METRIC_KS, ("ndcg", "hit"))
-        logits = scores / self.tau
-        weights = np.exp(logits - logits.max(axis=1, keepdims=True)) if len(scores) else logits
-        p_target = weights[:, 0] / weights.sum(axis=1) if len(scores) else np.zeros(0)
+        first = np.zeros(len(scores), dtype=np.int64)  # the target is column 0
+        ranks = target_ranks(scores, first)
+        metrics = metrics_at_rank(ranks, candidates.shape[1], METRIC_KS, ("ndcg", "hit"))
+        # Nothing is masked among the candidates.
+        p_target = target_probability(scores, first, [first[:0]] * len(scores), self.tau)
         metrics["p_target"] = p_target
         reward, ndcg = fuse(ranks, p_target, self.k, self.beta)
         ok = np.ones(len(texts), dtype=bool)
