@@ -37,18 +37,23 @@ def _zero_shot(env: gym.Env[Any, Any], kwargs: dict[str, Any]) -> Agent:
 
 
 def _trained(algorithm: str) -> Callable[[gym.Env[Any, Any], dict[str, Any]], Agent]:
-    """A factory of the LLM policy trained by ``agents.llm.grpo`` or ``agents.llm.dpo`` with
-    ``algorithm``."""
+    """A factory of the LLM policy trained by ``agents.llm.grpo``, ``agents.llm.dpo`` or
+    ``agents.llm.recpo`` with ``algorithm``."""
 
     def make(env: gym.Env[Any, Any], kwargs: dict[str, Any]) -> Agent:
-        from agents.llm.zero_shot import ZeroShotLLMAgent  # loads torch only when asked for
-
         if "adapter" not in kwargs:
             raise ValueError(
                 f"agent {algorithm!r} needs the run's output folder: --agent-kwargs "
                 '\'{"adapter": "path/to/run", ...}\''
             )
-        agent = ZeroShotLLMAgent(**kwargs)
+        if algorithm == "recpo":
+            from agents.llm.rec_head import RecHeadAgent  # loads torch only when asked for
+
+            agent: Any = RecHeadAgent.from_env(env, **kwargs)
+        else:
+            from agents.llm.zero_shot import ZeroShotLLMAgent
+
+            agent = ZeroShotLLMAgent(**kwargs)
         trained = (agent.training or {}).get("algorithm")
         if trained != algorithm:
             raise ValueError(
@@ -60,6 +65,12 @@ def _trained(algorithm: str) -> Callable[[gym.Env[Any, Any], dict[str, Any]], Ag
         return agent
 
     return make
+
+
+def _rec_head(env: gym.Env[Any, Any], kwargs: dict[str, Any]) -> Agent:
+    from agents.llm.rec_head import RecHeadAgent  # loads torch only when asked for
+
+    return RecHeadAgent.from_env(env, **kwargs)
 
 
 def _verbalizer(env: gym.Env[Any, Any], kwargs: dict[str, Any]) -> Agent:
@@ -80,6 +91,8 @@ AGENTS: dict[str, Callable[[gym.Env[Any, Any], dict[str, Any]], Agent]] = {
     "rloo": _trained("rloo"),
     "rs-sft": _trained("rs-sft"),
     "dpo": _trained("dpo"),
+    "recpo": _trained("recpo"),
+    "rec-head": _rec_head,
     "verbalizer": _verbalizer,
     "sb3": lambda env, kw: SB3Agent.from_env(env, **kw),
     "popularity": lambda env, kw: ItemScoresAgent.popularity(**kw),

@@ -331,7 +331,7 @@ class GRPOTrainer(CheckpointedRun):
                 "output_dir or delete that one"
             )
         env = env if env is not None else gym.make(config.env, **config.env_kwargs)
-        self.scorer = text_scorer(env)
+        self.scorer = self.scorer_of(env)
         dev = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.device = torch.device(dev)
         if llm is None:
@@ -347,15 +347,7 @@ class GRPOTrainer(CheckpointedRun):
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=0.0)
         self.schedule = linear_schedule(self.optimizer, config.warmup_steps, config.max_steps)
         self.system_prompt = SYSTEM_PROMPT if config.system_prompt else None
-        self.agent = ZeroShotLLMAgent(
-            llm,
-            max_new_tokens=config.max_new_tokens,
-            temperature=_eval_temperature(config),
-            top_p=config.top_p,
-            batch_size=config.eval_batch_size,
-            system_prompt=self.system_prompt,
-            response_prefix=config.response_prefix,
-        )
+        self.agent = self.make_agent()
         self.episodes = EpisodeStream(
             self.scorer.num_episodes("train"), config.train_episodes, config.seed
         )
@@ -372,6 +364,60 @@ class GRPOTrainer(CheckpointedRun):
             "eval_seconds": 0.0,
             "beat_zero_shot_minutes": None,
         }
+
+    # ----- what a subclass for another env family replaces -----------------------------------
+
+    @staticmethod
+    def scorer_of(env: gym.Env[Any, Any]) -> Any:
+        """The env's batched scorer (here :func:`text_scorer`: a text env)."""
+        return text_scorer(env)
+
+    def make_agent(self) -> Any:
+        """The policy that :meth:`evaluate_split` runs: ``act_batch(observations)`` gives the
+        actions ``scorer.score`` takes (here a :class:`ZeroShotLLMAgent` on ``self.llm``)."""
+        cfg = self.config
+        return ZeroShotLLMAgent(
+            self.llm,
+            max_new_tokens=cfg.max_new_tokens,
+            temperature=_eval_temperature(cfg),
+            top_p=cfg.top_p,
+            batch_size=cfg.eval_batch_size,
+            system_prompt=self.system_prompt,
+            response_prefix=cfg.response_prefix,
+        )
+
+    def prompt_of(self, observation: Any) -> str:
+        """The user turn of an observation (a text env's observation is the text)."""
+        return str(observation)
+
+    def agent_kwargs(self) -> dict[str, Any]:
+        """The ``--agent-kwargs`` of :meth:`leaderboard_command` (this run's policy)."""
+        cfg = self.config
+        return {
+            "model": cfg.model,
+            "adapter": str(self.out),
+            "max_new_tokens": cfg.max_new_tokens,
+            "temperature": _eval_temperature(cfg),
+            "top_p": cfg.top_p,
+            "batch_size": cfg.eval_batch_size,
+            **({"response_prefix": cfg.response_prefix} if cfg.response_prefix else {}),
+            **({} if cfg.system_prompt else {"system_prompt": None}),
+        }
+
+    def extra_rows(self, batch: Rollout) -> list[int]:
+        """Rows of ``batch`` that :meth:`extra_backward` trains on besides the policy loss
+        (none here)."""
+        return []
+
+    def extra_backward(self, batch: Rollout, rows: list[int]) -> dict[str, float]:
+        """Backpropagate a loss besides the policy loss on ``rows`` (called once per optimizer
+        step, before the gradient is clipped); returns its statistics, ``"loss"`` included."""
+        raise NotImplementedError
+
+    @property
+    def group_size(self) -> int:
+        """Completions per train episode in a rollout (``samples_per_prompt``)."""
+        return self.config.samples_per_prompt
 
     def _autocast(self) -> Any:
         return autocast(self.device)
@@ -444,11 +490,42 @@ class GRPOTrainer(CheckpointedRun):
         ``step * N`` (for callers whose batches differ in size).
         """
         cfg = self.config
-        g = cfg.samples_per_prompt
+        episodes, prompt_ids, generations = self.sample(step, indices, first_row=first_row)
+        actions = [cfg.response_prefix + gen.text for gen in generations]
+        scores = self.scorer.score(actions, episodes.tolist(), "train")
+        rewards = np.asarray(scores.rewards, dtype=np.float64)
+        metrics = {
+            **scores.metrics,
+            "format_ok": scores.format_ok.astype(np.float64),
+            "ndcg": scores.ndcg,
+        }
+        advantages = self._advantages(rewards, scores.ndcg)
+        completion_ids = [self._completion_tokens(gen) for gen in generations]
+        return Rollout(episodes, prompt_ids, completion_ids, actions, rewards, advantages, metrics)
+
+    def sample(
+        self,
+        step: int,
+        indices: Sequence[int],
+        *,
+        first_row: int | None = None,
+        group: int | None = None,
+        stop: Sequence[str] | None = None,
+    ) -> tuple[np.ndarray, list[list[int]], list[Generation]]:
+        """``group`` (default :attr:`group_size`) completions of each train episode, seeded
+        as :meth:`rollout` says; ``stop`` strings end a completion (kept in its tokens).
+
+        Returns:
+            ``(episodes, prompt_ids, generations)``, one row per completion: the episode, the
+            tokens of its rendered prompt (with the response prefix), the generation.
+        """
+        cfg = self.config
+        g = self.group_size if group is None else group
         episodes = np.repeat(np.asarray(indices, dtype=np.int64), g)
         observations = self.scorer.observations([int(i) for i in indices], "train")
         conversations = [
-            policy_messages(o, self.system_prompt, cfg.response_prefix) for o in observations
+            policy_messages(self.prompt_of(o), self.system_prompt, cfg.response_prefix)
+            for o in observations
         ]
         rows = [c for c in conversations for _ in range(g)]
         first = step * len(rows) if first_row is None else first_row
@@ -462,25 +539,15 @@ class GRPOTrainer(CheckpointedRun):
                 top_p=cfg.top_p,
                 seed=seeds,
                 batch_size=len(rows),
+                stop=stop,
             )
-        actions = [cfg.response_prefix + gen.text for gen in generations]
-        scores = self.scorer.score(actions, episodes.tolist(), "train")
-        rewards = np.asarray(scores.rewards, dtype=np.float64)
-        metrics = {
-            **scores.metrics,
-            "format_ok": scores.format_ok.astype(np.float64),
-            "ndcg": scores.ndcg,
-        }
-        advantages = self._advantages(rewards, scores.ndcg)
         tok = self.llm.tokenizer
         # A rendered chat prompt holds its special tokens already (as HFLLM tokenizes it).
-        prompt_ids = [
+        prompts = [
             tok(self.llm.chat_prompt(c), add_special_tokens=False)["input_ids"]
             for c in conversations
         ]
-        prompt_ids = [prompt_ids[r // g] for r in range(len(rows))]
-        completion_ids = [self._completion_tokens(gen) for gen in generations]
-        return Rollout(episodes, prompt_ids, completion_ids, actions, rewards, advantages, metrics)
+        return episodes, [prompts[r // g] for r in range(len(rows))], list(generations)
 
     def _advantages(self, rewards: np.ndarray, ndcg: np.ndarray) -> np.ndarray:
         """Each completion's loss weight (groups of ``samples_per_prompt`` are consecutive)."""
@@ -517,7 +584,7 @@ class GRPOTrainer(CheckpointedRun):
             "ndcg": float(batch.metrics["ndcg"].mean()),
             "ndcg@10": float(batch.metrics["ndcg@10"].mean()),
             "completion_tokens": float(np.mean(lengths)),
-            "zero_std_groups": float(_zero_std_share(batch.rewards, cfg.samples_per_prompt)),
+            "zero_std_groups": float(_zero_std_share(batch.rewards, self.group_size)),
             **stats,
             "lr": float(self.schedule.get_last_lr()[0]),
             "rollout_seconds": t1 - t0,
@@ -537,8 +604,9 @@ class GRPOTrainer(CheckpointedRun):
             for i in range(len(batch.actions))
             if batch.advantages[i] != 0 and len(batch.completion_ids[i]) > 0
         ]
+        extra = self.extra_rows(batch)
         stats: dict[str, list[float]] = {"loss": [], "clip_frac": [], "kl": []}
-        if not rows:  # every group tied: no gradient; the (no-op) steps keep the schedule
+        if not rows and not extra:  # every group tied: no gradient; no-op steps keep the schedule
             for _ in range(cfg.updates_per_batch):
                 self.optimizer.step()
                 self.schedule.step()
@@ -579,6 +647,12 @@ class GRPOTrainer(CheckpointedRun):
                 step_loss += float(loss.detach())
                 for key, value in info.items():
                     stats[key].append(value)
+            if extra:
+                for key, value in self.extra_backward(batch, extra).items():
+                    if key == "loss":
+                        step_loss += value
+                    else:
+                        stats.setdefault(key, []).append(value)
             torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
             self.optimizer.step()
             self.schedule.step()
@@ -586,7 +660,7 @@ class GRPOTrainer(CheckpointedRun):
             stats["loss"].append(step_loss)
         self.model.eval()
         out = {k: float(np.mean(v)) if v else 0.0 for k, v in stats.items()}
-        out["trained_rows"] = float(len(rows))
+        out["trained_rows"] = float(len(rows) + len(extra))
         return out
 
     def _logprobs(self, batch: Rollout, chunks: list[list[int]]) -> list[torch.Tensor]:
@@ -672,16 +746,7 @@ class GRPOTrainer(CheckpointedRun):
         """The ``python -m benchmarks run`` command that puts this run's policy on the
         leaderboard: the test split, sampled as in training, with the training budget."""
         cfg = self.config
-        kwargs = {
-            "model": cfg.model,
-            "adapter": str(self.out),
-            "max_new_tokens": cfg.max_new_tokens,
-            "temperature": _eval_temperature(cfg),
-            "top_p": cfg.top_p,
-            "batch_size": cfg.eval_batch_size,
-            **({"response_prefix": cfg.response_prefix} if cfg.response_prefix else {}),
-            **({} if cfg.system_prompt else {"system_prompt": None}),
-        }
+        kwargs = self.agent_kwargs()
         n = self.scorer.num_episodes("test")
         args = ["python", "-m", "benchmarks", "run", "--env", cfg.env, "--agent", cfg.algorithm]
         args += ["--agent-kwargs", json.dumps(kwargs, sort_keys=True), "--split", "test"]

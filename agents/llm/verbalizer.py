@@ -29,6 +29,8 @@ __all__ = [
     "VerbalizerAgent",
     "end_token_id",
     "forward_last",
+    "last_hidden",
+    "left_padded",
     "letter_token_ids",
     "render_prompt",
 ]
@@ -100,6 +102,29 @@ def forward_last(
     projection would cost as much memory as the rest of the pass). Positions count from each
     row's first real token, so a row scores the same alone or in any batch.
     """
+    out = model(**left_padded(model, sequences, pad_id), logits_to_keep=keep, use_cache=False)
+    logits: torch.Tensor = out.logits
+    return logits
+
+
+def last_hidden(model: Any, sequences: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:
+    """``(B, hidden)`` last-layer hidden state (after the final norm) at each sequence's last
+    token, padded as :func:`forward_last` pads."""
+    out = model(
+        **left_padded(model, sequences, pad_id),
+        logits_to_keep=1,
+        use_cache=False,
+        output_hidden_states=True,
+    )
+    hidden: torch.Tensor = out.hidden_states[-1][:, -1]
+    return hidden
+
+
+def left_padded(
+    model: Any, sequences: Sequence[Sequence[int]], pad_id: int
+) -> dict[str, torch.Tensor]:
+    """``input_ids``, ``attention_mask`` and ``position_ids`` of left-padded ``sequences`` on
+    the model's device; positions count from each row's first real token."""
     device = next(model.parameters()).device
     width = max(len(s) for s in sequences)
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
@@ -108,15 +133,11 @@ def forward_last(
         ids[row, width - len(seq) :] = torch.as_tensor(list(seq), dtype=torch.long)
         mask[row, width - len(seq) :] = 1
     positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    out = model(
-        input_ids=ids.to(device),
-        attention_mask=mask.to(device),
-        position_ids=positions.to(device),
-        logits_to_keep=keep,
-        use_cache=False,
-    )
-    logits: torch.Tensor = out.logits
-    return logits
+    return {
+        "input_ids": ids.to(device),
+        "attention_mask": mask.to(device),
+        "position_ids": positions.to(device),
+    }
 
 
 class VerbalizerAgent:

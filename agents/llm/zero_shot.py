@@ -14,7 +14,7 @@ from recgym.envs.text import SYSTEM_PROMPT
 from recgym.llm import LLM
 from recgym.llm.base import derive_seed
 
-__all__ = ["ZeroShotLLMAgent", "policy_messages"]
+__all__ = ["ZeroShotLLMAgent", "policy_messages", "training_summary"]
 
 
 def policy_messages(
@@ -129,14 +129,14 @@ class ZeroShotLLMAgent:
             "system_prompt": self.system_prompt is not None,
             **({"response_prefix": self.response_prefix} if self.response_prefix else {}),
             **(
-                {"adapter": self.adapter, "training": _summary(self.training)}
+                {"adapter": self.adapter, "training": training_summary(self.training)}
                 if self.adapter
                 else {}
             ),
         }
 
 
-def _summary(training: dict[str, Any] | None) -> dict[str, Any] | None:
+def training_summary(training: dict[str, Any] | None) -> dict[str, Any] | None:
     """The parts of a trainer's ``training.json`` a leaderboard row keeps."""
     keys = ("algorithm", "best_step", "best_metric", "steps", "train_minutes", "device", "seed")
     return None if training is None else {k: training[k] for k in keys if k in training}
