@@ -167,7 +167,8 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
     Every full-ranking recommender plays it unchanged (``agents.next_item``: popularity,
     SASRec, GRU4Rec, LRURec), so its test split is the field's plain full-ranking leaderboard.
     R²ec's reasoning recommender reads the prompt, reasons, and scores the items by the
-    similarity of its hidden state to item embeddings.
+    similarity of its hidden state to item embeddings (``agents.llm.rec_head``; trained by
+    RecPO, ``agents.llm.recpo``).
 
     ## Observation Space
     ``Dict``:
