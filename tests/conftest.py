@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +69,24 @@ def tiny_llm(tiny_dir: Path) -> Any:
     import recgym.llm
 
     return recgym.llm.load(str(tiny_dir), device="cpu", progress=False)
+
+
+def lora_state(model: Any) -> dict[str, Any]:
+    """A copy of a PEFT model's LoRA parameters, by name."""
+    return {k: v.detach().clone() for k, v in model.named_parameters() if "lora_" in k}
+
+
+def assert_base_unchanged(model: Any, base: Mapping[str, Any]) -> None:
+    """Every non-LoRA parameter of the PEFT ``model`` equals ``base``'s (the plain model's
+    ``named_parameters`` before wrapping)."""
+    import torch
+
+    for name, param in model.named_parameters():
+        if "lora_" not in name:
+            plain = name.replace("base_model.model.", "").replace("base_layer.", "")
+            assert torch.equal(param, base[plain]), name
+
+
+def run_log(out: Path) -> list[dict[str, Any]]:
+    """The records of a trainer's ``out/log.jsonl``."""
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]

@@ -21,7 +21,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from conftest import tiny_llm  # noqa: E402
+from conftest import assert_base_unchanged, lora_state, run_log, tiny_llm  # noqa: E402
 
 from agents.llm.dpo import (  # noqa: E402
     DPOConfig,
@@ -56,18 +56,10 @@ def _config(tiny_dir: Path, out: Path, **overrides: Any) -> DPOConfig:
     return DPOConfig(**settings)
 
 
-def _lora_state(model: Any) -> dict[str, Any]:
-    return {k: v.detach().clone() for k, v in model.named_parameters() if "lora_" in k}
-
-
-def _log(out: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-
-
 def _trace(out: Path) -> list[dict[str, Any]]:
     """The log without its timings."""
     rows = []
-    for record in _log(out):
+    for record in run_log(out):
         row = {k: v for k, v in record.items() if not k.endswith("seconds")}
         if "eval" in row:
             row["eval"] = {k: v for k, v in row["eval"].items() if k != "train_minutes"}
@@ -208,7 +200,7 @@ def _train(trainer: DPOTrainer) -> tuple[dict[str, Any], dict[str, Any]]:
     test = trainer.test
 
     def test_after_training() -> dict[str, float]:
-        trained.update(_lora_state(trainer.model))
+        trained.update(lora_state(trainer.model))
         return test()
 
     trainer.test = test_after_training  # type: ignore[method-assign]
@@ -222,7 +214,7 @@ def straight(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory, env: gym.
     llm = tiny_llm(tiny_dir)
     base = {k: v.detach().clone() for k, v in llm.model.named_parameters()}
     trainer = DPOTrainer(_config(tiny_dir, out), env, llm, FakeLLM("mixed"))
-    before = _lora_state(trainer.model)
+    before = lora_state(trainer.model)
     summary, trained = _train(trainer)
     fields = ["out", "summary", "trainer", "base", "before", "trained"]
     return dataclasses.make_dataclass("Run", fields)(out, summary, trainer, base, before, trained)
@@ -230,7 +222,7 @@ def straight(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory, env: gym.
 
 def test_two_rounds_train_the_adapter_and_not_the_base(straight: Any) -> None:
     out, summary, trainer = straight.out, straight.summary, straight.trainer
-    log = _log(out)
+    log = run_log(out)
     rounds = [r for r in log if "reward" in r]
     updates = [r for r in log if "update" in r]
     assert [r["round"] for r in rounds] == [1, 2]
@@ -248,10 +240,7 @@ def test_two_rounds_train_the_adapter_and_not_the_base(straight: Any) -> None:
     before, trained = straight.before, straight.trained
     assert trained.keys() == before.keys()
     assert any(not torch.equal(before[k], trained[k]) for k in before)
-    for name, param in trainer.model.named_parameters():
-        if "lora_" not in name:
-            plain = name.replace("base_model.model.", "").replace("base_layer.", "")
-            assert torch.equal(param, straight.base[plain]), name
+    assert_base_unchanged(trainer.model, straight.base)
     # Validation at rounds 0 (untrained), 1 and 2; test once; the files of a finished run.
     assert summary["algorithm"] == "dpo" and summary["finished"] and summary["steps"] == 2
     assert [h["step"] for h in summary["history"]] == [0, 1, 2]

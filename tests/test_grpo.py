@@ -8,7 +8,6 @@ them; one test keeps the tiny model on-policy.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from conftest import tiny_llm  # noqa: E402
+from conftest import assert_base_unchanged, lora_state, run_log, tiny_llm  # noqa: E402
 
 from agents.llm.grpo import GRPOConfig, GRPOTrainer, main, train_grpo  # noqa: E402
 from agents.llm.policy_loss import (  # noqa: E402
@@ -53,14 +52,6 @@ def _config(tiny_dir: Path, out: Path, **overrides: Any) -> GRPOConfig:
     }  # fmt: skip
     settings.update(overrides)
     return GRPOConfig(**settings)
-
-
-def _lora_state(model: Any) -> dict[str, Any]:
-    return {k: v.detach().clone() for k, v in model.named_parameters() if "lora_" in k}
-
-
-def _log(out: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
 # ----- the math ------------------------------------------------------------------------------
@@ -153,19 +144,16 @@ def test_grpo_steps_train_the_adapter_and_not_the_base(
     # No test evaluation: it would load the best adapter back (here the untrained one).
     config = _config(tiny_dir, tmp_path, test_episodes=0)
     trainer = GRPOTrainer(config, env, llm, FakeLLM("mixed"))
-    lora_before = _lora_state(trainer.model)
+    lora_before = lora_state(trainer.model)
     summary = trainer.train()
-    steps = [r for r in _log(tmp_path) if "reward" in r]
+    steps = [r for r in run_log(tmp_path) if "reward" in r]
     assert [r["step"] for r in steps] == [1, 2]
     assert all(np.isfinite(r["loss"]) for r in steps)
     assert sum(r["trained_rows"] for r in steps) > 0
     # Only the adapter moved.
-    lora_after = _lora_state(trainer.model)
+    lora_after = lora_state(trainer.model)
     assert any(not torch.equal(lora_before[k], lora_after[k]) for k in lora_before)
-    for name, param in trainer.model.named_parameters():
-        if "lora_" not in name:
-            plain = name.replace("base_model.model.", "").replace("base_layer.", "")
-            assert torch.equal(param, base_before[plain]), name
+    assert_base_unchanged(trainer.model, base_before)
     # Validation at step 0 and 2, a summary, the best adapter and the curves.
     assert [h["step"] for h in summary["history"]] == [0, 2]
     assert summary["test"] is None and summary["finished"]
@@ -204,9 +192,9 @@ def test_the_tiny_model_trains_on_its_own_samples(
     assert trainer.generator is llm  # on-policy: the trained ids are the sampled ones
     assert all(len(c) > 0 for c in batch.completion_ids)
     batch.advantages = np.tile([1.0, -1.0], len(batch.actions) // 2)  # force a gradient
-    before = _lora_state(trainer.model)
+    before = lora_state(trainer.model)
     assert np.isfinite(trainer.update(batch)["loss"])
-    after = _lora_state(trainer.model)
+    after = lora_state(trainer.model)
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
@@ -246,7 +234,7 @@ def test_a_killed_run_resumes_bit_identically(tiny_dir: Path, tmp_path: Path, en
 
     def trace(out: Path) -> list[Any]:  # the log without its timings
         keep = ("step", "reward", "loss", "kl", "clip_frac", "trained_rows", "lr", "eval")
-        rows = [{k: r[k] for k in keep if k in r} for r in _log(out)]
+        rows = [{k: r[k] for k in keep if k in r} for r in run_log(out)]
         for row in rows:
             row.get("eval", {}).pop("train_minutes", None)
         return rows

@@ -17,7 +17,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from conftest import tiny_llm  # noqa: E402
+from conftest import assert_base_unchanged, lora_state, run_log, tiny_llm  # noqa: E402
 
 from agents import make_agent  # noqa: E402
 from agents.llm.grpo import GRPOConfig  # noqa: E402
@@ -48,14 +48,6 @@ def _config(tiny_dir: Path, out: Path, **overrides: Any) -> RecPOConfig:
     }  # fmt: skip
     settings.update(overrides)
     return RecPOConfig(**settings)
-
-
-def _lora_state(model: Any) -> dict[str, Any]:
-    return {k: v.detach().clone() for k, v in model.named_parameters() if "lora_" in k}
-
-
-def _log(out: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
 # ----- the head ------------------------------------------------------------------------------
@@ -170,17 +162,14 @@ def test_recpo_steps_train_the_adapter_and_not_the_base(
     base_before = {k: v.detach().clone() for k, v in llm.model.named_parameters()}
     # No test evaluation: it would load the best adapter back (maybe the untrained one).
     trainer = RecPOTrainer(_config(tiny_dir, tmp_path, test_episodes=0), env, llm)
-    lora_before = _lora_state(trainer.model)
+    lora_before = lora_state(trainer.model)
     summary = trainer.train()
-    steps = [r for r in _log(tmp_path) if "reward" in r]
+    steps = [r for r in run_log(tmp_path) if "reward" in r]
     assert [r["step"] for r in steps] == [1, 2]
     assert all(np.isfinite(r["loss"]) and np.isfinite(r["item_ce"]) for r in steps)
-    lora_after = _lora_state(trainer.model)
+    lora_after = lora_state(trainer.model)
     assert any(not torch.equal(lora_before[k], lora_after[k]) for k in lora_before)
-    for name, param in trainer.model.named_parameters():
-        if "lora_" not in name:
-            plain = name.replace("base_model.model.", "").replace("base_layer.", "")
-            assert torch.equal(param, base_before[plain]), name
+    assert_base_unchanged(trainer.model, base_before)
     assert [h["step"] for h in summary["history"]] == [0, 2]
     assert summary["algorithm"] == "recpo" and summary["reasoning"] is True
     assert summary["env"]["reward"] == "fused" and summary["finished"]
@@ -221,7 +210,7 @@ def test_a_killed_run_resumes_bit_identically(tiny_dir: Path, tmp_path: Path, en
 
     def trace(out: Path) -> list[Any]:  # the log without its timings
         keep = ("step", "reward", "loss", "item_ce", "clip_frac", "trained_rows", "eval")
-        rows = [{k: r[k] for k in keep if k in r} for r in _log(out)]
+        rows = [{k: r[k] for k in keep if k in r} for r in run_log(out)]
         for row in rows:
             row.get("eval", {}).pop("train_minutes", None)
         return rows
