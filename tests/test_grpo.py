@@ -8,6 +8,7 @@ them; one test keeps the tiny model on-policy.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -320,3 +321,34 @@ def test_config_rejects_bad_settings(bad: dict[str, Any]) -> None:
 def test_an_env_that_is_not_a_text_env_is_refused(tiny_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="text env"):
         GRPOTrainer(_config(tiny_dir, tmp_path), gym.make("RecNext-v0"), tiny_llm(tiny_dir))
+
+
+def test_select_metric_picks_the_adapter_and_must_be_a_validation_metric(
+    tiny_dir: Path, tmp_path: Path, env: gym.Env
+) -> None:
+    config = _config(tiny_dir, tmp_path / "reward", select_metric="reward", test_episodes=0)
+    summary = train_grpo(config, env, tiny_llm(tiny_dir), FakeLLM("mixed"))
+    best = max(summary["history"], key=lambda h: h["reward"])  # the first of equals, as kept
+    assert (summary["best_step"], summary["best_metric"]) == (best["step"], best["reward"])
+    with pytest.raises(ValueError, match="not a validation metric"):
+        train_grpo(
+            _config(tiny_dir, tmp_path / "bad", select_metric="ndcg@7"),
+            env,
+            tiny_llm(tiny_dir),
+            FakeLLM(),
+        )
+
+
+def test_a_checkpoint_older_than_a_new_field_resumes(
+    tiny_dir: Path, tmp_path: Path, env: gym.Env
+) -> None:
+    train_grpo(_config(tiny_dir, tmp_path, max_minutes=0.0), env, tiny_llm(tiny_dir), FakeLLM())
+    path = tmp_path / "checkpoint" / "state.json"
+    state = json.loads(path.read_text())
+    del state["config"]["select_metric"]  # written before the field existed: its default
+    path.write_text(json.dumps(state))
+    assert GRPOTrainer(_config(tiny_dir, tmp_path), env, tiny_llm(tiny_dir), FakeLLM())._state
+    with pytest.raises(ValueError, match="another recipe"):
+        GRPOTrainer(
+            _config(tiny_dir, tmp_path, select_metric="reward"), env, tiny_llm(tiny_dir), FakeLLM()
+        )

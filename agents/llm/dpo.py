@@ -306,7 +306,7 @@ class DPOTrainer(GRPOTrainer):
             "algorithm": self.config.algorithm,
             "round": run["step"],
             "best_step": run["step"],
-            "best_metric": run["history"][-1]["ndcg@10"],
+            "best_metric": run["history"][-1][self.config.select_metric],
             "steps": run["step"],
             "train_minutes": round(self._minutes(), 3),
             "device": _device_name(self.device),

@@ -15,9 +15,10 @@ optional k3 KL penalty to the reference model. With LoRA the reference is the sa
 its adapter disabled, so there is no second copy of the weights.
 
 Validation runs on a fixed subset of the validation split every ``eval_every`` steps (step 0
-is the untrained model); the best adapter by validation NDCG@10 is kept; the test split is
-evaluated once, with that adapter, at the end. Checkpoints make a killed run (or a run cut by
-``max_minutes``) resume where it stopped, bit for bit: rollouts are seeded by step.
+is the untrained model); the best adapter by validation NDCG@10 (``select_metric``) is kept;
+the test split is evaluated once, with that adapter, at the end. Checkpoints make a killed run
+(or a run cut by ``max_minutes``) resume where it stopped, bit for bit: rollouts are seeded by
+step.
 
 Run ``python -m agents.llm.grpo --help``.
 """
@@ -150,6 +151,9 @@ class GRPOConfig:
     """Train-split episodes to draw from (sampled with ``seed``); ``None``: all."""
     eval_every: int = 10
     """Validate (and checkpoint) every this many steps, and after the last."""
+    select_metric: str = "ndcg@10"
+    """The validation metric that picks the best adapter (a key of the env's
+    ``info["metrics"]``, or ``reward``); higher is better."""
     eval_episodes: int | None = 200
     """Validation episodes (the first ones of the split); ``None``: all."""
     eval_batch_size: int = 32
@@ -429,8 +433,8 @@ class GRPOTrainer(CheckpointedRun):
 
         Returns:
             The summary also written to ``output_dir/training.json``: ``best_step``,
-            ``best_metric`` (validation NDCG@10), ``history`` (validation per evaluation, step
-            0 = the untrained model), ``test`` (the final evaluation), ``steps``,
+            ``best_metric`` (validation ``select_metric``), ``history`` (validation per
+            evaluation, step 0 = the untrained model), ``test`` (the final evaluation), ``steps``,
             ``train_minutes``, ``beat_zero_shot_minutes``, ``device``, ``config``...
         """
         from tqdm.auto import tqdm
@@ -712,20 +716,26 @@ class GRPOTrainer(CheckpointedRun):
         return out
 
     def evaluate(self) -> None:
-        """Validate; keep the adapter if it is the best so far (by NDCG@10)."""
+        """Validate; keep the adapter if it is the best so far (by ``select_metric``)."""
         run, t0 = self.run, time.perf_counter()
         metrics = self.evaluate_split("validation", self.val_indices, self.config.seed)
         run["eval_seconds"] += time.perf_counter() - t0
         row = {"step": run["step"], "train_minutes": round(self._minutes(), 3), **metrics}
         run["history"].append(row)
+        key = self.config.select_metric
+        if key not in metrics:
+            raise ValueError(
+                f"select_metric {key!r} is not a validation metric of {self.config.env}; it has "
+                f"{', '.join(sorted(metrics))}"
+            )
         if (
             run["beat_zero_shot_minutes"] is None
             and run["step"] > 0
-            and metrics["ndcg@10"] > run["history"][0]["ndcg@10"]
+            and metrics[key] > run["history"][0][key]
         ):
             run["beat_zero_shot_minutes"] = row["train_minutes"]
-        if metrics["ndcg@10"] > run["best"]:
-            run["best"], run["best_step"] = metrics["ndcg@10"], run["step"]
+        if metrics[key] > run["best"]:
+            run["best"], run["best_step"] = metrics[key], run["step"]
             save_adapter(self.model, self.out)
         log_record(self.out, {"step": run["step"], "eval": row})
         self._write_summary(finished=False)
