@@ -279,12 +279,10 @@ class RecPOTrainer(GRPOTrainer):
         else:
             episodes = np.asarray(indices, dtype=np.int64)
             observations = self.scorer.observations([int(i) for i in indices], "train")
-            prompt_ids = readouts = [head.prompt_ids(self.prompt_of(o), True) for o in observations]
-            completion_ids, texts, ended = (
-                [[] for _ in readouts],
-                [""] * len(readouts),
-                [True] * len(readouts),
-            )
+            # The reply is prefilled with the marker: the prompt is the readout.
+            readouts = [head.prompt_ids(self.prompt_of(o), True) for o in observations]
+            prompt_ids, completion_ids = readouts, [[] for _ in readouts]
+            texts, ended = [""] * len(readouts), [True] * len(readouts)
         targets = np.asarray(
             [self.scorer.target(int(i), "train") for i in episodes], dtype=np.int64
         )
