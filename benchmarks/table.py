@@ -75,10 +75,15 @@ def _sort_key(row: Mapping[str, Any], metric: str) -> float:
 
 
 def agent_label(row: Mapping[str, Any]) -> str:
-    """The agent's name and, if its config names one, its model (unescaped)."""
+    """The agent's name and, if its config names one, its model (unescaped); a reasoning agent
+    run without its reasoning (``"reasoning": false``, R²ec's ablation) says so."""
     config = row.get("agent_config") or {}
-    model = config.get("model") if isinstance(config, Mapping) else None
-    return str(row["agent"]) + (f" ({model})" if model else "")
+    if not isinstance(config, Mapping):
+        config = {}
+    details = [str(config["model"])] if config.get("model") else []
+    if config.get("reasoning") is False:
+        details.append("no reasoning")
+    return str(row["agent"]) + (f" ({', '.join(details)})" if details else "")
 
 
 def budget_label(row: Mapping[str, Any]) -> str:

@@ -17,7 +17,7 @@ from benchmarks.page import html_page
 from benchmarks.report import write_report
 from benchmarks.runner import append_rows, evaluate
 from benchmarks.store import RESULTS, check_rows, latest_rows, row_key
-from benchmarks.table import markdown_table
+from benchmarks.table import agent_label, markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = '<img src=x onerror="console.error(1)"><script>alert("x")</script> | **bold** `tick'
@@ -166,3 +166,11 @@ def test_recgym_cli_aliases(tmp_path: Path) -> None:
     assert (tmp_path / "leaderboard.html").read_text().startswith("<!DOCTYPE html>")
     out = _cli("recgym.cli", "bench", "table", "--results", str(RESULTS))
     assert "### RecSeq-v0" in out.stdout
+
+
+def test_agent_labels_name_the_model_and_a_missing_reasoning() -> None:
+    assert agent_label({"agent": "history", "agent_config": {}}) == "history"
+    with_model = {"agent": "rec-head", "agent_config": {"model": "smollm2-135m"}}
+    assert agent_label(with_model) == "rec-head (smollm2-135m)"
+    with_model["agent_config"]["reasoning"] = False
+    assert agent_label(with_model) == "rec-head (smollm2-135m, no reasoning)"
