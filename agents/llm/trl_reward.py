@@ -60,7 +60,8 @@ Completion: TypeAlias = str | Sequence[Mapping[str, Any]] | Mapping[str, Any]
 
 @runtime_checkable
 class TextScorer(Protocol):
-    """What the functions here need of an env (:class:`~recgym.envs.text.RetrievalTextEnv`)."""
+    """What the functions here need of an env (:class:`~recgym.envs.text.RetrievalTextEnv`,
+    ``RecPref-v0``'s :class:`~recgym.envs.preference.RecPrefEnv`)."""
 
     split: str
 
@@ -88,8 +89,8 @@ def _scorer(env: Any) -> TextScorer:
     if not isinstance(base, TextScorer):
         raise TypeError(
             "expected a recgym text env with batched score() and observations() (RecSearch-v0, "
-            f"RecSeq-v0 or another RetrievalTextEnv); got {type(base).__name__}. Pass the env "
-            'from gym.make("RecSeq-v0") (wrappers are fine) or its .unwrapped'
+            f"RecSeq-v0, RecPref-v0: a RetrievalTextEnv or the like); got {type(base).__name__}. "
+            'Pass the env from gym.make("RecSeq-v0") (wrappers are fine) or its .unwrapped'
         )
     return base
 
