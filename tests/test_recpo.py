@@ -155,6 +155,32 @@ def test_a_rollout_scores_the_readouts_it_will_train_on(
             assert weights[g].max() == pytest.approx(batch.advantages.reshape(3, 4)[g].max())
 
 
+@pytest.mark.parametrize("refresh", ["targets", "all"])
+def test_a_step_rescores_against_the_refreshed_rows(
+    tiny_dir: Path, tmp_path: Path, env: gym.Env, refresh: str
+) -> None:
+    trainer = RecPOTrainer(
+        _config(tiny_dir, tmp_path, item_refresh=refresh), env, tiny_llm(tiny_dir)
+    )
+    stale = trainer.head.table().clone()
+    with torch.no_grad():  # the weights move, as an update moves them
+        for name, param in trainer.model.named_parameters():
+            if "lora_B" in name:
+                param.add_(0.05)
+    batch = trainer.rollout(0, [0, 1, 2])
+    table = trainer.head.table().clone()
+    trainer.head.refresh(None)
+    fresh = trainer.head.table()
+    targets = sorted(set(batch.targets.tolist()))
+    others = [i for i in range(len(fresh)) if i not in targets][:50]
+    torch.testing.assert_close(table[targets], fresh[targets])
+    if refresh == "all":  # every row from the current weights
+        torch.testing.assert_close(table, fresh)
+    else:  # R²ec's: the other rows are the last evaluation's
+        assert torch.equal(table[others], stale[others])
+        assert not torch.allclose(table[others], fresh[others])
+
+
 def test_recpo_steps_train_the_adapter_and_not_the_base(
     tiny_dir: Path, tmp_path: Path, env: gym.Env
 ) -> None:
@@ -266,6 +292,7 @@ def test_main_parses_the_recpo_fields(tiny_dir: Path, tmp_path: Path) -> None:
         {"reasoning": False, "item_loss_coef": 0.0},
         {"item_loss_coef": -1.0},
         {"response_prefix": "<answer>"},
+        {"item_refresh": "some"},
     ],
 )
 def test_config_rejects_bad_settings(bad: dict[str, Any]) -> None:

@@ -9,9 +9,10 @@ the hidden state there scored against item vectors that the same model computes.
    budget is read out after an appended marker;
 2. read each trace's user vector and score every movie against the item table. R²ec's cached
    table is rebuilt from the current weights at each evaluation, and the rows of the batch's
-   targets are re-encoded each step. ``RecNext-v0``'s batched scorer gives the rewards: the
-   env's ``reward="fused"`` is R²ec's ``beta * NDCG@k + (1 - beta) * p(target)``, and
-   ``reward="ndcg"`` is the NDCG-only ablation;
+   targets are re-encoded each step (``item_refresh="all"`` rebuilds it all each step
+   instead: see that field for the bias of the first). ``RecNext-v0``'s batched scorer gives
+   the rewards: the env's ``reward="fused"`` is R²ec's
+   ``beta * NDCG@k + (1 - beta) * p(target)``, and ``reward="ndcg"`` is the NDCG-only ablation;
 3. compute group-normalised (GRPO) or leave-one-out (RLOO) advantages, and apply token-level
    PPO-clip on the reasoning tokens (no KL, as R²ec);
 4. add R²ec's item loss: the best trace of each group (if its advantage is positive), its user
@@ -50,6 +51,7 @@ from recgym.llm import LLM
 from recgym.metrics import metrics_at_rank
 
 __all__ = [
+    "ITEM_REFRESH",
     "RecPOConfig",
     "RecPORollout",
     "RecPOTrainer",
@@ -58,6 +60,8 @@ __all__ = [
     "next_scorer",
     "train_recpo",
 ]
+
+ITEM_REFRESH = ("targets", "all")
 
 _NEXT_MEMBERS = ("num_episodes", "observations", "score", "target", "task", "reward_name", "k")
 
@@ -102,6 +106,12 @@ class RecPOConfig(GRPOConfig):
     """Weight of the k3 KL penalty to the base model (R²ec: none)."""
     item_loss_coef: float = 1.0
     """Weight of the item loss (0: reasoning tokens only)."""
+    item_refresh: str = "targets"
+    """What a step re-encodes before scoring: ``targets`` (R²ec: the batch's targets, written
+    into the table built at the last evaluation) or ``all`` (the whole table, from the current
+    weights). With ``targets`` only the target rows are fresh, so weight drift that moves
+    users and fresh items together favours the target over the stale rows in the train
+    reward; ``all`` has no such bias and costs one table build per step."""
     eval_episodes: int | None = 200
     """Validation episodes (the first ones of the split); ``None``: all."""
     eval_batch_size: int = 16
@@ -115,6 +125,10 @@ class RecPOConfig(GRPOConfig):
             raise ValueError(f"item_loss_coef must be >= 0; got {self.item_loss_coef}")
         if not self.reasoning and not self.item_loss_coef:
             raise ValueError("without reasoning only the item loss trains: item_loss_coef > 0")
+        if self.item_refresh not in ITEM_REFRESH:
+            raise ValueError(
+                f"item_refresh must be one of {ITEM_REFRESH}; got {self.item_refresh!r}"
+            )
         if self.response_prefix:
             raise ValueError("RecPO's reply is the reasoning itself: leave response_prefix empty")
 
@@ -288,7 +302,9 @@ class RecPOTrainer(GRPOTrainer):
         )
         self.model.eval()
         with torch.no_grad(), self._autocast():
-            head.table()  # built from the current weights if an evaluation dropped it
+            if cfg.item_refresh == "all":
+                head.refresh(None)
+            head.table()  # built from the current weights if dropped
             head.refresh(np.unique(targets).tolist())
             users = torch.cat(
                 [
