@@ -481,7 +481,7 @@ class GRPOTrainer(CheckpointedRun):
         test = self.test() if self.config.test_episodes != 0 else None
         summary = self._write_summary(finished=True, test=test)
         shutil.rmtree(self.out / "checkpoint", ignore_errors=True)
-        plot_run(self.out, self.unit)
+        plot_run(self.out, self.unit, self.config.select_metric)
         return summary
 
     def rollout(
@@ -844,9 +844,9 @@ def _default_dir(config: GRPOConfig) -> Path:
     return cache_dir("grpo", create=False) / name
 
 
-def plot_run(out: Path, unit: str = "step") -> Path | None:
+def plot_run(out: Path, unit: str = "step", metric: str = "ndcg@10") -> Path | None:
     """``out/curves.png``: train reward per ``unit`` (the records of ``log.jsonl`` with a
-    ``reward``) and validation NDCG@10 per evaluation.
+    ``reward``) and the validation ``metric`` (the run's ``select_metric``) per evaluation.
 
     Needs matplotlib (the ``llm`` extra); returns ``None`` without it.
     """
@@ -869,10 +869,10 @@ def plot_run(out: Path, unit: str = "step") -> Path | None:
     left.set_xlabel(unit)
     left.legend()
     if evals:
-        right.plot([e["step"] for e in evals], [e["ndcg@10"] for e in evals], "o-", label="val")
-        right.axhline(evals[0]["ndcg@10"], color="grey", ls="--", lw=1, label=f"{unit} 0")
+        right.plot([e["step"] for e in evals], [e[metric] for e in evals], "o-", label="val")
+        right.axhline(evals[0][metric], color="grey", ls="--", lw=1, label=f"{unit} 0")
     right.set_xlabel(unit)
-    right.set_ylabel("validation NDCG@10")
+    right.set_ylabel(f"validation {metric}")
     right.legend()
     fig.suptitle(out.name)
     fig.tight_layout()
