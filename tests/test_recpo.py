@@ -305,3 +305,19 @@ def test_other_envs_and_configs_are_refused(tiny_dir: Path, tmp_path: Path) -> N
         RecPOTrainer(_config(tiny_dir, tmp_path), gym.make("RecSeq-v0"), tiny_llm(tiny_dir))
     with pytest.raises(TypeError, match="RecPOConfig"):
         RecPOTrainer(GRPOConfig(model=str(tiny_dir)), gym.make("RecNext-v0"))  # type: ignore[arg-type]
+
+
+def test_the_refresh_bias_benchmark_scores_one_run_against_both_tables(
+    tiny_dir: Path, tmp_path: Path, env: gym.Env
+) -> None:
+    from benchmarks import recpo_refresh_bias
+
+    out = tmp_path / "run"
+    config = _config(tiny_dir, out, max_steps=1, eval_every=1, test_episodes=0)
+    train_recpo(config, env, tiny_llm(tiny_dir))
+    path = tmp_path / "bias.json"
+    record = recpo_refresh_bias.main([str(out), "--episodes", "3", "--out", str(path)])
+    assert json.loads(path.read_text()) == record and record["episodes"] == 3
+    for table in ("stale+targets", "fresh"):
+        assert 0 <= record[table]["reward"] <= 1
+        assert 0 <= record[table]["median_target_rank"] < env.unwrapped.n_items
