@@ -29,6 +29,7 @@ from agents.llm.recpo import (  # noqa: E402
     main,
     train_recpo,
 )
+from recgym.agent import Agent  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -114,7 +115,9 @@ def test_the_agent_plays_recnext_with_and_without_reasoning(tiny_dir: Path, env:
     plain = agent.act_batch(observations)
     assert all(a["reasoning"] == "" for a in plain)
     assert not np.allclose(plain[0]["scores"], actions[0]["scores"])
-    config = make_agent("rec-head", env, model=str(tiny_dir), reasoning=False).config()
+    built = make_agent("rec-head", env, model=str(tiny_dir), reasoning=False)
+    assert isinstance(built, Agent)
+    config = built.config()  # type: ignore[attr-defined]
     assert config["reasoning"] is False and "adapter" not in config
 
 
