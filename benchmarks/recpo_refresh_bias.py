@@ -34,7 +34,6 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Score one run's user vectors against both tables; print and return the means."""
-    import torch
 
     from agents.llm.rec_head import RecHeadAgent
 
@@ -59,17 +58,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     episodes = [int(i) for i in episodes]
     observations = scorer.observations(episodes, "train")
     sequences, _ = agent.readouts([o["prompt"] for o in observations])
-    head, size = agent.head, agent.batch_size
+    head = agent.head
     targets = [scorer.target(i, "train") for i in episodes]
-    with torch.no_grad():
-        users = torch.cat(
-            [head.encode(sequences[i : i + size]) for i in range(0, len(sequences), size)]
-        )
-        with agent.llm.model.disable_adapter():  # the base model's table
-            head.refresh(None)
-            stale = head.table().clone()
+    users = head.encode_batches(sequences)
+    with agent.llm.model.disable_adapter():  # the base model's table
         head.refresh(None)
-        fresh = head.table().clone()
+        stale = head.table().clone()
+    head.refresh(None)
+    fresh = head.table().clone()
     stale[targets] = fresh[targets]
     record: dict[str, Any] = {"run": str(args.run), "episodes": len(episodes)}
     for name, table in (("stale+targets", stale), ("fresh", fresh)):

@@ -513,18 +513,17 @@ class GRPOTrainer(CheckpointedRun):
         indices: Sequence[int],
         *,
         first_row: int | None = None,
-        group: int | None = None,
         stop: Sequence[str] | None = None,
     ) -> tuple[np.ndarray, list[list[int]], list[Generation]]:
-        """``group`` (default :attr:`group_size`) completions of each train episode, seeded
-        as :meth:`rollout` says; ``stop`` strings end a completion (kept in its tokens).
+        """:attr:`group_size` completions of each train episode, seeded as :meth:`rollout`
+        says; ``stop`` strings end a completion (kept in its tokens).
 
         Returns:
             ``(episodes, prompt_ids, generations)``, one row per completion: the episode, the
             tokens of its rendered prompt (with the response prefix), the generation.
         """
         cfg = self.config
-        g = self.group_size if group is None else group
+        g = self.group_size
         episodes = np.repeat(np.asarray(indices, dtype=np.int64), g)
         observations = self.scorer.observations([int(i) for i in indices], "train")
         conversations = [

@@ -76,11 +76,16 @@ class RecHead:
         them, else with the end token dropped and the marker appended (a trace cut by the token
         budget is read out after a forced marker)."""
         ids = list(completion)
-        if ANSWER in self.llm.tokenizer.decode(ids[-len(self.answer_ids) - 4 :]):
+        if self.has_answer(ids):
             return ids
         if ids and ids[-1] == self.eos_id:
             ids = ids[:-1]
         return ids + self.answer_ids
+
+    def has_answer(self, completion: Sequence[int]) -> bool:
+        """Whether the sampled tokens end with :data:`ANSWER` (generation stops on it)."""
+        tail = list(completion)[-len(self.answer_ids) - 4 :]
+        return ANSWER in self.llm.tokenizer.decode(tail)
 
     def item_prompt_ids(self, item: int) -> list[int]:
         """Tokens of item ``item``'s prompt, reply prefilled with :data:`ANSWER` (cached)."""
@@ -97,6 +102,16 @@ class RecHead:
         hidden = last_hidden(self.llm.model, sequences, self.pad_id).float()
         return torch.nn.functional.normalize(hidden, dim=-1)
 
+    def encode_batches(self, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
+        """:meth:`encode` of many sequences, ``batch_size`` per forward pass, with no graph."""
+        with torch.no_grad():
+            return torch.cat(
+                [
+                    self.encode(sequences[lo : lo + self.batch_size])
+                    for lo in range(0, len(sequences), self.batch_size)
+                ]
+            )
+
     def encode_items(self, items: Sequence[int]) -> torch.Tensor:
         """``(len(items), hidden)`` unit item vectors from the current weights."""
         return self.encode([self.item_prompt_ids(int(i)) for i in items])
@@ -104,12 +119,8 @@ class RecHead:
     def table(self) -> torch.Tensor:
         """``(n_items, hidden)`` unit vectors of every item (built on first use, no graph)."""
         if self._table is None:
-            rows = []
-            with torch.no_grad():
-                for lo in range(0, len(self.item_texts), self.batch_size):
-                    items = range(lo, min(lo + self.batch_size, len(self.item_texts)))
-                    rows.append(self.encode_items(items))
-            self._table = torch.cat(rows)
+            items = range(len(self.item_texts))
+            self._table = self.encode_batches([self.item_prompt_ids(i) for i in items])
         return self._table
 
     def refresh(self, items: Sequence[int] | None = None) -> None:
@@ -231,12 +242,7 @@ class RecHeadAgent:
     def act_batch(self, observations: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """One ``{"scores", "reasoning"}`` action per observation."""
         sequences, texts = self.readouts([str(o["prompt"]) for o in observations])
-        scores = []
-        with torch.no_grad():
-            for lo in range(0, len(sequences), self.batch_size):
-                users = self.head.encode(sequences[lo : lo + self.batch_size])
-                scores.append(self.head.scores(users))
-        matrix = np.concatenate(scores)
+        matrix = self.head.scores(self.head.encode_batches(sequences))
         return [{"scores": s, "reasoning": t} for s, t in zip(matrix, texts, strict=True)]
 
     def act(self, observation: dict[str, Any]) -> dict[str, Any]:

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from agents.llm.grpo import GRPOConfig, GRPOTrainer, Rollout
+from agents.llm.grpo import GRPOConfig, GRPOTrainer, Rollout, _eval_temperature
 from agents.llm.policy_loss import ADVANTAGES, group_advantages
 from agents.llm.rec_head import ANSWER, RecHeadAgent
 from agents.llm.training import config_parser, parse_config
@@ -239,7 +239,7 @@ class RecPOTrainer(GRPOTrainer):
             item_texts=self.scorer.task.texts,
             reasoning=cfg.reasoning,
             max_new_tokens=cfg.max_new_tokens,
-            temperature=self._eval_temperature(),
+            temperature=_eval_temperature(cfg),
             top_p=cfg.top_p,
             batch_size=cfg.eval_batch_size,
         )
@@ -256,7 +256,7 @@ class RecPOTrainer(GRPOTrainer):
             "adapter": str(self.out),
             "reasoning": cfg.reasoning,
             "max_new_tokens": cfg.max_new_tokens,
-            "temperature": self._eval_temperature(),
+            "temperature": _eval_temperature(cfg),
             "top_p": cfg.top_p,
             "batch_size": cfg.eval_batch_size,
         }
@@ -265,10 +265,6 @@ class RecPOTrainer(GRPOTrainer):
     def group_size(self) -> int:
         """Traces per episode: ``samples_per_prompt``, or 1 without reasoning."""
         return self.config.samples_per_prompt if self.config.reasoning else 1
-
-    def _eval_temperature(self) -> float:
-        cfg = self.config
-        return cfg.temperature if cfg.eval_temperature is None else cfg.eval_temperature
 
     # ----- rollouts -----------------------------------------------------------------------------
 
@@ -289,7 +285,7 @@ class RecPOTrainer(GRPOTrainer):
                 p + head.with_answer(c) for p, c in zip(prompt_ids, completion_ids, strict=True)
             ]
             texts = [gen.text for gen in gens]
-            ended = [ANSWER in self.llm.tokenizer.decode(c) for c in completion_ids]
+            ended = [head.has_answer(c) for c in completion_ids]
         else:
             episodes = np.asarray(indices, dtype=np.int64)
             observations = self.scorer.observations([int(i) for i in indices], "train")
@@ -304,14 +300,11 @@ class RecPOTrainer(GRPOTrainer):
         with torch.no_grad(), self._autocast():
             if cfg.item_refresh == "all":
                 head.refresh(None)
-            head.table()  # built from the current weights if dropped
-            head.refresh(np.unique(targets).tolist())
-            users = torch.cat(
-                [
-                    head.encode(readouts[lo : lo + cfg.micro_batch_size])
-                    for lo in range(0, len(readouts), cfg.micro_batch_size)
-                ]
-            )
+                head.table()  # every row, targets included, from the current weights
+            else:
+                head.table()  # built from the current weights if an evaluation dropped it
+                head.refresh(np.unique(targets).tolist())
+            users = head.encode_batches(readouts)
         result = self.scorer.score(head.scores(users), episodes.tolist(), "train")
         rewards = np.asarray(result.rewards, dtype=np.float64)
         if g > 1:

@@ -223,9 +223,7 @@ def load_state(out: Path, config: Any, resumable: Sequence[str]) -> dict[str, An
     state: dict[str, Any] = json.loads(path.read_text())
     now = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples as lists, like the file
     # A field added to the recipe after the checkpoint was written counts as its default.
-    default = type(config)()
-    saved = {k: state["config"].get(k, getattr(default, k)) for k in now}
-    saved = json.loads(json.dumps(saved))
+    saved = {**json.loads(json.dumps(dataclasses.asdict(type(config)()))), **state["config"]}
     changed = sorted(k for k in now if k not in resumable and saved[k] != now[k])
     if changed:
         raise ValueError(
