@@ -1,0 +1,75 @@
+"""Trained LEs by name: :data:`CONFIGS`, cached under ``<cache>/le/``, trained on first use."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from recgym.data.cache import cache_dir
+from recgym.error import UnknownNameError
+from recgym.le.train import LEConfig
+
+__all__ = ["CACHE_VERSION", "CONFIGS", "le_dir", "load"]
+
+CACHE_VERSION = 1
+"""Part of every cache key: bump it when the LE's code or training changes."""
+
+CONFIGS: dict[str, LEConfig] = {
+    # Trains in about 25 minutes on 2 CPU cores (100 users, window 10).
+    "ml-100k-smollm2": LEConfig(),
+    # The GPU configuration: a larger user subset, a longer window, more passes.
+    "ml-100k-smollm2-large": LEConfig(
+        users=300, window=20, item_epochs=2, sm_epochs=3, rm_epochs=3, batch_size=32
+    ),
+}
+"""Registered LEs: name → configuration (SmolLM2-135M on MovieLens-100k)."""
+
+
+def le_dir(config: LEConfig, name: str) -> Path:
+    """``<cache>/le/<name>-<key>``, ``key`` digesting the configuration and the cache version."""
+    blob = json.dumps(
+        {"version": CACHE_VERSION, "config": dataclasses.asdict(config)}, sort_keys=True
+    )
+    key = hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return cache_dir("le", create=False) / f"{name}-{key}"
+
+
+def load(
+    name: str, *, device: str | None = None, progress: bool = True, retrain: bool = False
+) -> Any:
+    """The LE called ``name`` (a key of :data:`CONFIGS`) or saved in folder ``name``.
+
+    A registered LE not in the cache is trained first (:func:`recgym.le.train.train_le`) and
+    saved, so later loads take seconds.
+
+    Raises:
+        UnknownNameError: ``name`` is neither registered nor a folder.
+    """
+    from recgym.le.model import LLMEnvironment
+
+    path = Path(name).expanduser()
+    if name not in CONFIGS:
+        if path.is_dir():
+            return LLMEnvironment.load(path, device=device, progress=progress)
+        raise UnknownNameError(
+            f"unknown LE {name!r}: pass one of {', '.join(['fake', *CONFIGS])} or a folder "
+            "written by LLMEnvironment.save()"
+        )
+    config = CONFIGS[name]
+    target = le_dir(config, name)
+    if retrain or not (target / "le.json").is_file():
+        from recgym.le.train import train_le
+
+        le = train_le(config, device=device, progress=progress)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+        le.save(tmp, dataclasses.asdict(config))
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    return LLMEnvironment.load(target, device=device, progress=progress)

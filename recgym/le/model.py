@@ -1,0 +1,530 @@
+"""The LLM environment (LE): item tokens, a state model and a reward model on one causal LM.
+
+After Wang et al., *Reinforcement Learning-based Recommender Systems with Large Language Models
+for State Reward and Action Modeling* (SIGIR 2024, arXiv 2403.16948; no public code). One base
+LLM, frozen, carries:
+
+- **item tokens**: one input embedding per item (:attr:`LLMEnvironment.item_emb`), learned by
+  having the LLM regenerate the item's text after it (:func:`recgym.le.train.train_le`);
+- **the state model (SM)**: LoRA adapter ``"sm"``; it reads the last :attr:`window` item tokens
+  of a history, and the last hidden state, projected by ``sm_head`` and normalised, is the
+  state. Items get action vectors from their tokens (``sm_item``, normalised); the SM is trained
+  so that ``cos(state, next item) / tau`` wins a softmax over the catalog;
+- **the reward model (RM)**: LoRA adapter ``"rm"``; its prompt is the last :attr:`window`
+  history tokens then the candidate's token, and ``rm_head`` reads the candidate's hidden
+  state: a score trained Bradley–Terry style (next item over a random unseen one). The reward
+  is ``sigmoid(score - calibration)``, with ``calibration`` set on held-out users halfway
+  between the median positive and median negative score.
+
+Both read a history from the start of its second-to-last block of :attr:`window` items
+(counting blocks from the oldest item), so the last ``window`` to ``2 * window - 1`` items: the
+state after every prefix of a long sequence then comes from one causal pass per block (with
+the previous block as context) instead of one pass per prefix, and equals the state of that
+prefix read alone. RM candidates ride in the same pass behind a 4D attention mask: each sees
+its own prefix and itself, at the position right after it.
+
+torch, transformers and peft are imported here; ``import recgym.le`` does not import this.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor, nn
+
+from recgym.error import ModelLoadError
+from recgym.le.base import check_histories, check_items
+
+__all__ = ["ADAPTERS", "Job", "LLMEnvironment", "Windows"]
+
+ADAPTERS = ("sm", "rm")
+"""The two LoRA adapters on the base LLM: state model and reward model."""
+
+_WEIGHTS = "le.safetensors"
+_META = "le.json"
+_USERS = "users.npz"
+
+
+class Job(NamedTuple):
+    """One window of one sequence, for :meth:`LLMEnvironment.windows`.
+
+    Attributes:
+        seq: which sequence it was cut from.
+        items: the window's items (the previous block as context, then the block).
+        out_from: the first window position whose state is wanted (the block's start).
+        candidates: ``(m, k)`` candidates after each block position, or ``None``.
+        cand_positions: ``(m,)`` window position each candidate row follows, or ``None``.
+        start: the block's first position in the sequence.
+    """
+
+    seq: int
+    items: np.ndarray
+    out_from: int
+    candidates: np.ndarray | None
+    cand_positions: np.ndarray | None
+    start: int
+
+
+@dataclass
+class Windows:
+    """One padded batch of item-token windows for a forward pass.
+
+    Attributes:
+        items: ``(B, L)`` item indices (pads are 0 and masked out).
+        positions: ``(B, L)`` position ids.
+        mask: ``(B, 1, L, L)`` additive attention mask (0 or the dtype's minimum).
+        history_rows: per window, the token positions whose hidden states are wanted as states.
+        candidate_rows: per window, ``(m, k)`` token positions of the candidates (or ``None``).
+    """
+
+    items: Tensor
+    positions: Tensor
+    mask: Tensor
+    history_rows: list[Tensor]
+    candidate_rows: list[Tensor | None]
+
+
+class LLMEnvironment(nn.Module):
+    """A trained (or training) LE: see the module docstring. Implements
+    :class:`recgym.le.base.UserModel`.
+
+    Args:
+        lm: a transformers causal LM already wrapped by PEFT with the adapters of
+            :data:`ADAPTERS` (see :meth:`build`).
+        n_items: catalog size.
+        state_dim: state and action vector length.
+        window: history items the SM and RM read.
+        tau: the SM's softmax temperature (training, and the SM's own next-item scores).
+        item_ids: dataset item index of each LE item.
+        name: what the model was loaded from.
+    """
+
+    def __init__(
+        self,
+        lm: Any,
+        n_items: int,
+        state_dim: int,
+        window: int,
+        tau: float,
+        item_ids: np.ndarray,
+        name: str = "",
+    ) -> None:
+        super().__init__()
+        self.lm = lm
+        hidden = int(lm.config.hidden_size)
+        self.item_emb = nn.Parameter(torch.zeros(n_items, hidden))
+        self.sm_head = nn.Linear(hidden, state_dim)
+        self.sm_item = nn.Linear(hidden, state_dim)
+        self.rm_head = nn.Linear(hidden, 1)
+        self.register_buffer("calibration", torch.zeros(()))
+        self.n_items = int(n_items)
+        self.state_dim = int(state_dim)
+        self.window = int(window)
+        self.tau = float(tau)
+        self.item_ids = np.asarray(item_ids, dtype=np.int64)
+        self.name = name
+        self.batch_size = 16  # windows per forward
+        self.users: dict[str, list[np.ndarray]] = {}
+        self.tokenizer: Any = None
+        self.metrics: dict[str, float] = {}
+        self.extra: dict[str, Any] = {}
+        self._item_vectors: np.ndarray | None = None
+
+    # ----- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        model: str,
+        *,
+        n_items: int,
+        state_dim: int = 64,
+        window: int = 10,
+        tau: float = 0.1,
+        item_ids: np.ndarray | None = None,
+        lora_r: int = 8,
+        lora_alpha: int = 16,
+        target_modules: Sequence[str] = ("q_proj", "k_proj", "v_proj", "o_proj"),
+        device: str | None = None,
+        progress: bool = True,
+    ) -> LLMEnvironment:
+        """A fresh LE on ``model`` (any :func:`recgym.llm.load` name or folder): the base LLM
+        with two new LoRA adapters, untrained heads and zero item tokens."""
+        from peft import LoraConfig, get_peft_model
+
+        import recgym.llm
+
+        llm = recgym.llm.load(model, device=device, progress=progress)
+        if llm.model is None:
+            raise ModelLoadError(f"the LE needs a torch language model; {model!r} has none")
+        base = llm.model
+        base.requires_grad_(False)
+        lora = LoraConfig(
+            r=lora_r,
+            lora_alpha=lora_alpha,
+            lora_dropout=0.0,
+            target_modules=list(target_modules),
+            bias="none",
+        )
+        lm = get_peft_model(base, lora, adapter_name=ADAPTERS[0])
+        for adapter in ADAPTERS[1:]:
+            lm.add_adapter(adapter, lora)
+        ids = np.arange(n_items) if item_ids is None else np.asarray(item_ids)
+        le = cls(lm, n_items, state_dim, window, tau, ids, name=model)
+        le.extra = {
+            "model": model,
+            "lora_r": lora_r,
+            "lora_alpha": lora_alpha,
+            "target_modules": list(target_modules),
+        }
+        le.tokenizer = llm.tokenizer
+        dtype = next(base.parameters()).dtype
+        return le.to(device=next(base.parameters()).device, dtype=torch.float32).to_base_dtype(
+            dtype
+        )
+
+    def to_base_dtype(self, dtype: torch.dtype) -> LLMEnvironment:
+        """Keep the base LM in ``dtype`` (bf16 on GPU) and the LE's own parameters in float32."""
+        self.lm.to(dtype)
+        for module in self.lm.modules():  # LoRA weights train in float32
+            for name, param in module.named_parameters(recurse=False):
+                if "lora_" in name:
+                    param.data = param.data.float()
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model runs."""
+        return self.item_emb.device
+
+    @property
+    def decoder(self) -> Any:
+        """The base model's decoder stack (embeddings → last hidden state, final norm applied)."""
+        return self.lm.get_base_model().model
+
+    # ----- forward --------------------------------------------------------------------------
+
+    def windows(
+        self,
+        histories: Sequence[np.ndarray],
+        out_from: Sequence[int],
+        candidates: Sequence[np.ndarray | None],
+        cand_positions: Sequence[np.ndarray | None],
+    ) -> Windows:
+        """Pack sequences into one padded batch with sliding-window and candidate masks.
+
+        Args:
+            histories: item sequences; token ``j`` sees tokens ``j - window + 1 .. j``.
+            out_from: per sequence, the first position whose state is wanted.
+            candidates: per sequence ``(m, k)`` candidate items, or ``None``.
+            cand_positions: per sequence ``(m,)``: candidate row ``r`` follows history position
+                ``cand_positions[r]`` (it sees that position's window and itself).
+        """
+        lengths = [
+            len(h) + (0 if c is None else c.size)
+            for h, c in zip(histories, candidates, strict=True)
+        ]
+        size = max(max(lengths), 1)
+        n = len(histories)
+        items = np.zeros((n, size), dtype=np.int64)
+        positions = np.zeros((n, size), dtype=np.int64)
+        allowed = np.zeros((n, size, size), dtype=bool)
+        allowed[:, np.arange(size), np.arange(size)] = True  # pads see themselves: no NaN rows
+        history_rows: list[Tensor] = []
+        candidate_rows: list[Tensor | None] = []
+        for b, (hist, start, cand, cpos) in enumerate(
+            zip(histories, out_from, candidates, cand_positions, strict=True)
+        ):
+            length = len(hist)
+            items[b, :length] = hist
+            q = np.arange(length)
+            positions[b, :length] = q
+            allowed[b, :length, :length] = q[None, :] <= q[:, None]
+            history_rows.append(torch.arange(start, length))
+            if cand is None or cpos is None:
+                candidate_rows.append(None)
+                continue
+            m, k = cand.shape
+            rows = length + np.arange(m * k).reshape(m, k)
+            items[b, rows] = cand
+            after = np.repeat(np.asarray(cpos), k)
+            positions[b, rows.reshape(-1)] = after + 1
+            sees = q[None, :] <= after[:, None]
+            allowed[b, rows.reshape(-1), :length] = sees
+            candidate_rows.append(torch.from_numpy(rows))
+        dtype = self.decoder.dtype if hasattr(self.decoder, "dtype") else torch.float32
+        mask = torch.zeros((n, 1, size, size), dtype=dtype)
+        mask.masked_fill_(torch.from_numpy(~allowed)[:, None], torch.finfo(dtype).min)
+        return Windows(
+            torch.from_numpy(items), torch.from_numpy(positions), mask, history_rows, candidate_rows
+        )
+
+    def pack(self, jobs: Sequence[Job]) -> Windows:
+        """:meth:`windows` of a list of jobs."""
+        return self.windows(
+            [j.items for j in jobs],
+            [j.out_from for j in jobs],
+            [j.candidates for j in jobs],
+            [j.cand_positions for j in jobs],
+        )
+
+    def hidden(self, adapter: str, batch: Windows) -> Tensor:
+        """``(B, L, H)`` float32 last hidden states of a packed batch under ``adapter``."""
+        self.lm.set_adapter(adapter)
+        dev = self.device
+        emb = self.item_emb[batch.items.to(dev)]
+        dtype = batch.mask.dtype
+        out = self.decoder(
+            inputs_embeds=emb.to(dtype),
+            attention_mask=batch.mask.to(dev),
+            position_ids=batch.positions.to(dev),
+            use_cache=False,
+        )
+        return out.last_hidden_state.float()
+
+    def state_vectors(self, hidden: Tensor) -> Tensor:
+        """Unit state vectors of SM hidden states."""
+        return F.normalize(self.sm_head(hidden), dim=-1)
+
+    def action_vectors(self) -> Tensor:
+        """``(n_items, state_dim)`` unit action vectors of every item token."""
+        return F.normalize(self.sm_item(self.item_emb), dim=-1)
+
+    def scores(self, hidden: Tensor) -> Tensor:
+        """RM scores (before calibration) of candidate hidden states."""
+        return self.rm_head(hidden).squeeze(-1)
+
+    # ----- the UserModel protocol -----------------------------------------------------------
+
+    def jobs(
+        self, sequences: list[np.ndarray], candidates: list[np.ndarray | None], rm: bool
+    ) -> list[Job]:
+        """Cut sequences into aligned windows: the block of positions ``[lo, lo + window)``
+        (``lo`` a multiple of :attr:`window`) with the previous block as context, so that every
+        position ``t`` reads exactly ``seq[read_from(t + 1) : t + 1]``, as :meth:`states` does.
+
+        SM windows (``rm=False``) want the state at every position. RM windows carry, after
+        each position ``t``, the candidates ``candidates[s][t]`` or, when those are ``None``,
+        the logged next item (then the sequence's last position has none).
+        """
+        jobs = []
+        w = self.window
+        for s, (seq, cand) in enumerate(zip(sequences, candidates, strict=True)):
+            n = len(seq) if not rm or cand is not None else len(seq) - 1
+            for lo in range(0, n, w):
+                hi = min(lo + w, n)
+                ctx = max(0, lo - w)
+                part = seq[ctx:hi]
+                if not rm:
+                    jobs.append(Job(s, part, lo - ctx, None, None, lo))
+                    continue
+                rows = cand[lo:hi] if cand is not None else seq[lo + 1 : hi + 1, None]
+                jobs.append(Job(s, part, len(part), rows, np.arange(lo - ctx, hi - ctx), lo))
+        return jobs
+
+    def read_from(self, length: int) -> int:
+        """Where the SM and RM start reading a history of ``length`` items: the start of the
+        block before the last (blocks of :attr:`window` items from the oldest), so they read
+        the last ``window`` to ``2 * window - 1`` items (all of a shorter history)."""
+        return max(0, ((length - 1) // self.window - 1) * self.window)
+
+    @torch.no_grad()
+    def _along(
+        self, sequences: list[np.ndarray], candidates: list[np.ndarray | None], rm: bool
+    ) -> list[list[np.ndarray]]:
+        jobs = self.jobs(sequences, candidates, rm)
+        out: list[list[np.ndarray]] = [[] for _ in sequences]
+        self.eval()
+        for i in range(0, len(jobs), self.batch_size):
+            chunk = jobs[i : i + self.batch_size]
+            batch = self.pack(chunk)
+            hidden = self.hidden("rm" if rm else "sm", batch)
+            for b, job in enumerate(chunk):
+                if rm:
+                    rows = batch.candidate_rows[b]
+                    assert rows is not None
+                    values = self.scores(hidden[b, rows.to(self.device)]) - self.calibration
+                    out[job.seq].append(torch.sigmoid(values).double().cpu().numpy())
+                else:
+                    rows = batch.history_rows[b].to(self.device)
+                    out[job.seq].append(self.state_vectors(hidden[b, rows]).cpu().numpy())
+        return out
+
+    def states_along(self, sequences: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """States after every prefix of each sequence (see the protocol)."""
+        seqs = check_histories(sequences, self.n_items)
+        parts = self._along(seqs, [None] * len(seqs), rm=False)
+        return [
+            np.concatenate(p).astype(np.float32) if p else np.zeros((0, self.state_dim), np.float32)
+            for p in parts
+        ]
+
+    def rewards_along(
+        self, sequences: Sequence[np.ndarray], candidates: Sequence[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
+        """RM rewards after every prefix (see the protocol)."""
+        seqs = check_histories(sequences, self.n_items)
+        if candidates is None:
+            parts = self._along(seqs, [None] * len(seqs), rm=True)
+            return [np.concatenate(p)[:, 0] if p else np.zeros(0) for p in parts]
+        cands = []
+        for j, (s, c) in enumerate(zip(seqs, candidates, strict=True)):
+            arr = np.asarray(c, dtype=np.int64)
+            if arr.ndim != 2 or len(arr) != len(s):
+                raise ValueError(
+                    f"candidates[{j}] must be (len(seq), k) = ({len(s)}, k); got {arr.shape}"
+                )
+            check_items(arr.reshape(-1), self.n_items, arr.size)
+            cands.append(arr)
+        parts = self._along(seqs, list(cands), rm=True)
+        return [
+            np.concatenate(p) if p else np.zeros((0, c.shape[1]))
+            for p, c in zip(parts, cands, strict=True)
+        ]
+
+    def states(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """SM states after each history (its last ``window`` items; a new user's state is the
+        normalised mean action vector)."""
+        hs = [h[self.read_from(len(h)) :] for h in check_histories(histories, self.n_items)]
+        out = np.empty((len(hs), self.state_dim), dtype=np.float32)
+        filled = [i for i, h in enumerate(hs) if len(h)]
+        if len(filled) < len(hs):
+            mean = self.item_vectors().mean(axis=0)
+            out[[i for i, h in enumerate(hs) if not len(h)]] = mean / np.linalg.norm(mean)
+        if filled:
+            with torch.no_grad():
+                self.eval()
+                for i in range(0, len(filled), self.batch_size):
+                    rows = filled[i : i + self.batch_size]
+                    hist = [hs[r] for r in rows]
+                    batch = self.windows(
+                        hist, [len(h) - 1 for h in hist], [None] * len(hist), [None] * len(hist)
+                    )
+                    hidden = self.hidden("sm", batch)
+                    last = torch.tensor([len(h) - 1 for h in hist], device=self.device)
+                    picked = hidden[torch.arange(len(hist), device=self.device), last]
+                    out[rows] = self.state_vectors(picked).cpu().numpy()
+        return out
+
+    def item_vectors(self) -> np.ndarray:
+        """The SM's unit action vectors (cached until the weights are trained again)."""
+        if self._item_vectors is None:
+            with torch.no_grad():
+                self._item_vectors = self.action_vectors().cpu().numpy().astype(np.float32)
+        return self._item_vectors.copy()
+
+    def rewards(self, histories: Sequence[np.ndarray], items: np.ndarray) -> np.ndarray:
+        """Calibrated RM rewards of one candidate after each history."""
+        hs = [h[self.read_from(len(h)) :] for h in check_histories(histories, self.n_items)]
+        cand = check_items(items, self.n_items, len(hs))
+        out = np.empty(len(hs), dtype=np.float64)
+        with torch.no_grad():
+            self.eval()
+            for i in range(0, len(hs), self.batch_size):
+                hist = hs[i : i + self.batch_size]
+                batch = self.windows(
+                    hist,
+                    [len(h) for h in hist],
+                    [cand[i + b : i + b + 1, None] for b in range(len(hist))],
+                    [np.array([len(h) - 1]) for h in hist],
+                )
+                hidden = self.hidden("rm", batch)
+                rows = torch.stack(
+                    [r.reshape(-1)[0] for r in batch.candidate_rows if r is not None]
+                )
+                picked = hidden[torch.arange(len(hist), device=self.device), rows.to(self.device)]
+                out[i : i + len(hist)] = (
+                    torch.sigmoid(self.scores(picked) - self.calibration).double().cpu().numpy()
+                )
+        return out
+
+    def invalidate(self) -> None:
+        """Forget cached action vectors (call after changing the weights)."""
+        self._item_vectors = None
+
+    # ----- persistence ----------------------------------------------------------------------
+
+    def trained_state(self) -> dict[str, Tensor]:
+        """What training changes: item tokens, heads, calibration and both LoRA adapters."""
+        state = {
+            k: v.detach().float().cpu().contiguous()
+            for k, v in self.state_dict().items()
+            if not k.startswith("lm.") or "lora_" in k
+        }
+        return state
+
+    def save(self, directory: str | Path, config: dict[str, Any] | None = None) -> Path:
+        """Write the trained parts (safetensors), the metadata and the simulated users."""
+        from safetensors.torch import save_file
+
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        save_file(self.trained_state(), str(path / _WEIGHTS))
+        meta = {
+            "n_items": self.n_items,
+            "state_dim": self.state_dim,
+            "window": self.window,
+            "tau": self.tau,
+            **self.extra,
+            "metrics": self.metrics,
+            "config": config or {},
+        }
+        (path / _META).write_text(json.dumps(meta, indent=2) + "\n")
+        arrays = {"item_ids": self.item_ids}
+        for split, seqs in self.users.items():
+            arrays[f"{split}_lengths"] = np.array([len(s) for s in seqs], dtype=np.int64)
+            arrays[f"{split}_items"] = (
+                np.concatenate(seqs).astype(np.int64) if seqs else np.zeros(0, np.int64)
+            )
+        np.savez(path / _USERS, **arrays)  # type: ignore[arg-type]
+        return path
+
+    @classmethod
+    def load(
+        cls, directory: str | Path, *, device: str | None = None, progress: bool = True
+    ) -> LLMEnvironment:
+        """An LE written by :meth:`save` (its base LLM is loaded by the recorded name)."""
+        from safetensors.torch import load_file
+
+        path = Path(directory)
+        if not (path / _META).is_file() or not (path / _WEIGHTS).is_file():
+            raise ModelLoadError(
+                f"{path} is not a saved LE: expected {_META} and {_WEIGHTS} written by "
+                "LLMEnvironment.save()"
+            )
+        meta = json.loads((path / _META).read_text())
+        users = np.load(path / _USERS)
+        le = cls.build(
+            meta["model"],
+            n_items=meta["n_items"],
+            state_dim=meta["state_dim"],
+            window=meta["window"],
+            tau=meta["tau"],
+            item_ids=users["item_ids"],
+            lora_r=meta["lora_r"],
+            lora_alpha=meta["lora_alpha"],
+            target_modules=meta["target_modules"],
+            device=device,
+            progress=progress,
+        )
+        state = load_file(str(path / _WEIGHTS))
+        missing, unexpected = le.load_state_dict(state, strict=False)
+        lost = [k for k in missing if not k.startswith("lm.") or "lora_" in k]
+        if lost or unexpected:
+            raise ModelLoadError(f"{path}: saved LE does not fit its model ({lost or unexpected})")
+        le.to_base_dtype(le.decoder.dtype)
+        le.metrics = dict(meta.get("metrics", {}))
+        le.name = str(path)
+        for key in users.files:
+            if key.endswith("_lengths"):
+                split = key[: -len("_lengths")]
+                bounds = np.cumsum(users[key])[:-1]
+                le.users[split] = list(np.split(users[f"{split}_items"], bounds))
+        return le

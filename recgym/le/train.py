@@ -1,0 +1,405 @@
+"""Training an LLM environment: item tokens, then the state model, then the reward model.
+
+:func:`train_le` builds an :class:`~recgym.le.model.LLMEnvironment` from a :class:`LEConfig`
+and trains it on a seeded subset of MovieLens-100k users (their *training* events only: no
+validation or test event of any user is seen, so the test split stays clean for the
+recommenders trained against the LE):
+
+1. **item tokens** — the base LLM (no adapter) regenerates each item's text
+   (``"Title (Year) | genres"``) from its item token; only the item embeddings learn. They start
+   at the mean embedding of the item's text tokens.
+2. **state model** — adapter ``"sm"`` with ``sm_head``/``sm_item``: at every position of every
+   training sequence, full-catalog softmax cross-entropy of ``cos(state, item) / tau`` against the
+   next item (the limit of the paper's sampled state–action comparison).
+3. **reward model** — adapter ``"rm"`` with ``rm_head``: at every position, Bradley–Terry loss
+   ``-log sigmoid(score(next item) - score(random unseen item))``.
+
+Then the held-out users (not in the subset) give the evaluation: the RM's pairwise accuracy
+(validation item vs a random unseen item), the SM's Recall/NDCG@10 of the validation item over
+the full catalog (history masked), popularity on the same users for reference, and the RM's
+calibration (halfway between the median positive and median negative score).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from recgym.le.model import Job, LLMEnvironment, Windows
+from recgym.metrics import metrics_at_rank, target_ranks
+
+__all__ = ["LEConfig", "LEData", "evaluate_le", "le_data", "train_le"]
+
+
+@dataclass(frozen=True)
+class LEConfig:
+    """Everything that defines a trained LE (JSON via ``dataclasses.asdict``)."""
+
+    model: str = "smollm2-135m"
+    """Base LLM: a :func:`recgym.llm.load` name or folder."""
+    dataset: str = "ml-100k"
+    """Embedded dataset with interactions and item texts."""
+    users: int = 100
+    """Training users (a seeded sample; the paper trains its LE on a small subset)."""
+    eval_users: int = 200
+    """Held-out users evaluated after training (the rest of the users are simulated too)."""
+    max_items: int | None = None
+    """Keep only the most-rated items (for tiny configs); ``None`` keeps the whole catalog."""
+    window: int = 10
+    """History items the SM and RM read."""
+    state_dim: int = 64
+    """State and action vector length."""
+    tau: float = 0.1
+    """Softmax temperature of the SM loss."""
+    lora_r: int = 8
+    """LoRA rank of each adapter."""
+    lora_alpha: int = 16
+    """LoRA scaling numerator."""
+    item_epochs: int = 1
+    """Passes over the catalog for the item tokens."""
+    sm_epochs: int = 2
+    """Passes over the training sequences for the SM."""
+    rm_epochs: int = 2
+    """Passes over the training sequences for the RM."""
+    item_lr: float = 5e-3
+    """Adam learning rate of the item tokens."""
+    lr: float = 5e-4
+    """AdamW learning rate of the adapters and heads."""
+    batch_size: int = 16
+    """Windows (SM/RM) or items (item tokens) per step."""
+    seed: int = 0
+    """Seed of the user sample, negatives, initialisation and batch order."""
+
+    def __post_init__(self) -> None:
+        for name in ("users", "eval_users", "window", "state_dim", "lora_r", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"LEConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_items is not None and self.max_items < 2:
+            raise ValueError(f"LEConfig.max_items must be >= 2 or None, got {self.max_items}")
+        if self.tau <= 0:
+            raise ValueError(f"LEConfig.tau must be > 0, got {self.tau}")
+
+
+@dataclass
+class LEData:
+    """The sequences an LE is trained and evaluated on, in LE item indices.
+
+    Attributes:
+        item_ids: dataset item index of each LE item.
+        texts: each LE item's text.
+        train: training users' training sequences.
+        heldout: every other user's training sequence.
+        heldout_targets: their validation item (-1 where it is outside the LE's catalog).
+        counts: training-event count of each LE item (popularity).
+    """
+
+    item_ids: np.ndarray
+    texts: list[str]
+    train: list[np.ndarray]
+    heldout: list[np.ndarray]
+    heldout_targets: np.ndarray
+    counts: np.ndarray
+
+
+def le_data(config: LEConfig, progress: bool = True) -> LEData:
+    """Split the dataset's users into the LE's training subset and the held-out rest."""
+    from recgym.data import load_dataset
+    from recgym.data.splits import leave_one_out
+
+    data = load_dataset(config.dataset, progress=progress)
+    if data.interactions is None:
+        raise ValueError(f"dataset {config.dataset!r} has no interactions to train an LE on")
+    split = leave_one_out(data.interactions)
+    _, histories, _ = split.examples("validation")
+    users, _, targets = split.examples("validation")
+    counts = np.bincount(split.train["item_idx"].to_numpy(), minlength=len(data.items))
+    if config.max_items is None:
+        item_ids = np.arange(len(data.items))
+    else:
+        item_ids = np.sort(np.argsort(-counts, kind="stable")[: config.max_items])
+    to_le = np.full(len(data.items), -1, dtype=np.int64)
+    to_le[item_ids] = np.arange(len(item_ids))
+    seqs = [to_le[h][to_le[h] >= 0] for h in histories]
+    keep = np.array([len(s) >= 2 for s in seqs])
+    order = np.random.default_rng(config.seed).permutation(np.flatnonzero(keep))
+    train_rows = np.sort(order[: config.users])
+    held_rows = np.sort(order[config.users :])
+    if len(train_rows) < config.users:
+        raise ValueError(
+            f"LEConfig.users={config.users} but only {len(train_rows)} users have 2+ events"
+        )
+    del users
+    return LEData(
+        item_ids=item_ids,
+        texts=data.items.texts(item_ids.tolist()),
+        train=[seqs[i] for i in train_rows],
+        heldout=[seqs[i] for i in held_rows],
+        heldout_targets=to_le[targets[held_rows]],
+        counts=counts[item_ids],
+    )
+
+
+def _bar(total: int, desc: str, progress: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not progress, leave=False)
+
+
+def _batches(n: int, size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    order = rng.permutation(n)
+    for i in range(0, n, size):
+        yield order[i : i + size]
+
+
+def train_items(
+    le: LLMEnvironment, texts: list[str], config: LEConfig, progress: bool = True
+) -> list[float]:
+    """Stage 1: learn each item token by regenerating the item's text after it."""
+    tok = le.tokenizer
+    eos = tok.eos_token or ""
+    ids = [tok(t + eos, add_special_tokens=False)["input_ids"] for t in texts]
+    embed = le.lm.get_input_embeddings()
+    dev = le.device
+    with torch.no_grad():
+        for i, row in enumerate(ids):
+            le.item_emb[i] = embed(torch.tensor(row, device=dev)).float().mean(0)
+    opt = torch.optim.Adam([le.item_emb], lr=config.item_lr)
+    rng = np.random.default_rng(config.seed)
+    losses = []
+    le.train()
+    steps = config.item_epochs * math.ceil(len(ids) / config.batch_size)
+    with _bar(steps, "LE item tokens", progress) as bar, le.lm.disable_adapter():
+        for _ in range(config.item_epochs):
+            for rows in _batches(len(ids), config.batch_size, rng):
+                width = max(len(ids[r]) for r in rows)
+                labels = torch.full((len(rows), width), -100, dtype=torch.long)
+                for b, r in enumerate(rows):
+                    labels[b, : len(ids[r])] = torch.tensor(ids[r])
+                labels = labels.to(dev)
+                text = embed(labels.clamp(min=0))
+                tokens = torch.cat(
+                    [le.item_emb[torch.as_tensor(rows, device=dev)][:, None], text], 1
+                )
+                attn = torch.cat([torch.ones_like(labels[:, :1]), (labels >= 0).long()], 1)
+                logits = le.lm(
+                    inputs_embeds=tokens.to(text.dtype), attention_mask=attn, use_cache=False
+                ).logits[:, :-1]
+                loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten())
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(float(loss))
+                bar.update()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    return losses
+
+
+def _windows_of(
+    le: LLMEnvironment, seqs: list[np.ndarray], negatives: list[np.ndarray] | None
+) -> list[Job]:
+    """Training windows over ``seq[:-1]``: SM windows (the target of position ``t`` is
+    ``seq[t + 1]``) or RM windows carrying ``(next item, negative)`` pairs."""
+    heads = [s[:-1] for s in seqs]
+    if negatives is None:
+        return le.jobs(heads, [None] * len(seqs), rm=False)
+    pairs = [np.stack([s[1:], n], 1) for s, n in zip(seqs, negatives, strict=True)]
+    return le.jobs(heads, list(pairs), rm=True)
+
+
+def _fit(
+    le: LLMEnvironment,
+    adapter: str,
+    jobs: list[Job],
+    loss_of: Callable[[torch.Tensor, Windows, list[Job]], torch.Tensor],
+    params: list[torch.nn.Parameter],
+    config: LEConfig,
+    epochs: int,
+    progress: bool,
+) -> list[float]:
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    rng = np.random.default_rng(config.seed + 1)
+    losses = []
+    le.train()
+    steps = epochs * math.ceil(len(jobs) / config.batch_size)
+    with _bar(steps, f"LE {adapter.upper()}", progress) as bar:
+        for _ in range(epochs):
+            for rows in _batches(len(jobs), config.batch_size, rng):
+                chunk = [jobs[r] for r in rows]
+                batch = le.pack(chunk)
+                loss = loss_of(le.hidden(adapter, batch), batch, chunk)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(float(loss))
+                bar.update()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    le.invalidate()
+    return losses
+
+
+def _adapter_params(le: LLMEnvironment, adapter: str) -> list[torch.nn.Parameter]:
+    return [p for n, p in le.lm.named_parameters() if "lora_" in n and f".{adapter}." in n]
+
+
+def train_sm(
+    le: LLMEnvironment, seqs: list[np.ndarray], config: LEConfig, progress: bool = True
+) -> list[float]:
+    """Stage 2: the state model (next-item softmax over the catalog)."""
+    jobs = _windows_of(le, seqs, None)
+    dev = le.device
+
+    def loss_of(hidden: torch.Tensor, batch: Windows, chunk: list[Job]) -> torch.Tensor:
+        states = le.state_vectors(
+            torch.cat([hidden[b, rows.to(dev)] for b, rows in enumerate(batch.history_rows)])
+        )
+        # Window position p >= out_from is sequence position start + p - out_from.
+        target = np.concatenate(
+            [seqs[j.seq][j.start + 1 : j.start + 1 + len(j.items) - j.out_from] for j in chunk]
+        )
+        logits = states @ le.action_vectors().T / le.tau
+        return F.cross_entropy(logits, torch.as_tensor(target, device=dev))
+
+    params = [*_adapter_params(le, "sm"), *le.sm_head.parameters(), *le.sm_item.parameters()]
+    le.item_emb.requires_grad_(False)
+    try:
+        return _fit(le, "sm", jobs, loss_of, params, config, config.sm_epochs, progress)
+    finally:
+        le.item_emb.requires_grad_(True)
+
+
+def train_rm(
+    le: LLMEnvironment,
+    seqs: list[np.ndarray],
+    config: LEConfig,
+    rng: np.random.Generator,
+    progress: bool = True,
+) -> list[float]:
+    """Stage 3: the reward model (Bradley–Terry over next item vs a random unseen item)."""
+    negatives = [sample_unseen(s, len(s) - 1, le.n_items, rng) for s in seqs]
+    jobs = _windows_of(le, seqs, negatives)
+    dev = le.device
+
+    def loss_of(hidden: torch.Tensor, batch: Windows, chunk: list[Job]) -> torch.Tensor:
+        rows = [r for r in batch.candidate_rows if r is not None]
+        scores = torch.cat(
+            [le.scores(hidden[b, r.to(dev)]) for b, r in enumerate(rows)]
+        )  # (n, 2): positive, negative
+        return -F.logsigmoid(scores[:, 0] - scores[:, 1]).mean()
+
+    params = [*_adapter_params(le, "rm"), *le.rm_head.parameters()]
+    le.item_emb.requires_grad_(False)
+    try:
+        return _fit(le, "rm", jobs, loss_of, params, config, config.rm_epochs, progress)
+    finally:
+        le.item_emb.requires_grad_(True)
+
+
+def sample_unseen(seq: np.ndarray, n: int, n_items: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` random items outside ``seq`` (with replacement)."""
+    seen = np.zeros(n_items, dtype=bool)
+    seen[seq] = True
+    pool = np.flatnonzero(~seen)
+    if not len(pool):
+        raise ValueError("a user has seen every item: no negative to sample")
+    return pool[rng.integers(len(pool), size=n)]
+
+
+@torch.no_grad()
+def evaluate_le(le: LLMEnvironment, data: LEData, config: LEConfig) -> dict[str, float]:
+    """Held-out quality of the SM and RM, and the RM's calibration (set on ``le``)."""
+    rng = np.random.default_rng(config.seed + 2)
+    keep = np.flatnonzero(data.heldout_targets >= 0)[: config.eval_users]
+    hist = [data.heldout[i] for i in keep]
+    targets = data.heldout_targets[keep]
+    sims = le.states(hist) @ le.item_vectors().T
+    ranks = target_ranks(sims, targets, hist)
+    sm = metrics_at_rank(ranks, 10, (10,), ("recall", "ndcg"))
+    pop = np.broadcast_to(data.counts.astype(np.float64), sims.shape)
+    pop_ranks = target_ranks(pop, targets, hist)
+    popm = metrics_at_rank(pop_ranks, 10, (10,), ("recall", "ndcg"))
+    negs = np.array(
+        [
+            sample_unseen(np.append(h, t), 1, le.n_items, rng)[0]
+            for h, t in zip(hist, targets, strict=True)
+        ]
+    )
+    le.calibration.zero_()
+    pos = _logit(le.rewards(hist, targets))
+    neg = _logit(le.rewards(hist, negs))
+    le.calibration.fill_(float(np.median(pos) + np.median(neg)) / 2)
+    pop_pairs = data.counts[targets] > data.counts[negs]
+    return {
+        "heldout_users": float(len(keep)),
+        "sm/recall@10": float(sm["recall@10"].mean()),
+        "sm/ndcg@10": float(sm["ndcg@10"].mean()),
+        "popularity/recall@10": float(popm["recall@10"].mean()),
+        "popularity/ndcg@10": float(popm["ndcg@10"].mean()),
+        "rm/pairwise_accuracy": float((pos > neg).mean()),
+        "popularity/pairwise_accuracy": float(pop_pairs.mean()),
+        "rm/calibration": float(le.calibration),
+        "rm/reward_positive": float(np.median(_sigmoid(pos - float(le.calibration)))),
+        "rm/reward_negative": float(np.median(_sigmoid(neg - float(le.calibration)))),
+    }
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-12, 1 - 1e-12)
+    return np.log(q) - np.log1p(-q)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def train_le(
+    config: LEConfig, *, device: str | None = None, progress: bool = True
+) -> LLMEnvironment:
+    """Build and train an LE (see the module docstring); ``le.metrics`` holds the held-out
+    evaluation and the training time, ``le.users`` the simulated users (``"train"``: the
+    training subset, ``"test"``: the held-out users; their training sequences)."""
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    data = le_data(config, progress)
+    le = LLMEnvironment.build(
+        config.model,
+        n_items=len(data.item_ids),
+        state_dim=config.state_dim,
+        window=config.window,
+        tau=config.tau,
+        item_ids=data.item_ids,
+        lora_r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        device=device,
+        progress=progress,
+    )
+    le.batch_size = config.batch_size
+    rng = np.random.default_rng(config.seed)
+    history: dict[str, list[float]] = {}
+    timings = {}
+    for stage, run in (
+        ("items", lambda: train_items(le, data.texts, config, progress)),
+        ("sm", lambda: train_sm(le, data.train, config, progress)),
+        ("rm", lambda: train_rm(le, data.train, config, rng, progress)),
+    ):
+        t0 = time.perf_counter()
+        history[stage] = run()
+        timings[f"minutes/{stage}"] = round((time.perf_counter() - t0) / 60, 2)
+    le.metrics = evaluate_le(le, data, config)
+    le.metrics |= timings
+    le.metrics |= {f"loss/{k}_first": v[0] for k, v in history.items() if v} | {
+        f"loss/{k}_last": float(np.mean(v[-10:])) for k, v in history.items() if v
+    }
+    le.metrics["minutes/total"] = round((time.perf_counter() - start) / 60, 2)
+    le.metrics["train_users"] = float(len(data.train))
+    le.users = {"train": data.train, "test": data.heldout}
+    le.extra["config"] = dataclasses.asdict(config)
+    le.extra["loss_history"] = history
+    return le
