@@ -119,7 +119,9 @@ class LLMEnvironment(nn.Module):
         super().__init__()
         self.lm = lm
         hidden = int(lm.config.hidden_size)
-        self.item_emb = nn.Parameter(torch.zeros(n_items, hidden))
+        # Random until the item stage sets them: identical tokens would leave the RM's
+        # positive and negative inputs equal, and its loss without a gradient.
+        self.item_emb = nn.Parameter(torch.randn(n_items, hidden) * 0.02)
         self.sm_head = nn.Linear(hidden, state_dim)
         self.sm_item = nn.Linear(hidden, state_dim)
         self.rm_head = nn.Linear(hidden, 1)
@@ -156,7 +158,7 @@ class LLMEnvironment(nn.Module):
         progress: bool = True,
     ) -> LLMEnvironment:
         """A fresh LE on ``model`` (any :func:`recgym.llm.load` name or folder): the base LLM
-        with two new LoRA adapters, untrained heads and zero item tokens."""
+        with two new LoRA adapters, untrained heads and random item tokens."""
         from peft import LoraConfig, get_peft_model
 
         import recgym.llm
@@ -454,7 +456,7 @@ class LLMEnvironment(nn.Module):
     def trained_state(self) -> dict[str, Tensor]:
         """What training changes: item tokens, heads, calibration and both LoRA adapters."""
         state = {
-            k: v.detach().float().cpu().contiguous()
+            k: v.detach().float().cpu().clone()
             for k, v in self.state_dict().items()
             if not k.startswith("lm.") or "lora_" in k
         }

@@ -196,7 +196,7 @@ def train_items(
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                losses.append(float(loss))
+                losses.append(loss.item())
                 bar.update()
                 bar.set_postfix(loss=f"{loss.item():.3f}")
     return losses
@@ -238,7 +238,7 @@ def _fit(
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                losses.append(float(loss))
+                losses.append(loss.item())
                 bar.update()
                 bar.set_postfix(loss=f"{loss.item():.3f}")
     le.invalidate()
