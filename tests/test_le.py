@@ -156,7 +156,7 @@ def test_bad_names_and_inputs_get_clear_errors(le: LLMEnvironment, tmp_path: Pat
         load_user_model("no-such-le")
     with pytest.raises(ModelLoadError, match="not a saved LE"):
         load_user_model(str(tmp_path))
-    with pytest.raises(ValueError, match="0..59"):
+    with pytest.raises(ValueError, match=r"0\.\.59"):
         le.states([np.array([60])])
     with pytest.raises(ValueError, match="one item per history"):
         le.rewards([np.array([1])], np.array([1, 2]))

@@ -106,6 +106,9 @@ class LLMEnvironment(nn.Module):
         name: what the model was loaded from.
     """
 
+    calibration: Tensor
+    """The RM score that maps to reward 0.5 (a buffer, saved with the weights)."""
+
     def __init__(
         self,
         lm: Any,
@@ -352,8 +355,8 @@ class LLMEnvironment(nn.Module):
                 if rm:
                     rows = batch.candidate_rows[b]
                     assert rows is not None
-                    values = self.scores(hidden[b, rows.to(self.device)]) - self.calibration
-                    out[job.seq].append(torch.sigmoid(values).double().cpu().numpy())
+                    values = self.scores(hidden[b, rows.to(self.device)]).double().cpu().numpy()
+                    out[job.seq].append(1.0 / (1.0 + np.exp(-(values - float(self.calibration)))))
                 else:
                     rows = batch.history_rows[b].to(self.device)
                     out[job.seq].append(self.state_vectors(hidden[b, rows]).cpu().numpy())
@@ -424,6 +427,10 @@ class LLMEnvironment(nn.Module):
 
     def rewards(self, histories: Sequence[np.ndarray], items: np.ndarray) -> np.ndarray:
         """Calibrated RM rewards of one candidate after each history."""
+        return 1.0 / (1.0 + np.exp(-(self.rm_scores(histories, items) - float(self.calibration))))
+
+    def rm_scores(self, histories: Sequence[np.ndarray], items: np.ndarray) -> np.ndarray:
+        """``(B,)`` float64 raw RM scores (before calibration) of one candidate per history."""
         hs = [h[self.read_from(len(h)) :] for h in check_histories(histories, self.n_items)]
         cand = check_items(items, self.n_items, len(hs))
         out = np.empty(len(hs), dtype=np.float64)
@@ -442,9 +449,7 @@ class LLMEnvironment(nn.Module):
                     [r.reshape(-1)[0] for r in batch.candidate_rows if r is not None]
                 )
                 picked = hidden[torch.arange(len(hist), device=self.device), rows.to(self.device)]
-                out[i : i + len(hist)] = (
-                    torch.sigmoid(self.scores(picked) - self.calibration).double().cpu().numpy()
-                )
+                out[i : i + len(hist)] = self.scores(picked).double().cpu().numpy()
         return out
 
     def invalidate(self) -> None:

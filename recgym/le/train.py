@@ -331,9 +331,8 @@ def evaluate_le(le: LLMEnvironment, data: LEData, config: LEConfig) -> dict[str,
             for h, t in zip(hist, targets, strict=True)
         ]
     )
-    le.calibration.zero_()
-    pos = _logit(le.rewards(hist, targets))
-    neg = _logit(le.rewards(hist, negs))
+    pos = le.rm_scores(hist, targets)
+    neg = le.rm_scores(hist, negs)
     le.calibration.fill_(float(np.median(pos) + np.median(neg)) / 2)
     pop_pairs = data.counts[targets] > data.counts[negs]
     return {
@@ -348,11 +347,6 @@ def evaluate_le(le: LLMEnvironment, data: LEData, config: LEConfig) -> dict[str,
         "rm/reward_positive": float(np.median(_sigmoid(pos - float(le.calibration)))),
         "rm/reward_negative": float(np.median(_sigmoid(neg - float(le.calibration)))),
     }
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(p, 1e-12, 1 - 1e-12)
-    return np.log(q) - np.log1p(-q)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
