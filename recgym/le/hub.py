@@ -73,3 +73,21 @@ def load(
             shutil.rmtree(target)
         tmp.rename(target)
     return LLMEnvironment.load(target, device=device, progress=progress)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m recgym.le.hub NAME``: train (or load) a registered LE and print its
+    held-out metrics as JSON."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("name", choices=sorted(CONFIGS), help="registered LE")
+    parser.add_argument("--device", default=None, help="cpu, cuda... (default: cuda if any)")
+    parser.add_argument("--retrain", action="store_true", help="train even if cached")
+    args = parser.parse_args(argv)
+    le = load(args.name, device=args.device, retrain=args.retrain)
+    print(json.dumps({"name": args.name, "folder": le.name, **le.metrics}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
