@@ -64,6 +64,7 @@ def test_registered_ids() -> None:
         "RecRank-v0",
         "RecNext-v0",
         "RecPref-v0",
+        "RecUser-v0",  # numeric, multi-step: tests/test_recuser.py checks it (le="fake")
     }
     assert all(env_id in gym.registry for env_id in recgym.ENVS)
 

@@ -18,6 +18,10 @@ ENVS: dict[str, dict[str, Any]] = {
     "RecRank-v0": {"entry_point": "recgym.envs.rank:RecRankEnv"},
     "RecNext-v0": {"entry_point": "recgym.envs.next_item:RecNextEnv"},
     "RecPref-v0": {"entry_point": "recgym.envs.preference:RecPrefEnv"},
+    "RecUser-v0": {
+        "entry_point": "recgym.envs.user:RecUserEnv",
+        "vector_entry_point": "recgym.envs.user:RecUserVectorEnv",
+    },
 }
 """Every env id with its registration arguments."""
 
