@@ -1,0 +1,211 @@
+"""Stable-Baselines3 agents on ``RecUser-v0`` against random and popularity.
+
+Each SB3 algorithm (default DQN, PPO, A2C; ``MlpPolicy`` on the SM state) trains for
+``--timesteps`` steps on the LE's training users (``users="train"``) through the batched
+``agents.sb3_vec.RecUserVecEnv``, once per seed. Every agent then plays the same
+``--episodes`` evaluation episodes on the held-out users (``users="test"``): episode ``j``
+starts user ``j`` with the reset seed ``10_000 + j``, so every agent meets the same users, start
+histories and acceptance draws (one uniform per step, whatever the action). The baselines:
+
+- *random*: a uniformly random item the user has not seen (the action mask);
+- *popularity*: the unseen item most often taken by the LE's training users.
+
+SB3 policies act greedily over the unseen items (Q-values or action logits with the action
+mask applied), as the baselines do; they train without the mask, so a seen item costs them a
+rejection and reward 0 while learning. It prints, per agent, the mean episode return (± 95 %
+interval over episodes, averaged over seeds), the mean episode length (steps before the user
+left or the time limit), the share of recommendations taken, and the training minutes; and
+writes the rows to ``--out`` as JSON. Run::
+
+    python -m benchmarks.recuser_sb3 [--le ml-100k-smollm2] [--timesteps 4096] [--seeds 0 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.runner import summarize
+from recgym.envs.user import RecUserVectorEnv, logged_users
+
+__all__ = ["evaluate", "main", "popularity_policy", "random_policy"]
+
+Policy = Callable[[Any, np.ndarray], np.ndarray]
+"""``(observations, action masks) -> actions`` for a batch of users."""
+
+_EVAL_SEED = 10_000
+
+
+def evaluate(policy: Policy, episodes: int, **env_kwargs: Any) -> dict[str, np.ndarray]:
+    """Play ``episodes`` episodes at once (episode ``j``: user ``j`` modulo the users, reset seed
+    ``10_000 + j``); per episode ``return``, ``length`` and ``taken`` (items accepted)."""
+    env = RecUserVectorEnv(episodes, **env_kwargs)
+    n_users = len(env.batch.logged)
+    obs, _ = env.reset(
+        seed=[_EVAL_SEED + j for j in range(episodes)],
+        options={"user": [j % n_users for j in range(episodes)]},
+    )
+    returns = np.zeros(episodes)
+    lengths = np.zeros(episodes, dtype=np.int64)
+    taken = np.zeros(episodes, dtype=np.int64)
+    live = np.ones(episodes, dtype=bool)
+    while live.any():
+        actions = policy(obs, env.action_masks())
+        obs, rewards, terminated, truncated, info = env.step(actions)
+        returns += np.where(live, rewards, 0.0)
+        lengths += live
+        taken += live & np.asarray(info["accepted"], dtype=bool)
+        live &= ~(terminated | truncated)  # next-step autoreset: later steps are ignored
+    env.close()
+    return {"return": returns, "length": lengths, "taken": taken}
+
+
+def random_policy(seed: int) -> Policy:
+    """Uniform over each user's unseen items."""
+    rng = np.random.default_rng(seed)
+
+    def act(obs: Any, masks: np.ndarray) -> np.ndarray:
+        del obs
+        return np.array([rng.choice(np.flatnonzero(m)) for m in masks])
+
+    return act
+
+
+def popularity_policy(counts: np.ndarray) -> Policy:
+    """The unseen item with the highest count (ties: the lower index)."""
+
+    def act(obs: Any, masks: np.ndarray) -> np.ndarray:
+        del obs
+        return np.where(masks, counts[None, :], -np.inf).argmax(axis=1)
+
+    return act
+
+
+def sb3_policy(model: Any) -> Policy:
+    """A trained SB3 model, greedy over the unseen items: its Q-values (DQN) or action logits
+    (PPO, A2C) with the seen items masked out, the same action mask the baselines use."""
+    import torch
+
+    def act(obs: Any, masks: np.ndarray) -> np.ndarray:
+        tensor, _ = model.policy.obs_to_tensor(obs)
+        with torch.no_grad():
+            if hasattr(model, "q_net"):
+                scores = model.q_net(tensor)
+            else:
+                scores = model.policy.get_distribution(tensor).distribution.logits
+        values = scores.cpu().numpy().astype(np.float64)
+        return np.where(masks, values, -np.inf).argmax(axis=1)
+
+    return act
+
+
+def _algo_kwargs(algo: str, n_envs: int) -> dict[str, Any]:
+    # Small rollouts and buffers: a training run is a few thousand LE steps on a CPU.
+    if algo == "PPO":
+        return {"n_steps": max(16, 256 // n_envs), "batch_size": 64, "n_epochs": 4}
+    if algo == "A2C":
+        return {"n_steps": 8}
+    if algo == "DQN":
+        return {
+            "learning_starts": 256,
+            "buffer_size": 20_000,
+            "train_freq": 1,
+            "gradient_steps": 1,
+            "target_update_interval": 250,
+            "exploration_fraction": 0.5,
+        }
+    return {}
+
+
+def train(
+    algo: str, seed: int, timesteps: int, n_envs: int, env_kwargs: dict[str, Any]
+) -> tuple[Any, float]:
+    """Train ``algo`` on the training users; returns the model and its minutes."""
+    from agents.sb3 import resolve_algo
+    from agents.sb3_vec import make_recuser_vec_env
+
+    env = make_recuser_vec_env(n_envs, seed=seed, **env_kwargs, users="train")
+    cls = resolve_algo(algo)
+    start = time.perf_counter()
+    model = cls("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **_algo_kwargs(algo, n_envs))
+    model.learn(total_timesteps=timesteps)
+    return model, (time.perf_counter() - start) / 60
+
+
+def _row(name: str, runs: list[dict[str, np.ndarray]], minutes: float | None) -> dict[str, Any]:
+    ret = summarize(np.stack([r["return"] for r in runs]))
+    length = np.stack([r["length"] for r in runs])
+    taken = np.stack([r["taken"] for r in runs])
+    return {
+        "agent": name,
+        "return": ret["mean"],
+        "return_ci95": ret["ci95"],
+        "seed_means": ret["seed_means"],
+        "length": float(length.mean()),
+        "accept_rate": float(taken.sum() / max(length.sum(), 1)),
+        "train_minutes": minutes,
+    }
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """Run the comparison (see the module docstring) and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--le", default="ml-100k-smollm2", help="user model name ('fake' too)")
+    parser.add_argument("--le-kwargs", type=json.loads, default={}, help="JSON, e.g. device")
+    parser.add_argument("--env-kwargs", type=json.loads, default={}, help="JSON, RecUser-v0")
+    parser.add_argument("--algos", nargs="*", default=["DQN", "PPO", "A2C"])
+    parser.add_argument("--timesteps", type=int, default=4096)
+    parser.add_argument("--n-envs", type=int, default=8)
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=None, help="write results.json here")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    env_kwargs = {"le": args.le, "le_kwargs": args.le_kwargs, **args.env_kwargs}
+    eval_kwargs = {**env_kwargs, "users": "test"}
+    counts = np.bincount(
+        np.concatenate(logged_users(args.le, args.le_kwargs or None, "train")),
+        minlength=RecUserVectorEnv(1, **env_kwargs).model.n_items,
+    ).astype(np.float64)
+    randoms = [evaluate(random_policy(s), args.episodes, **eval_kwargs) for s in args.seeds]
+    popular = evaluate(popularity_policy(counts), args.episodes, **eval_kwargs)
+    rows = [_row("random", randoms, None), _row("popularity", [popular], None)]
+    for algo in args.algos:
+        runs, minutes = [], 0.0
+        for seed in args.seeds:
+            model, took = train(algo, seed, args.timesteps, args.n_envs, env_kwargs)
+            minutes += took
+            runs.append(evaluate(sb3_policy(model), args.episodes, **eval_kwargs))
+        rows.append(_row(algo, runs, round(minutes / len(args.seeds), 2)))
+
+    device = (
+        f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    )
+    print(f"RecUser-v0, LE {args.le}, {args.episodes} held-out episodes, seeds {args.seeds}, "
+          f"{args.timesteps} training steps, device {device}")  # fmt: skip
+    print("| agent | return | episode length | accept rate | train min/seed |")
+    print("|---|---:|---:|---:|---:|")
+    for r in rows:
+        ci = f" ± {r['return_ci95']:.3f}" if r["return_ci95"] is not None else ""
+        cell = "–" if r["train_minutes"] is None else f"{r['train_minutes']:.1f}"
+        print(f"| {r['agent']} | {r['return']:.3f}{ci} | {r['length']:.2f} | "
+              f"{r['accept_rate']:.3f} | {cell} |")  # fmt: skip
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        meta = {"le": args.le, "env_kwargs": env_kwargs, "timesteps": args.timesteps,
+                "episodes": args.episodes, "seeds": args.seeds, "device": device}  # fmt: skip
+        (args.out / "results.json").write_text(json.dumps({**meta, "rows": rows}, indent=2))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
