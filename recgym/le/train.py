@@ -7,10 +7,12 @@ recommenders trained against the LE):
 
 1. **item tokens** — the base LLM (no adapter) regenerates each item's text
    (``"Title (Year) | genres"``) from its item token; only the item embeddings learn. They start
-   at the mean embedding of the item's text tokens.
-2. **state model** — adapter ``"sm"`` with ``sm_head``/``sm_item``: at every position of every
-   training sequence, full-catalog softmax cross-entropy of ``cos(state, item) / tau`` against the
-   next item (the limit of the paper's sampled state–action comparison).
+   at the mean embedding of the item's text tokens, centred over the catalog and scaled to a
+   token's norm.
+2. **state model** — adapter ``"sm"`` with ``sm_head``/``sm_item``, and the item tokens keep
+   learning: at every position of every training sequence, full-catalog softmax cross-entropy
+   of ``cos(state, item) / tau`` against the next item (the limit of the paper's sampled
+   state–action comparison).
 3. **reward model** — adapter ``"rm"`` with ``rm_head``: at every position, Bradley–Terry loss
    ``-log sigmoid(score(next item) - score(random unseen item))``.
 
@@ -69,8 +71,8 @@ class LEConfig:
     """Passes over the training sequences for the SM."""
     rm_epochs: int = 2
     """Passes over the training sequences for the RM."""
-    item_lr: float = 5e-3
-    """Adam learning rate of the item tokens."""
+    item_lr: float = 1e-2
+    """Adam learning rate of the item tokens (item stage and SM stage)."""
     lr: float = 5e-4
     """AdamW learning rate of the adapters and heads."""
     batch_size: int = 16
@@ -169,8 +171,13 @@ def train_items(
     embed = le.lm.get_input_embeddings()
     dev = le.device
     with torch.no_grad():
-        for i, row in enumerate(ids):
-            le.item_emb[i] = embed(torch.tensor(row, device=dev)).float().mean(0)
+        means = torch.stack([embed(torch.tensor(row, device=dev)).float().mean(0) for row in ids])
+        # Mean text embeddings are nearly parallel (cosine ~0.8 for SmolLM2): items would look
+        # alike to the SM and RM. Their deviations from the catalog mean keep the text's
+        # information and are as distinct as random tokens; scale them to a token's norm.
+        token_norm = embed.weight.float().norm(dim=1).mean()
+        le.item_emb.copy_(F.normalize(means - means.mean(0), dim=1) * token_norm)
+    le.item_emb.requires_grad_(True)
     opt = torch.optim.Adam([le.item_emb], lr=config.item_lr)
     rng = np.random.default_rng(config.seed)
     losses = []
@@ -223,8 +230,15 @@ def _fit(
     config: LEConfig,
     epochs: int,
     progress: bool,
+    items: torch.nn.Parameter | None = None,
 ) -> list[float]:
-    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    """Train ``params`` (and, at ``config.item_lr``, the item tokens ``items`` if given; they
+    are frozen otherwise)."""
+    groups: list[dict[str, Any]] = [{"params": params, "lr": config.lr}]
+    if items is not None:
+        groups.append({"params": [items], "lr": config.item_lr})
+    le.item_emb.requires_grad_(items is not None)
+    opt = torch.optim.AdamW(groups, weight_decay=0.0)
     rng = np.random.default_rng(config.seed + 1)
     losses = []
     le.train()
@@ -268,11 +282,9 @@ def train_sm(
         return F.cross_entropy(logits, torch.as_tensor(target, device=dev))
 
     params = [*_adapter_params(le, "sm"), *le.sm_head.parameters(), *le.sm_item.parameters()]
-    le.item_emb.requires_grad_(False)
-    try:
-        return _fit(le, "sm", jobs, loss_of, params, config, config.sm_epochs, progress)
-    finally:
-        le.item_emb.requires_grad_(True)
+    # The item tokens keep learning here: the item stage updates each token once per pass
+    # over the catalog, while every SM step moves all of them through the softmax.
+    return _fit(le, "sm", jobs, loss_of, params, config, config.sm_epochs, progress, le.item_emb)
 
 
 def train_rm(
@@ -295,11 +307,7 @@ def train_rm(
         return -F.logsigmoid(scores[:, 0] - scores[:, 1]).mean()
 
     params = [*_adapter_params(le, "rm"), *le.rm_head.parameters()]
-    le.item_emb.requires_grad_(False)
-    try:
-        return _fit(le, "rm", jobs, loss_of, params, config, config.rm_epochs, progress)
-    finally:
-        le.item_emb.requires_grad_(True)
+    return _fit(le, "rm", jobs, loss_of, params, config, config.rm_epochs, progress)
 
 
 def sample_unseen(seq: np.ndarray, n: int, n_items: int, rng: np.random.Generator) -> np.ndarray:
