@@ -527,8 +527,9 @@ class RecUserEnv(gym.Env[Obs, np.int64]):
 
     ## Description
     A user model after Wang et al., *LLM as environment* (SIGIR 2024): an LLM with one token
-    per item and two adapters, a state model (SM) that reads the user's last ``window`` items
-    and a reward model (RM) that scores a candidate item after them, trained on MovieLens-100k
+    per item and two adapters, a state model (SM) that reads the user's recent items (the last
+    ``window`` to ``2 * window - 1``) and a reward model (RM) that scores a candidate item after
+    them, trained on MovieLens-100k
     (:mod:`recgym.le`). Each step the agent recommends one item; the user takes it with the
     RM's probability and it joins the history, so the next state moves with what was taken. A
     user who turns down ``patience`` recommendations in a row leaves.

@@ -36,15 +36,16 @@ class UserModel(Protocol):
     state_dim: int
     """Length of a state vector."""
     window: int
-    """Most recent history items the SM and RM read."""
+    """How far back the SM and RM read a history (see :meth:`states`)."""
     item_ids: np.ndarray
     """``(n_items,)`` the dataset item index of each LE item (MovieLens-100k's ``item_idx``)."""
 
     def states(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """``(B, state_dim)`` float32 unit vectors: the SM state after each history.
 
-        A history is an int array of LE item indices, oldest first; only its last
-        :attr:`window` items are read; an empty history is allowed (the state of a new user).
+        A history is an int array of LE item indices, oldest first; only its recent items are
+        read (about the last :attr:`window`; the real LE reads ``window`` to ``2 * window - 1``);
+        an empty history is allowed (the state of a new user).
         """
         ...
 

@@ -395,7 +395,7 @@ class LLMEnvironment(nn.Module):
         ]
 
     def states(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """SM states after each history (its last ``window`` items; a new user's state is the
+        """SM states after each history (read from :meth:`read_from`; a new user's state is the
         normalised mean action vector)."""
         hs = [h[self.read_from(len(h)) :] for h in check_histories(histories, self.n_items)]
         out = np.empty((len(hs), self.state_dim), dtype=np.float32)
