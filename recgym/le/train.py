@@ -155,6 +155,16 @@ def _bar(total: int, desc: str, progress: bool) -> Any:
     return tqdm(total=total, desc=desc, disable=not progress, leave=False)
 
 
+def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, bar: Any) -> float:
+    """One optimizer step on ``loss``; advances the progress bar and returns the loss."""
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    bar.update()
+    bar.set_postfix(loss=f"{loss.item():.3f}")
+    return loss.item()
+
+
 def _batches(n: int, size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
     order = rng.permutation(n)
     for i in range(0, n, size):
@@ -200,12 +210,7 @@ def train_items(
                     inputs_embeds=tokens.to(text.dtype), attention_mask=attn, use_cache=False
                 ).logits[:, :-1]
                 loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten())
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                losses.append(loss.item())
-                bar.update()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                losses.append(_step(opt, loss, bar))
     return losses
 
 
@@ -249,12 +254,7 @@ def _fit(
                 chunk = [jobs[r] for r in rows]
                 batch = le.pack(chunk)
                 loss = loss_of(le.hidden(adapter, batch), batch, chunk)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                losses.append(loss.item())
-                bar.update()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                losses.append(_step(opt, loss, bar))
     le.invalidate()
     return losses
 
