@@ -1,0 +1,404 @@
+"""Training SQN / SA2C on logged sequences, and the trained recommender.
+
+:func:`train_rl4rec` loads a dataset's leave-one-out split, runs the LE once if the
+configuration reads it, trains with :func:`fit_rl4rec` (early stopping on validation NDCG@10)
+and evaluates on the test split. Every position but the last of a training sequence's last
+``max_len`` items is a transition; one batch of sequences is one optimiser step, as in
+:func:`agents.seqrec.fit`.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from agents.rl4rec.config import RL4RecConfig
+from agents.rl4rec.data import LEInputs, RL4RecData, le_inputs
+from agents.rl4rec.model import (
+    RL4RecModel,
+    advantage_weights,
+    double_q_value,
+    sa2c_advantage,
+    sample_negatives,
+    td_targets,
+)
+from agents.seqrec.models import build_model, pad_batch
+from agents.seqrec.retriever import SeqRecRetriever, evaluate_scores
+from agents.seqrec.train import _batches, _optimizer, fit
+from recgym.le import UserModel
+from recgym.wrappers import LEView
+
+__all__ = ["RL4RecRecommender", "fit_rl4rec", "train_rl4rec"]
+
+
+class RL4RecRecommender:
+    """A trained SQN / SA2C model: scores every item for a history with its CE head.
+
+    Attributes:
+        model: the network, in eval mode.
+        config: its training configuration.
+        metrics: ``validation/*`` and ``test/*`` ndcg, recall and hit at 10, and training facts.
+        history: per epoch ``epoch``, ``loss``, ``ce``, ``q`` and ``validation/ndcg@10``.
+        user_model: the LE that gives SM states to a model trained with ``le_state``.
+    """
+
+    def __init__(
+        self,
+        model: RL4RecModel,
+        config: RL4RecConfig,
+        *,
+        user_model: UserModel | None = None,
+        metrics: dict[str, float] | None = None,
+        history: list[dict[str, float]] | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.config = config
+        self.n_items = model.n_items
+        self.user_model = user_model
+        self.metrics = dict(metrics or {})
+        self.history = list(history or [])
+
+    def __repr__(self) -> str:
+        ndcg = self.metrics.get("test/ndcg@10")
+        tail = f", test/ndcg@10={ndcg:.4f}" if ndcg is not None else ""
+        return f"RL4RecRecommender({self.config.algo!r}, {self.config.backbone.model!r}{tail})"
+
+    def score(
+        self, histories: Sequence[np.ndarray], le_states: np.ndarray | None = None
+    ) -> np.ndarray:
+        """CE-head scores ``(B, n_items)`` of every item after each history (not masked).
+
+        Args:
+            histories: item indices, oldest first.
+            le_states: ``(B, state_dim)`` SM states of the histories, for a model trained with
+                ``le_state``; computed with :attr:`user_model` when not given.
+
+        Raises:
+            ValueError: the model reads LE states and neither they nor a user model are given.
+        """
+        hidden = SeqRecRetriever(self.model.backbone).states(histories)
+        le = None
+        if self.model.le_dim:
+            if le_states is None:
+                if self.user_model is None:
+                    raise ValueError("this model reads LE states: pass le_states or set user_model")
+                le_states = LEView(self.user_model, self.n_items).states(histories)
+            le = torch.as_tensor(np.asarray(le_states), device=hidden.device)
+        with torch.inference_mode():
+            logits = self.model.ce_logits(self.model.state(hidden, le))
+        return logits.float().cpu().numpy()
+
+    def evaluate(
+        self,
+        histories: Sequence[np.ndarray],
+        targets: np.ndarray,
+        le_states: np.ndarray | None = None,
+    ) -> dict[str, float]:
+        """Mean ``ndcg@10``, ``recall@10`` and ``hit@10`` of the full ranking, history excluded
+        (:func:`agents.seqrec.evaluate_scores`)."""
+        return evaluate_scores(self.score(histories, le_states), histories, targets, 10)
+
+
+@dataclass
+class _Sequences:
+    """Per training user, the kept transitions and what the loss reads about them."""
+
+    items: list[np.ndarray]
+    rewards: list[np.ndarray]
+    le_states: list[np.ndarray] | None
+    proposals: list[np.ndarray] | None
+    proposal_rewards: list[np.ndarray] | None
+
+    def batch(
+        self, rows: np.ndarray, device: torch.device, end_is_terminal: bool = True
+    ) -> dict[str, Tensor]:
+        """One batch: the sequences as input ids; ``valid`` marks their positions (states),
+        ``transition`` those of the flattened states that are transitions (all but each
+        sequence's last); the other parts are per transition, in row-major order."""
+        items, lengths = pad_batch(
+            [self.items[i] for i in rows], max(len(self.items[i]) for i in rows)
+        )
+        steps = lengths.numpy() - 1
+        transition = np.ones(int(lengths.sum()), dtype=bool)
+        transition[np.cumsum(lengths.numpy()) - 1] = False
+        done = np.zeros(int(steps.sum()), dtype=bool)
+        done[np.cumsum(steps) - 1] = end_is_terminal
+        parts: dict[str, np.ndarray] = {
+            "actions": np.concatenate([self.items[i][1:] for i in rows]),
+            "rewards": np.concatenate([self.rewards[i] for i in rows]).astype(np.float32),
+            "done": done,
+            "transition": transition,
+        }
+        if self.le_states is not None:
+            parts["le"] = np.concatenate([self.le_states[i] for i in rows])
+        if self.proposals is not None and self.proposal_rewards is not None:
+            parts["proposals"] = np.concatenate([self.proposals[i] for i in rows])
+            parts["proposal_rewards"] = np.concatenate(
+                [self.proposal_rewards[i] for i in rows]
+            ).astype(np.float32)
+        out = {k: torch.from_numpy(v).to(device) for k, v in parts.items()}
+        out["items"] = items.to(device)
+        out["valid"] = (torch.arange(items.shape[1]) < lengths[:, None]).to(device)
+        return out
+
+
+def _sequences(config: RL4RecConfig, data: RL4RecData, le: LEInputs | None) -> _Sequences:
+    """Each user's last ``max_len`` items (a backbone's input, the last one included so that
+    the last transition has a next state) and the matching rewards and LE inputs."""
+    keep = [i for i, s in enumerate(data.logged.sequences) if len(s) >= 2]
+    rewards = data.logged.rewards
+    if config.reward == "le" and le is not None:  # _check_le made sure le is given
+        rewards = le.rm_rewards
+    seqs = data.logged.sequences
+    start = [max(len(seqs[i]) - config.backbone.max_len, 0) for i in keep]
+    lea = le.lea if le is not None and config.lea_k > 0 else None
+    return _Sequences(
+        items=[seqs[i][s:] for i, s in zip(keep, start, strict=True)],
+        rewards=[rewards[i][s:] for i, s in zip(keep, start, strict=True)],
+        le_states=None
+        if le is None or not config.le_state
+        else [le.train_states[i][s:] for i, s in zip(keep, start, strict=True)],
+        proposals=None
+        if lea is None
+        else [lea.proposals[i][s:] for i, s in zip(keep, start, strict=True)],
+        proposal_rewards=None
+        if lea is None
+        else [lea.proposal_rewards[i][s:] for i, s in zip(keep, start, strict=True)],
+    )
+
+
+def _check_le(config: RL4RecConfig, le: LEInputs | None) -> None:
+    if not config.uses_le:
+        return
+    if le is None:
+        raise ValueError("this configuration reads the LE: pass le (from le_inputs)")
+    if config.lea_k > 0 and (
+        le.lea is None
+        or (le.lea.k, le.lea.ce_weight, le.lea.q_weight)
+        != (config.lea_k, config.lea_ce_weight, config.lea_q_weight)
+    ):
+        got = None if le.lea is None else (le.lea.k, le.lea.ce_weight, le.lea.q_weight)
+        raise ValueError(
+            f"config asks for LEA (k, ce_weight, q_weight) = ({config.lea_k}, "
+            f"{config.lea_ce_weight}, {config.lea_q_weight}); le.lea has {got}"
+        )
+
+
+def _loss(
+    model: RL4RecModel,
+    target: RL4RecModel,
+    batch: dict[str, Tensor],
+    config: RL4RecConfig,
+    weighted: bool,
+    generator: torch.Generator,
+) -> tuple[Tensor, dict[str, float]]:
+    """The step's loss and its parts (``ce``, ``q``)."""
+    # Every state (M), then the transitions' (N): all but each sequence's last state.
+    state_all = model.state(model.backbone.encode(batch["items"])[batch["valid"]], batch.get("le"))
+    transition = torch.nonzero(batch["transition"]).squeeze(1)
+    state = state_all[transition]
+    log_probs = F.log_softmax(model.ce_logits(state), dim=-1)
+    actions = batch["actions"]
+    ce = -log_probs.gather(1, actions[:, None]).squeeze(1)
+    q_all = model.q_values(state_all)
+    q = q_all[transition]
+    with torch.no_grad():
+        t_hidden = target.backbone.encode(batch["items"])[batch["valid"]]
+        # The next state of a transition is the next flattened state (same sequence).
+        nxt = transition + 1
+        q_target = target.q_values(target.state(t_hidden, batch.get("le"))[nxt])
+        next_value = double_q_value(q_all.detach()[nxt], q_target)
+    done = batch["done"]
+    sampled = actions[:, None]
+    rewards = batch["rewards"][:, None]
+    if config.algo == "sa2c":
+        negatives = sample_negatives(actions, model.n_items, config.negatives, generator)
+        sampled = torch.cat([sampled, negatives], dim=1)
+        rewards = torch.cat([rewards, rewards.new_zeros(negatives.shape)], dim=1)
+    q_sampled = q.gather(1, sampled)
+    y = td_targets(rewards, next_value, done, config.gamma)
+    q_loss = 0.5 * (q_sampled - y).pow(2).sum(1)
+    ce_weight = torch.ones_like(ce)
+    if weighted:
+        ce_weight = advantage_weights(sa2c_advantage(q_sampled)[:, 0], config.adv_clip)
+    ce_loss = ce_weight * ce
+    if "proposals" in batch:
+        found = batch["proposals"] >= 0
+        proposals = batch["proposals"].clamp(min=0)
+        y_lea = td_targets(batch["proposal_rewards"], next_value, done, config.gamma)
+        q_lea = 0.5 * (q.gather(1, proposals) - y_lea).pow(2)
+        q_loss = q_loss + config.lea_q_weight * (q_lea * found).sum(1)
+        ce_lea = -(log_probs.gather(1, proposals) * found).sum(1)
+        ce_loss = ce_loss + config.lea_ce_weight * ce_lea
+    loss = ce_loss.mean() + config.q_weight * q_loss.mean()
+    return loss, {"ce": float(ce.detach().mean()), "q": float(q_loss.detach().mean())}
+
+
+def fit_rl4rec(
+    config: RL4RecConfig,
+    data: RL4RecData,
+    le: LEInputs | None = None,
+    *,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> RL4RecRecommender:
+    """Train one configuration on ``data``, early-stopped on validation NDCG@10, and evaluate.
+
+    ``algo="ce"`` trains the backbone with :func:`agents.seqrec.fit` (the plain next-item
+    model). SQN and SA2C train both heads on every transition: the CE on the logged item, the
+    Q head towards the double-DQN target ``r + γ Q_target(s', argmax_a Q(s', a))`` (``r``
+    alone at the end of a sequence, unless ``end_is_terminal`` is off), with a target network
+    copied every ``target_update`` steps. SA2C adds
+    ``negatives`` sampled actions (reward 0, same next state) and, after ``warmup_epochs``,
+    weights each transition's CE by its normalised, clipped advantage; early stopping does not
+    end a run during the warm-up. LEA adds each proposal as a CE target and a Q transition
+    (:class:`recgym.wrappers.LEAWrapper`).
+
+    Args:
+        config: what to train.
+        data: the split (:meth:`RL4RecData.load`).
+        le: the LE's inputs (:func:`le_inputs`), needed when ``config.uses_le``.
+        device: where to train (default CPU).
+        progress: show a progress bar over epochs.
+
+    Returns:
+        The best epoch's model, with ``metrics`` (``validation/*``, ``test/*``,
+        ``best_epoch``, ``epochs``, ``train_seconds``, ``train_users``) and ``history``.
+    """
+    _check_le(config, le)
+    dev = torch.device(device or "cpu")
+    cfg = config.backbone
+    backbone = build_model(cfg, data.n_items)
+    le_dim = le.validation_states.shape[1] if le is not None and config.le_state else 0
+    model = RL4RecModel(backbone, le_dim).to(dev)
+    val_le = le.validation_states if le_dim and le is not None else None
+    test_le = le.test_states if le_dim and le is not None else None
+    rec = RL4RecRecommender(model, config, user_model=le.user_model if le_dim and le else None)
+
+    def validate(_: nn.Module) -> float:
+        return rec.evaluate(*data.validation, le_states=val_le)["ndcg@10"]
+
+    start = time.perf_counter()
+    if config.algo == "ce":
+        result = fit(backbone, data.logged.sequences, cfg, validate=validate, progress=progress)
+        history = [
+            {"epoch": r["epoch"], "loss": r["loss"], "validation/ndcg@10": r["score"]}
+            for r in result.history
+        ]
+        best_epoch = result.best_epoch
+    else:
+        history, best_epoch = _train(
+            model, config, _sequences(config, data, le), validate, progress
+        )
+    seconds = time.perf_counter() - start
+    model.eval()
+    rec.metrics = {f"validation/{k}": v for k, v in rec.evaluate(*data.validation, val_le).items()}
+    rec.metrics |= {f"test/{k}": v for k, v in rec.evaluate(*data.test, test_le).items()}
+    rec.metrics |= {
+        "best_epoch": float(best_epoch),
+        "epochs": float(len(history)),
+        "train_seconds": round(seconds, 2),
+        "train_users": float(len(data.validation[0])),
+    }
+    rec.history = history
+    return rec
+
+
+def _train(
+    model: RL4RecModel,
+    config: RL4RecConfig,
+    seqs: _Sequences,
+    validate: Callable[[nn.Module], float],
+    progress: bool,
+) -> tuple[list[dict[str, float]], int]:
+    """The SQN / SA2C epochs; returns the history and the best epoch (its weights loaded)."""
+    cfg = config.backbone
+    if not seqs.items:
+        raise ValueError("fit_rl4rec needs at least one training sequence of 2 items or more")
+    dev = model.backbone.item_emb.weight.device
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    generator = torch.Generator(device=dev).manual_seed(cfg.seed)
+    optimizer = _optimizer(model, cfg)
+    target = copy.deepcopy(model).eval().requires_grad_(False)
+    lengths = np.array([len(s) for s in seqs.items])
+    history: list[dict[str, float]] = []
+    best_state, best_epoch, best_score, steps = None, 0, -np.inf, 0
+    warmup = config.warmup_epochs if config.algo == "sa2c" else 0
+    bar = tqdm(total=cfg.max_epochs, desc=config.algo, unit="epoch") if progress else None
+    for epoch in range(1, cfg.max_epochs + 1):
+        model.train()
+        parts: dict[str, list[float]] = {"loss": [], "ce": [], "q": []}
+        for rows in _batches(lengths, cfg.batch_size, rng):
+            batch = seqs.batch(rows, dev, config.end_is_terminal)
+            weighted = config.algo == "sa2c" and epoch > warmup
+            loss, logged = _loss(model, target, batch, config, weighted, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            steps += 1
+            if steps % config.target_update == 0:
+                target.load_state_dict(model.state_dict())
+            for key, value in (("loss", loss.item()), *logged.items()):
+                parts[key].append(value)
+        model.eval()
+        record = {"epoch": float(epoch), **{k: float(np.mean(v)) for k, v in parts.items()}}
+        record["validation/ndcg@10"] = float(validate(model))
+        history.append(record)
+        if record["validation/ndcg@10"] > best_score:
+            best_score, best_epoch = record["validation/ndcg@10"], epoch
+            best_state = copy.deepcopy(model.state_dict())
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "epoch"})
+        # No stop inside SA2C's warm-up: the weighted phase has not been tried yet.
+        if epoch > warmup and epoch - max(best_epoch, warmup) >= max(cfg.patience, 1):
+            break
+    if bar is not None:
+        bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history, best_epoch
+
+
+def train_rl4rec(
+    config: RL4RecConfig,
+    *,
+    dataset: str = "ml-100k",
+    users: int | None = None,
+    user_model: UserModel | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> RL4RecRecommender:
+    """Load ``dataset``'s leave-one-out split, run the LE if needed, train and evaluate.
+
+    Args:
+        config: what to train.
+        dataset: an embedded dataset with ratings (see :func:`agents.seqrec.train.load_split`).
+        users: the first ``users`` users only (quick runs).
+        user_model: the LE object; default ``load_user_model(config.le, **config.le_kwargs)``
+            (whose passes are cached in memory for later runs on the same data).
+        device: where to train (default CPU).
+        progress: show progress bars.
+    """
+    data = RL4RecData.load(dataset, users=users, progress=progress)
+    le = None
+    if config.uses_le:
+        le = le_inputs(
+            data,
+            user_model if user_model is not None else config.le,
+            lea_k=config.lea_k,
+            lea_ce_weight=config.lea_ce_weight,
+            lea_q_weight=config.lea_q_weight,
+            le_kwargs=config.le_kwargs,
+        )
+    return fit_rl4rec(config, data, le, device=device, progress=progress)

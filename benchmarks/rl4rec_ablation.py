@@ -1,0 +1,224 @@
+"""LE ablation of SQN and SA2C on MovieLens-100k: which LLM-environment input helps?
+
+For each algorithm (SQN, SA2C) and variant of :data:`agents.rl4rec.VARIANTS` (``base``: the
+CE-only backbone, one row for both algorithms; ``rating``: rating rewards; ``rm``: the LE's RM
+rewards; ``sm``: its SM state added to the RL state; ``lea``: its proposed positives), train
+once per seed, early-stopped on validation NDCG@10, and evaluate on the test split: full
+ranking of all items with the history excluded, recommendations from the CE head, HR@10 and
+NDCG@10 (:mod:`recgym.metrics`; one target per user, so HR@10 = Recall@10). Cells are
+``mean ± ci95`` over seeds (Student t). The LE runs once, before the first run that needs it,
+and every seed and variant reuses its output. Run::
+
+    python -m benchmarks.rl4rec_ablation --seeds 0 1 2
+    python -m benchmarks.rl4rec_ablation --le fake --le-kwargs '{"n_items": 1682}'
+
+``--users 50 --max-epochs 1 --seeds 0`` is a smoke run. The output folder gets
+``results.json`` (every run's config, metrics and time, the command, commit and machine) and
+``table.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.rl4rec import VARIANTS, RL4RecData, fit_rl4rec, le_inputs, variant_config
+from agents.seqrec import default_config
+from benchmarks.runner import git_commit, t_quantile_975
+from recgym.error import UnknownNameError
+
+__all__ = ["main", "run", "table"]
+
+DEFAULT_OUT = Path("benchmarks/results/rl4rec-ablation")
+METRICS = (("test/hit@10", "HR@10"), ("test/ndcg@10", "NDCG@10"))
+
+
+def _summary(values: Sequence[float]) -> dict[str, Any]:
+    """Mean, 95 % Student-t half-width over seeds (``None`` for one seed) and the values."""
+    arr = np.asarray(values, dtype=np.float64)
+    n = len(arr)
+    ci = t_quantile_975(n - 1) * float(arr.std(ddof=1)) / math.sqrt(n) if n > 1 else None
+    return {"mean": float(arr.mean()), "ci95": ci, "seeds": [float(v) for v in arr]}
+
+
+def run(
+    algos: Sequence[str],
+    variants: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    le: str = "ml-100k-smollm2",
+    le_kwargs: dict[str, Any] | None = None,
+    backbone: str = "gru4rec",
+    max_len: int = 100,
+    max_epochs: int | None = None,
+    users: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Train and evaluate every (algorithm, variant, seed); return the results record.
+
+    Raises:
+        UnknownNameError: an unknown variant or algorithm.
+    """
+    for variant in variants:
+        if variant not in VARIANTS:
+            raise UnknownNameError(
+                f"no rl4rec variant named {variant!r}; known: {', '.join(VARIANTS)}"
+            )
+    for algo in algos:
+        if algo not in ("sqn", "sa2c"):
+            raise UnknownNameError(f"--algos takes 'sqn' and 'sa2c'; got {algo!r}")
+    data = RL4RecData.load("ml-100k", users=users, progress=progress)
+    # "base" does not depend on the algorithm: one row for all.
+    cells = [("ce", "base")] if "base" in variants else []
+    cells += [(a, v) for a in algos for v in variants if v != "base"]
+    extra: dict[str, Any] = {} if max_epochs is None else {"max_epochs": max_epochs}
+    rows: list[dict[str, Any]] = []
+    le_seconds = 0.0
+    for algo, variant in cells:
+        runs: list[dict[str, Any]] = []
+        for seed in seeds:
+            config = variant_config(
+                variant,
+                "sqn" if algo == "ce" else algo,
+                backbone=default_config(backbone, seed=seed, max_len=max_len, **extra),
+                le=le,
+                le_kwargs=dict(le_kwargs or {}),
+            )
+            inputs = None
+            if config.uses_le:
+                inputs = le_inputs(
+                    data,
+                    le,
+                    lea_k=config.lea_k,
+                    lea_ce_weight=config.lea_ce_weight,
+                    lea_q_weight=config.lea_q_weight,
+                    le_kwargs=config.le_kwargs,
+                )
+                le_seconds = max(le_seconds, inputs.seconds)
+            start = time.perf_counter()
+            rec = fit_rl4rec(config, data, inputs, progress=progress)
+            runs.append(
+                {
+                    "seed": seed,
+                    "config": dataclasses.asdict(config),
+                    "metrics": rec.metrics,
+                    "wall_seconds": round(time.perf_counter() - start, 2),
+                }
+            )
+            if progress:
+                print(f"{algo} {variant} seed {seed}: {json.dumps(rec.metrics)}", flush=True)
+        row: dict[str, Any] = {"algo": algo, "variant": variant, "runs": runs}
+        for key, _ in METRICS:
+            row[key] = _summary([r["metrics"][key] for r in runs])
+        row["train_minutes"] = _summary([r["metrics"]["train_seconds"] / 60 for r in runs])
+        row["epochs"] = float(np.mean([r["metrics"]["epochs"] for r in runs]))
+        rows.append(row)
+    return {
+        "benchmark": "rl4rec-ablation",
+        "dataset": "ml-100k",
+        "data_version": data.version,
+        "users": len(data.test[0]),
+        "n_items": data.n_items,
+        "le": le,
+        "le_kwargs": dict(le_kwargs or {}),
+        "le_seconds": round(le_seconds, 2),
+        "protocol": (
+            "leave-one-out by time, full ranking, history excluded, CE-head scores; "
+            "early stopping on validation NDCG@10; mean ± 95% t-interval over seeds"
+        ),
+        "command": "python -m benchmarks.rl4rec_ablation " + shlex.join(sys.argv[1:]),
+        "commit": git_commit(),
+        "machine": {
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        },
+        "rows": rows,
+    }
+
+
+def _cell(stat: dict[str, Any], digits: int = 4) -> str:
+    ci = stat["ci95"]
+    return f"{stat['mean']:.{digits}f}" + (f" ± {ci:.{digits}f}" if ci is not None else "")
+
+
+def table(record: dict[str, Any]) -> str:
+    """The Markdown table of a :func:`run` record, with its command."""
+    lines = [
+        f"| algo | variant | {' | '.join(name for _, name in METRICS)} | train min | epochs |",
+        "|---|---|" + "--:|" * (len(METRICS) + 2),
+    ]
+    for row in record["rows"]:
+        cells = [_cell(row[key]) for key, _ in METRICS]
+        cells += [_cell(row["train_minutes"], 2), f"{row['epochs']:.1f}"]
+        lines.append(f"| {row['algo']} | {row['variant']} | {' | '.join(cells)} |")
+    seeds = len(record["rows"][0]["runs"]) if record["rows"] else 0
+    lines += [
+        "",
+        f"MovieLens-100k test split, {record['users']} users, {seeds} seed(s), LE "
+        f"`{record['le']}` (its passes took {record['le_seconds']:.0f} s); commit "
+        f"{record['commit']}.",
+        "",
+        f"    {record['command']}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.rl4rec_ablation")
+    parser.add_argument("--algos", nargs="+", default=["sqn", "sa2c"])
+    parser.add_argument("--variants", nargs="+", default=["base", "rating", "rm", "sm", "lea"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--le", default="ml-100k-smollm2", help="recgym.le.load_user_model name")
+    parser.add_argument("--le-kwargs", default="{}", help="JSON arguments of load_user_model")
+    parser.add_argument("--backbone", default="gru4rec", choices=["gru4rec", "sasrec"])
+    parser.add_argument("--max-len", type=int, default=100)
+    parser.add_argument("--max-epochs", type=int, default=None)
+    parser.add_argument("--users", type=int, default=None, help="first N users only")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        le_kwargs = json.loads(args.le_kwargs)
+    except json.JSONDecodeError as err:
+        parser.error(f"--le-kwargs must be a JSON object: {err}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    record = run(
+        args.algos,
+        args.variants,
+        args.seeds,
+        le=args.le,
+        le_kwargs=le_kwargs,
+        backbone=args.backbone,
+        max_len=args.max_len,
+        max_epochs=args.max_epochs,
+        users=args.users,
+        progress=args.progress,
+    )
+    given = sys.argv[1:] if argv is None else list(argv)
+    record["command"] = "python -m benchmarks.rl4rec_ablation " + shlex.join(given)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(record, indent=2) + "\n")
+    text = table(record)
+    (args.out / "table.md").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
