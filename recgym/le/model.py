@@ -190,10 +190,9 @@ class LLMEnvironment(nn.Module):
             "target_modules": list(target_modules),
         }
         le.tokenizer = llm.tokenizer
-        dtype = next(base.parameters()).dtype
-        return le.to(device=next(base.parameters()).device, dtype=torch.float32).to_base_dtype(
-            dtype
-        )
+        # The LE's own parameters are created in float32; only the device changes (the base
+        # keeps its dtype, bf16 on GPU, without a round trip through float32).
+        return le.to(device=next(base.parameters()).device).to_base_dtype(base.dtype)
 
     def to_base_dtype(self, dtype: torch.dtype) -> LLMEnvironment:
         """Keep the base LM in ``dtype`` (bf16 on GPU) and the LE's own parameters in float32."""
@@ -526,7 +525,6 @@ class LLMEnvironment(nn.Module):
         lost = [k for k in missing if not k.startswith("lm.") or "lora_" in k]
         if lost or unexpected:
             raise ModelLoadError(f"{path}: saved LE does not fit its model ({lost or unexpected})")
-        le.to_base_dtype(le.decoder.dtype)
         le.metrics = dict(meta.get("metrics", {}))
         le.name = str(path)
         for key in users.files:

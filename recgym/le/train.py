@@ -120,8 +120,7 @@ def le_data(config: LEConfig, progress: bool = True) -> LEData:
     if data.interactions is None:
         raise ValueError(f"dataset {config.dataset!r} has no interactions to train an LE on")
     split = leave_one_out(data.interactions)
-    _, histories, _ = split.examples("validation")
-    users, _, targets = split.examples("validation")
+    _, histories, targets = split.examples("validation")
     counts = np.bincount(split.train["item_idx"].to_numpy(), minlength=len(data.items))
     if config.max_items is None:
         item_ids = np.arange(len(data.items))
@@ -138,7 +137,6 @@ def le_data(config: LEConfig, progress: bool = True) -> LEData:
         raise ValueError(
             f"LEConfig.users={config.users} but only {len(train_rows)} users have 2+ events"
         )
-    del users
     return LEData(
         item_ids=item_ids,
         texts=data.items.texts(item_ids.tolist()),
