@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks import bm25_throughput, reward_scoring
+from benchmarks.perf import reward_sweep
 
 
 def test_bm25_throughput_smoke(capsys: pytest.CaptureFixture[str]) -> None:
@@ -22,3 +23,15 @@ def test_reward_scoring_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert "RecSearch-v0: k=1000" in out and "RecSeq-v0: k=5000" in out
     assert out.count("2 prompts x 3 completions = 6") == 2
     assert out.count("same rewards: True") == 2
+
+
+def test_reward_sweep_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    reward_sweep.main(
+        ["--corpora", "zipf-3000", "--prompts", "3", "--group", "4", "--k", "50",
+         "--repeats", "1", "--reference-queries", "2", "--vocab", "2000"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert "zipf-3000: 3000 documents, 12 completions, NDCG@50" in out
+    # The three ways score the same rewards (rank-bm25 on its timed rows).
+    assert "max |NDCG difference| vs recgym: bm25s 0.00e+00, rank-bm25 0.00e+00" in out
+    assert "zipf-3000        recgym" in out and "rank-bm25" in out.split("summary")[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -191,6 +192,20 @@ def test_ties_go_to_the_lower_index_in_every_backend() -> None:
 # --------------------------------------------------------------------------- batching, cache
 
 
+@pytest.mark.parametrize("n_queries", [1, 2, 7])
+def test_rankings_do_not_depend_on_the_number_of_threads(n_queries: int) -> None:
+    docs, queries = _synthetic_corpus(400, n_queries, seed=3)
+    # The commonest word (in most documents) takes the dense path, short queries the sparse one.
+    common = Counter(w for doc in docs for w in set(doc.split()) if w not in ENGLISH_STOP_WORDS)
+    queries = [*queries[:-1], common.most_common(1)[0][0]]
+    results = [
+        BM25Retriever(docs, threads=t, cache_size=0).retrieve(queries, k=50) for t in (1, 2, 3)
+    ]
+    for ids, scores in results[1:]:
+        np.testing.assert_array_equal(ids, results[0][0])
+        np.testing.assert_array_equal(scores, results[0][1])
+
+
 def test_identical_queries_in_a_batch_are_computed_once() -> None:
     r = BM25Retriever(["red dress", "blue shirt", "red shoes"], cache_size=0)
     batch = ["red dress", "Dress, RED!", "the red dress", "blue"]
@@ -289,6 +304,7 @@ def test_long_queries_are_truncated_not_rejected() -> None:
         ({"documents": ["a b", None]}, DataFormatError, "document 1 is NoneType"),
         ({"documents": ["a b"], "item_ids": ["x", "y"]}, DataFormatError, "2 ids for 1"),
         ({"documents": ["a b"], "backend": "lucene"}, UnknownNameError, "bm25s, rank-bm25"),
+        ({"documents": ["a b"], "threads": 0}, DataFormatError, "threads must be >= 1"),
     ],
 )
 def test_construction_errors(kwargs: dict, error: type[RecGymError], message: str) -> None:

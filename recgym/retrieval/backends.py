@@ -35,14 +35,26 @@ class ScoringBackend(ABC):
         corpus_tokens: the analyzed terms of every document, in document order.
         k1: BM25 term-frequency saturation.
         b: BM25 length normalisation.
+        threads: threads that score one batch (``None``: Numba's default, the number of CPUs
+            or ``NUMBA_NUM_THREADS``); backends that score one query at a time ignore it.
     """
 
     name: ClassVar[str]
 
-    def __init__(self, corpus_tokens: Sequence[Sequence[str]], *, k1: float, b: float) -> None:
+    def __init__(
+        self,
+        corpus_tokens: Sequence[Sequence[str]],
+        *,
+        k1: float,
+        b: float,
+        threads: int | None = None,
+    ) -> None:
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1 (or None for Numba's default); got {threads}")
         self.n_docs = len(corpus_tokens)
         self.k1 = k1
         self.b = b
+        self.threads = threads
 
     @abstractmethod
     def scores(self, query: Mapping[str, int]) -> np.ndarray:
@@ -112,66 +124,89 @@ def _push(hs, hi, size, depth, score, doc):
 
 
 @numba.njit(nogil=True, cache=True)
-def _top_from_csc(data, indices, indptr, n_docs, q_ptr, q_terms, q_weights, depths):
-    """Weighted sums of columns of a term × document score matrix, then a top-k per query.
+def _top_one(
+    data, indices, indptr, terms, weights, depth, acc, touched, hs, hi, out_ids, out_scores
+):
+    """One query: weighted sums of columns of a term × document score matrix, then its top-k.
 
-    Selection keeps a bounded heap and compares each matched document with the worst kept
-    hit only, so most documents cost one comparison and nothing is sorted but the result.
+    ``acc`` (all zeros on entry and on return), ``touched``, ``hs`` and ``hi`` are scratch
+    buffers; the ranking goes to ``out_ids``/``out_scores``, best first. Selection keeps a
+    bounded heap and compares each matched document with the worst kept hit only, so most
+    documents cost one comparison and nothing is sorted but the result. Returns its length.
+    """
+    n_docs = len(acc)
+    n_postings = 0
+    for j in range(len(terms)):
+        n_postings += indptr[terms[j] + 1] - indptr[terms[j]]
+    size = 0
+    # Long posting lists: accumulate densely and scan every document in order (sequential
+    # memory beats bookkeeping); short ones: remember which documents were touched. Two
+    # separate loops, so the hot dense one carries no bookkeeping branch.
+    if n_postings * 4 > n_docs:
+        for j in range(len(terms)):
+            term, weight = terms[j], weights[j]
+            for p in range(indptr[term], indptr[term + 1]):
+                acc[indices[p]] += weight * data[p]
+        threshold = np.float32(0.0)  # float32, like the scores: a float64 compare is slower
+        for doc in range(n_docs):
+            score = acc[doc]
+            # Documents come in index order, so an equal score loses to the one kept.
+            if score > threshold:
+                size = _push(hs, hi, size, depth, score, doc)
+                if size == depth:
+                    threshold = hs[0]
+        acc[:] = 0.0
+    else:
+        n_touched = 0
+        for j in range(len(terms)):
+            term, weight = terms[j], weights[j]
+            for p in range(indptr[term], indptr[term + 1]):
+                doc = indices[p]
+                if acc[doc] == 0.0:  # contributions are > 0: 0 means unseen
+                    touched[n_touched] = doc
+                    n_touched += 1
+                acc[doc] += weight * data[p]
+        for r in range(n_touched):
+            doc = touched[r]
+            score = acc[doc]
+            acc[doc] = 0.0
+            if size < depth or score > hs[0] or (score == hs[0] and doc < hi[0]):
+                size = _push(hs, hi, size, depth, score, doc)
+    if size < depth:  # fewer matches than depth: the heap was never built
+        depth = size
+        for pos in range(depth // 2 - 1, -1, -1):
+            _sift_down(hs, hi, depth, pos)
+    # Pop the worst hit to the back until the heap is empty: best-first output.
+    for last in range(depth - 1, -1, -1):
+        out_scores[last], out_ids[last] = hs[0], hi[0]
+        hs[0], hi[0] = hs[last], hi[last]
+        _sift_down(hs, hi, last, 0)
+    return depth
+
+
+@numba.njit(nogil=True, cache=True, parallel=True)
+def _top_from_csc(data, indices, indptr, n_docs, q_ptr, q_terms, q_weights, depths, n_workers):
+    """:func:`_top_one` for every query of a batch, spread over ``n_workers`` threads.
+
+    Worker ``w`` takes queries ``w, w + n_workers, ...`` with its own scratch buffers, so a
+    query's ranking does not depend on the number of workers.
     """
     n_queries = len(q_ptr) - 1
     width = max(1, depths.max()) if n_queries else 1
     out_ids = np.full((n_queries, width), -1, dtype=np.int64)
     out_scores = np.full((n_queries, width), -np.inf, dtype=np.float32)
     counts = np.zeros(n_queries, dtype=np.int64)
-    acc = np.zeros(n_docs, dtype=np.float32)
-    touched = np.empty(n_docs, dtype=np.int64)
-    hs = np.empty(width, dtype=np.float32)
-    hi = np.empty(width, dtype=np.int64)
-    for qi in range(n_queries):
-        n_postings = 0
-        for j in range(q_ptr[qi], q_ptr[qi + 1]):
-            n_postings += indptr[q_terms[j] + 1] - indptr[q_terms[j]]
-        # Long posting lists: accumulate densely and scan every document in order (sequential
-        # memory beats bookkeeping); short ones: remember which documents were touched.
-        dense = n_postings * 4 > n_docs
-        n_touched = 0
-        for j in range(q_ptr[qi], q_ptr[qi + 1]):
-            term, weight = q_terms[j], q_weights[j]
-            for p in range(indptr[term], indptr[term + 1]):
-                doc = indices[p]
-                if not dense and acc[doc] == 0.0:  # contributions are > 0: 0 means unseen
-                    touched[n_touched] = doc
-                    n_touched += 1
-                acc[doc] += weight * data[p]
-        depth = depths[qi]
-        size = 0
-        if dense:
-            threshold = np.float32(0.0)  # float32, like the scores: a float64 compare is slower
-            for doc in range(n_docs):
-                score = acc[doc]
-                # Documents come in index order, so an equal score loses to the one kept.
-                if score > threshold:
-                    size = _push(hs, hi, size, depth, score, doc)
-                    if size == depth:
-                        threshold = hs[0]
-            acc[:] = 0.0
-        else:
-            for r in range(n_touched):
-                doc = touched[r]
-                score = acc[doc]
-                acc[doc] = 0.0
-                if size < depth or score > hs[0] or (score == hs[0] and doc < hi[0]):
-                    size = _push(hs, hi, size, depth, score, doc)
-        if size < depth:  # fewer matches than depth: the heap was never built
-            depth = size
-            for pos in range(depth // 2 - 1, -1, -1):
-                _sift_down(hs, hi, depth, pos)
-        # Pop the worst hit to the back until the heap is empty: best-first output.
-        for last in range(depth - 1, -1, -1):
-            out_scores[qi, last], out_ids[qi, last] = hs[0], hi[0]
-            hs[0], hi[0] = hs[last], hi[last]
-            _sift_down(hs, hi, last, 0)
-        counts[qi] = depth
+    for w in numba.prange(n_workers):
+        acc = np.zeros(n_docs, dtype=np.float32)
+        touched = np.empty(n_docs, dtype=np.int64)
+        hs = np.empty(width, dtype=np.float32)
+        hi = np.empty(width, dtype=np.int64)
+        for qi in range(w, n_queries, n_workers):
+            a, b = q_ptr[qi], q_ptr[qi + 1]
+            counts[qi] = _top_one(
+                data, indices, indptr, q_terms[a:b], q_weights[a:b], depths[qi],
+                acc, touched, hs, hi, out_ids[qi], out_scores[qi],
+            )  # fmt: skip
     return out_ids, out_scores, counts
 
 
@@ -181,13 +216,20 @@ class Bm25sBackend(ScoringBackend):
     bm25s precomputes ``s(t, d)`` for every (term, document) pair as a sparse matrix; a
     Numba kernel sums its columns with query-term counts as weights and selects the top
     documents among those that match, with deterministic tie-breaking, for a whole batch
-    in one call.
+    in one call, its queries spread over ``threads`` threads.
     """
 
     name = "bm25s"
 
-    def __init__(self, corpus_tokens: Sequence[Sequence[str]], *, k1: float, b: float) -> None:
-        super().__init__(corpus_tokens, k1=k1, b=b)
+    def __init__(
+        self,
+        corpus_tokens: Sequence[Sequence[str]],
+        *,
+        k1: float,
+        b: float,
+        threads: int | None = None,
+    ) -> None:
+        super().__init__(corpus_tokens, k1=k1, b=b, threads=threads)
         import bm25s
 
         self.vocab: dict[str, int] = {}
@@ -219,9 +261,10 @@ class Bm25sBackend(ScoringBackend):
         if not queries:
             return []
         ptr, terms, weights = self._encode(queries)
+        workers = min(self.threads or numba.get_num_threads(), len(queries))
         ids, scores, counts = _top_from_csc(
             self._data, self._indices, self._indptr, self.n_docs,
-            ptr, terms, weights, np.asarray(depths, dtype=np.int64),
+            ptr, terms, weights, np.asarray(depths, dtype=np.int64), workers,
         )  # fmt: skip
         # Copies, so that a cached ranking does not keep the whole batch's arrays alive.
         return [
@@ -244,8 +287,15 @@ class RankBM25Backend(ScoringBackend):
 
     name = "rank-bm25"
 
-    def __init__(self, corpus_tokens: Sequence[Sequence[str]], *, k1: float, b: float) -> None:
-        super().__init__(corpus_tokens, k1=k1, b=b)
+    def __init__(
+        self,
+        corpus_tokens: Sequence[Sequence[str]],
+        *,
+        k1: float,
+        b: float,
+        threads: int | None = None,
+    ) -> None:
+        super().__init__(corpus_tokens, k1=k1, b=b, threads=threads)
         self._model = _lucene_rank_bm25(k1, b)([list(doc) for doc in corpus_tokens])
 
     def scores(self, query: Mapping[str, int]) -> np.ndarray:

@@ -83,6 +83,8 @@ class BM25Retriever:
         analyzer: the analyzer for documents and queries (default: a new
             :class:`~recgym.retrieval.analyzer.EnglishAnalyzer`); documents are analyzed with
             its own ``max_tokens`` (normally none), queries with ``max_query_tokens``.
+        threads: threads that score one batch of queries (``None``: Numba's default, the
+            number of CPUs or ``NUMBA_NUM_THREADS``); rankings do not depend on it.
 
     Raises:
         DataFormatError: if ``documents`` is empty or not all strings, or ``item_ids`` has
@@ -103,6 +105,7 @@ class BM25Retriever:
         max_query_tokens: int = 1024,
         cache_size: int = 1024,
         analyzer: EnglishAnalyzer | None = None,
+        threads: int | None = None,
     ) -> None:
         if isinstance(documents, str) or len(documents) == 0:
             raise DataFormatError(
@@ -125,6 +128,10 @@ class BM25Retriever:
             raise UnknownNameError(
                 f"no BM25 backend named {backend!r}; known backends: {', '.join(sorted(BACKENDS))}"
             )
+        if threads is not None and threads < 1:
+            raise DataFormatError(
+                f"threads must be >= 1 (or None for Numba's default); got {threads}"
+            )
         if max_query_tokens < 1 or cache_size < 0:
             raise DataFormatError(
                 f"need max_query_tokens >= 1 and cache_size >= 0; got {max_query_tokens} and "
@@ -138,7 +145,9 @@ class BM25Retriever:
         self._item_ids = np.empty(len(documents), dtype=object)  # 1-D even for tuple ids
         self._item_ids[:] = list(item_ids) if item_ids is not None else range(len(documents))
         corpus_tokens = self.analyzer.analyze_batch(documents, max_tokens=None)
-        self.backend: ScoringBackend = BACKENDS[backend](corpus_tokens, k1=self.k1, b=self.b)
+        self.backend: ScoringBackend = BACKENDS[backend](
+            corpus_tokens, k1=self.k1, b=self.b, threads=threads
+        )
         self._cache: OrderedDict[QueryKey, _Entry] = OrderedDict()
         self._hits = self._misses = self._deduplicated = 0
 
