@@ -14,6 +14,11 @@ The policy loss is token-level PPO-clip (:func:`agents.llm.policy_loss.policy_lo
 optional k3 KL penalty to the reference model. With LoRA the reference is the same model with
 its adapter disabled, so there is no second copy of the weights.
 
+On CUDA, rollouts are sampled by :class:`recgym.llm.static.StaticCacheLLM` (a static KV cache
+and a CUDA-graph decode step, reading the adapter's current weights at every step;
+``fast_generation=False`` goes back to transformers' ``generate``). The log splits each step's
+time into ``generation_seconds``, ``scoring_seconds`` and ``update_seconds``.
+
 Validation runs on a fixed subset of the validation split every ``eval_every`` steps (step 0
 is the untrained model); the best adapter by validation NDCG@10 (``select_metric``) is kept;
 the test split is evaluated once, with that adapter, at the end. Checkpoints make a killed run
@@ -130,6 +135,9 @@ class GRPOConfig:
     """Added to the group std in GRPO's normalisation."""
     sft_min_ndcg: float = 0.0
     """``rs-sft``: keep a group's best completion only if its NDCG@k exceeds this."""
+    fast_generation: bool = True
+    """Sample rollouts with :class:`recgym.llm.static.StaticCacheLLM` (static KV cache, CUDA
+    graphs) on CUDA; the CPU always uses transformers' ``generate``."""
     micro_batch_size: int = 8
     """Completions per forward/backward pass (gradient accumulation over the step's batch)."""
     max_grad_norm: float = 1.0
@@ -346,7 +354,16 @@ class GRPOTrainer(CheckpointedRun):
         torch.manual_seed(config.seed)  # the LoRA initialisation
         self.model = with_lora(llm.model, config) if config.lora else llm.model
         llm.model = self.model  # rollouts and evaluation run the weights being trained
-        self.generator = llm if generator is None else generator
+        if generator is None:
+            from recgym.llm.static import fast_generator
+
+            generator = fast_generator(llm) if config.fast_generation else llm
+            self._sampled_ids = True  # the generator samples with llm's own tokens
+        else:
+            self._sampled_ids = False
+        self.generator = generator
+        self.timing: dict[str, float] = {}
+        """Seconds of the last rollout's generation and scoring."""
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=0.0)
         self.schedule = linear_schedule(self.optimizer, config.warmup_steps, config.max_steps)
@@ -496,7 +513,9 @@ class GRPOTrainer(CheckpointedRun):
         cfg = self.config
         episodes, prompt_ids, generations = self.sample(step, indices, first_row=first_row)
         actions = [cfg.response_prefix + gen.text for gen in generations]
+        start = time.perf_counter()
         scores = self.scorer.score(actions, episodes.tolist(), "train")
+        self.timing["scoring_seconds"] = time.perf_counter() - start
         rewards = np.asarray(scores.rewards, dtype=np.float64)
         metrics = {
             **scores.metrics,
@@ -534,6 +553,7 @@ class GRPOTrainer(CheckpointedRun):
         first = step * len(rows) if first_row is None else first_row
         seeds = [derive_seed(cfg.seed, first + r) for r in range(len(rows))]
         self.model.eval()
+        start = time.perf_counter()
         with self._autocast():
             generations = self.generator.generate(
                 rows,
@@ -544,6 +564,7 @@ class GRPOTrainer(CheckpointedRun):
                 batch_size=len(rows),
                 stop=stop,
             )
+        self.timing["generation_seconds"] = time.perf_counter() - start
         tok = self.llm.tokenizer
         # A rendered chat prompt holds its special tokens already (as HFLLM tokenizes it).
         prompts = [
@@ -560,7 +581,7 @@ class GRPOTrainer(CheckpointedRun):
         return group_advantages(rewards, cfg.samples_per_prompt, cfg.algorithm, cfg.advantage_eps)
 
     def _completion_tokens(self, gen: Generation) -> list[int]:
-        if self.generator is self.llm:
+        if self._sampled_ids:
             # The sampled ids themselves: re-tokenizing the text need not give them back.
             return list(gen.token_ids)
         tok = self.llm.tokenizer
@@ -591,6 +612,7 @@ class GRPOTrainer(CheckpointedRun):
             **stats,
             "lr": float(self.schedule.get_last_lr()[0]),
             "rollout_seconds": t1 - t0,
+            **self.timing,
             "update_seconds": t2 - t1,
             "seconds": self._minutes() * 60,
         }

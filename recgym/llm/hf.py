@@ -111,6 +111,8 @@ class HFLLM:
     Attributes:
         model: the torch module (e.g. to wrap with a LoRA adapter for training).
         tokenizer: the transformers tokenizer.
+        eos_ids: the token ids that end a completion (the model's and the tokenizer's).
+        pad_id: the padding token id.
     """
 
     def __init__(
@@ -131,8 +133,8 @@ class HFLLM:
             tokenizer.pad_token = tokenizer.eos_token
         eos = model.generation_config.eos_token_id
         eos = list(eos) if isinstance(eos, (list, tuple)) else [eos]
-        self._eos_ids = sorted({int(i) for i in [*eos, tokenizer.eos_token_id] if i is not None})
-        self._pad_id = int(tokenizer.pad_token_id)
+        self.eos_ids = sorted({int(i) for i in [*eos, tokenizer.eos_token_id] if i is not None})
+        self.pad_id = int(tokenizer.pad_token_id)
 
     def __repr__(self) -> str:
         return f"HFLLM(name={self.name!r}, device={self.device}, dtype={self.model.dtype})"
@@ -216,8 +218,8 @@ class HFLLM:
         kwargs: dict[str, Any] = {
             "max_new_tokens": max_new_tokens,
             "do_sample": False,
-            "pad_token_id": self._pad_id,
-            "eos_token_id": self._eos_ids,
+            "pad_token_id": self.pad_id,
+            "eos_token_id": self.eos_ids,
         }
         if seeds is not None:
             sampler = PerRowSampler(seeds, temperature, top_p)
@@ -228,14 +230,17 @@ class HFLLM:
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
         new = out[:, enc["input_ids"].shape[1] :].tolist()
-        return [self._finish(ids, text, stop) for ids, text in zip(new, texts, strict=True)]
+        return [self.to_generation(ids, text, stop) for ids, text in zip(new, texts, strict=True)]
 
-    def _finish(self, ids: list[int], prompt: str, stop: Sequence[str] | None) -> Generation:
+    def to_generation(self, ids: list[int], prompt: str, stop: Sequence[str] | None) -> Generation:
+        """A :class:`Generation` from a row of generated ids (padded after its end token):
+        the text up to the end token or the first stop string, and the tokens kept."""
+
         def decode(part: list[int]) -> str:
             return self.tokenizer.decode(part, skip_special_tokens=True)
 
         # A finished row is padded to the batch's length; pad and EOS are often the same id.
-        ends = {*self._eos_ids, self._pad_id}
+        ends = {*self.eos_ids, self.pad_id}
         end = next((i for i, t in enumerate(ids) if t in ends), None)
         body = ids if end is None else ids[:end]
         text = decode(body)
