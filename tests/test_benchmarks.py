@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from benchmarks import bm25_throughput, reward_scoring
-from benchmarks.perf import reward_sweep
+from benchmarks.perf import grpo_step, reward_sweep, rollout
 
 
 def test_bm25_throughput_smoke(capsys: pytest.CaptureFixture[str]) -> None:
@@ -35,3 +37,18 @@ def test_reward_sweep_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     # The three ways score the same rewards (rank-bm25 on its timed rows).
     assert "max |NDCG difference| vs recgym: bm25s 0.00e+00, rank-bm25 0.00e+00" in out
     assert "zipf-3000        recgym" in out and "rank-bm25" in out.split("summary")[1]
+
+
+def test_rollout_smoke(tiny_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rollout.main(["--model", str(tiny_dir), "--batch-sizes", "2", "--max-new-tokens", "4",
+                  "--repeats", "1", "--device", "cpu"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "batch 2:" in out and "recgym vs generate" in out
+    assert out.count("tokens/s") == 2  # no static+compile row on CPU
+
+
+def test_grpo_step_smoke(tiny_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    means = grpo_step.main(["--model", str(tiny_dir), "--prompts", "2", "--group", "2",
+                            "--max-new-tokens", "4", "--steps", "1"])  # fmt: skip
+    assert set(means) == set(grpo_step.PARTS) and all(v > 0 for v in means.values())
+    assert "scoring share" in capsys.readouterr().out
