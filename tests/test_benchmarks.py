@@ -30,13 +30,14 @@ def test_reward_scoring_smoke(capsys: pytest.CaptureFixture[str]) -> None:
 def test_reward_sweep_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     reward_sweep.main(
         ["--corpora", "zipf-3000", "--prompts", "3", "--group", "4", "--k", "50",
-         "--repeats", "1", "--reference-queries", "2", "--vocab", "2000"]
+         "--repeats", "1", "--reference-queries", "2", "--vocab", "2000", "--profile"]
     )  # fmt: skip
     out = capsys.readouterr().out
     assert "zipf-3000: 3000 documents, 12 completions, NDCG@50" in out
     # The three ways score the same rewards (rank-bm25 on its timed rows).
     assert "max |NDCG difference| vs recgym: bm25s 0.00e+00, rank-bm25 0.00e+00" in out
     assert "zipf-3000        recgym" in out and "rank-bm25" in out.split("summary")[1]
+    assert "kernel, 1 thread(s), depth 1 " in out and "NDCG" in out
 
 
 def test_rollout_smoke(tiny_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

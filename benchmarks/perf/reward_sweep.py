@@ -30,12 +30,14 @@ rewards agree. Corpora:
 - ``RecSearch-v0`` / ``RecSeq-v0``: the envs' real catalogs and train episodes, with the
   completions of :func:`benchmarks.reward_scoring.grpo_batch` (the request with words dropped).
 
-It also prints index build times (recgym's includes analyzing the documents; the others get
+``--profile`` adds the time of each part of the recgym way (parsing, query analysis, the
+kernel on 1 and on all threads at depth 1 and at full depth, NDCG). It also prints index
+build times (recgym's includes analyzing the documents; the others get
 analyzed tokens), the size of each index (the arrays of the two sparse indexes; for rank-bm25
 its per-document term-count dicts) and the process's peak resident memory. Run::
 
     python -m benchmarks.perf.reward_sweep [--corpora zipf-10000 zipf-100000 zipf-1000000
-        RecSearch-v0 RecSeq-v0] [--repeats 3] [--reference-queries 24]
+        RecSearch-v0 RecSeq-v0] [--repeats 3] [--reference-queries 24] [--profile]
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 
+import numba
 import numpy as np
 
 from recgym.metrics import ndcg_at_k
@@ -159,7 +162,13 @@ def _queries(completions: Sequence[str]) -> list[str]:
 
 
 def sweep_corpus(
-    batch: Batch, *, k: int, repeats: int, reference_queries: int, skip_rank_bm25: bool
+    batch: Batch,
+    *,
+    k: int,
+    repeats: int,
+    reference_queries: int,
+    skip_rank_bm25: bool,
+    profile: bool = False,
 ) -> dict[str, float]:
     """Build the three indexes over ``batch.documents``, time each way, print and return it."""
     import bm25s
@@ -249,7 +258,49 @@ def sweep_corpus(
     diffs = ", ".join(f"{w} {d:.2e}" for w, d in agree.items() if w != "recgym")
     print(f"  within-batch duplicates scored once by recgym: {duplicates} of {n}; "
           f"max |NDCG difference| vs recgym: {diffs}")  # fmt: skip
+    if profile:
+        profile_recgym(retriever, batch, depth, k, repeats)
     return {f"{way}_s": took for way, took in seconds.items()}
+
+
+def profile_recgym(
+    retriever: BM25Retriever, batch: Batch, depth: int, k: int, repeats: int
+) -> dict[str, float]:
+    """Time the parts of the recgym way one by one (median of ``repeats``) and print them.
+
+    The kernel runs on the batch's distinct queries, on 1 thread and on all threads, at the
+    full depth and at depth 1 (accumulating scores and scanning documents, almost no
+    selection), which separates accumulation from top-k selection.
+    """
+    from recgym.retrieval.bm25 import _query_key
+
+    backend = retriever.backend
+    queries = _queries(batch.completions)
+    terms = retriever.analyzer.analyze_batch(queries, max_tokens=retriever.max_query_tokens)
+    keys = [dict(key) for key in dict.fromkeys(_query_key(t) for t in terms)]
+    ids, _ = retriever.retrieve(queries, depth)
+    parts = {
+        "parse completions": lambda: _queries(batch.completions),
+        "analyze queries": lambda: retriever.analyzer.analyze_batch(
+            queries, max_tokens=retriever.max_query_tokens
+        ),
+        "NDCG": lambda: ndcg_at_k(ids, batch.targets, k),
+    }
+    threads = backend.threads
+    for n_threads in sorted({1, numba.get_num_threads()}):
+        for cut in (1, depth):
+
+            def kernel(n: int = n_threads, d: int = cut) -> object:
+                backend.threads = n
+                return backend.top(keys, [d] * len(keys))
+
+            parts[f"kernel, {n_threads} thread(s), depth {cut}"] = kernel
+    times = {name: _median_time(fn, repeats, lambda: None) for name, fn in parts.items()}
+    backend.threads = threads
+    print(f"  profile of the recgym way ({len(keys)} distinct queries):")
+    for name, took in times.items():
+        print(f"    {name:<32} {took * 1000:9.1f} ms")
+    return times
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -270,6 +321,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dup", type=float, default=0.25,
                         help="probability a zipf completion repeats one of its group")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", action="store_true",
+                        help="also time the parts of the recgym way")  # fmt: skip
     args = parser.parse_args(argv)
     if min(args.prompts, args.group, args.k, args.repeats, args.reference_queries) < 1:
         parser.error("--prompts, --group, --k, --repeats and --reference-queries must be >= 1")
@@ -293,6 +346,7 @@ def main(argv: list[str] | None = None) -> None:
         results[name] = sweep_corpus(
             batch, k=args.k, repeats=args.repeats, reference_queries=args.reference_queries,
             skip_rank_bm25=len(batch.documents) > args.skip_rank_bm25_above,
+            profile=args.profile,
         )  # fmt: skip
         del batch
     print("\nsummary (batch seconds; ratios = way / recgym):")
