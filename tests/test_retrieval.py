@@ -181,6 +181,27 @@ def test_retrieve_equals_sorting_all_scores(seed: int, k: int, n_excluded: int) 
         np.testing.assert_array_equal(scores[row, : len(ranked)], dense[ranked])
 
 
+@pytest.mark.parametrize("k", [1, 10, 100])
+def test_histogram_selection_equals_a_full_sort(k: int) -> None:
+    # 3,000 documents, a third of them copies of 30 templates (exact ties across the
+    # histogram's bins), the rest Zipf text: common words take the dense path, rare ones
+    # the sparse one, and depth k is far below the number of matches.
+    docs, queries = _synthetic_corpus(2000, 12, seed=11)
+    rng = np.random.default_rng(11)
+    docs += [docs[i] for i in rng.integers(0, 30, 1000)]
+    common = Counter(w for doc in docs for w in set(doc.split()) if w not in ENGLISH_STOP_WORDS)
+    queries += [w for w, _ in common.most_common(3)] + [
+        " ".join(w for w, _ in common.most_common(6))
+    ]
+    r = BM25Retriever(docs, cache_size=0)
+    ids, scores = r.retrieve(queries, k=k)
+    for row, query in enumerate(queries):
+        dense = r.scores(query)  # the whole ranking: every match sorted
+        ranked = sorted(np.flatnonzero(dense > 0), key=lambda d: (-dense[d], d))[:k]
+        assert ids[row, : len(ranked)].tolist() == ranked, query
+        np.testing.assert_array_equal(scores[row, : len(ranked)], dense[ranked])
+
+
 def test_ties_go_to_the_lower_index_in_every_backend() -> None:
     docs = ["blue shirt", "red dress", "red dress", "red dress", "other"]
     for backend in BACKEND_NAMES:

@@ -449,6 +449,7 @@ class StaticCacheLLM:
         )  # fmt: skip
         if self.graphs:
             batch.slot.fill_(length - 1)  # warm-up steps write to the last slot, in range
+            batch.sampling = True  # warm up and capture both branches: any temperature replays
             stream = torch.cuda.Stream()
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream), sdpa_kernel(_GRAPH_SDPA), torch.no_grad():
@@ -458,7 +459,6 @@ class StaticCacheLLM:
                     batch.step.zero_()
             torch.cuda.current_stream().wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
-            batch.sampling = True  # capture both branches: the graph serves any temperature
             with torch.cuda.graph(graph), sdpa_kernel(_GRAPH_SDPA), torch.no_grad():
                 self._decode_step(batch)
             batch.graph = graph

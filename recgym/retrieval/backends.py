@@ -86,102 +86,126 @@ def select_top(scores: np.ndarray, depth: int) -> Ranking:
     return candidates[order].astype(np.int64), values[order].astype(np.float32)
 
 
-@numba.njit(nogil=True, cache=True)
-def _sift_down(hs, hi, size, pos):
-    """Restore a heap of hits whose root ``hs[0], hi[0]`` is the worst one kept.
+_BINS = 4096  # histogram bins of the threshold search
 
-    A hit is worse than another if its score is lower, or equal with a higher index.
+
+@numba.njit(nogil=True, cache=True)
+def _boundary_bin(hist, depth):
+    """The lowest bin such that the bins from it up hold at least ``depth`` hits (0 if none)."""
+    total = 0
+    for b in range(len(hist) - 1, -1, -1):
+        total += hist[b]
+        if total >= depth:
+            return b
+    return 0
+
+
+@numba.njit(nogil=True, cache=True)
+def _shrink(scores, docs, n, depth):
+    """Keep (in place, in order) the hits of the score bins that hold the best ``depth``.
+
+    Scores are binned linearly between their min and max; the kept hits are every hit of the
+    boundary bin and above, so at least ``depth`` (or all) remain and ties stay together.
+    Returns how many remain.
     """
-    while True:
-        child = 2 * pos + 1
-        if child >= size:
-            return
-        right = child + 1
-        if right < size and (
-            hs[right] < hs[child] or (hs[right] == hs[child] and hi[right] > hi[child])
-        ):
-            child = right
-        if hs[child] > hs[pos] or (hs[child] == hs[pos] and hi[child] < hi[pos]):
-            return
-        hs[pos], hs[child] = hs[child], hs[pos]
-        hi[pos], hi[child] = hi[child], hi[pos]
-        pos = child
+    lo, hi = scores[0], scores[0]
+    for r in range(1, n):
+        lo, hi = min(lo, scores[r]), max(hi, scores[r])
+    if hi == lo:
+        return n
+    scale = (_BINS - 1) / (hi - lo)
+    hist = np.zeros(_BINS, dtype=np.int64)
+    for r in range(n):
+        hist[int((scores[r] - lo) * scale)] += 1
+    edge = _boundary_bin(hist, depth)
+    kept = 0
+    for r in range(n):
+        if int((scores[r] - lo) * scale) >= edge:
+            scores[kept], docs[kept] = scores[r], docs[r]
+            kept += 1
+    return kept
 
 
 @numba.njit(nogil=True, cache=True)
-def _push(hs, hi, size, depth, score, doc):
-    """Keep a hit that beats the worst kept one (or fills the heap); returns the new size."""
-    if size < depth:
-        hs[size], hi[size] = score, doc
-        size += 1
-        if size == depth:
-            for pos in range(depth // 2 - 1, -1, -1):
-                _sift_down(hs, hi, depth, pos)
-    else:
-        hs[0], hi[0] = score, doc
-        _sift_down(hs, hi, depth, 0)
-    return size
+def _emit(scores, docs, n, depth, in_index_order, out_ids, out_scores):
+    """Write the best ``depth`` of ``n`` hits, by score then lower index; returns how many.
+
+    Many hits are first cut down by score histograms (:func:`_shrink`) to little more than
+    ``depth``; then two stable sorts (by index unless the hits already are in index order,
+    then by score) order them.
+    """
+    while n > 4 * depth:
+        kept = _shrink(scores, docs, n, depth)
+        if kept == n:  # all tied, or no bin to split: sort what is left
+            break
+        n = kept
+    s, d = scores[:n], docs[:n]
+    if not in_index_order:
+        by_doc = np.argsort(d, kind="mergesort")
+        s, d = s[by_doc], d[by_doc]
+    order = np.argsort(-s, kind="mergesort")  # stable: equal scores keep index order
+    k = min(depth, n)
+    for r in range(k):
+        out_ids[r], out_scores[r] = d[order[r]], s[order[r]]
+    return k
 
 
 @numba.njit(nogil=True, cache=True)
-def _top_one(
-    data, indices, indptr, terms, weights, depth, acc, touched, hs, hi, out_ids, out_scores
-):
+def _top_one(data, indices, indptr, terms, weights, depth, acc, cand, touched, out_ids, out_scores):
     """One query: weighted sums of columns of a term × document score matrix, then its top-k.
 
-    ``acc`` (all zeros on entry and on return), ``touched``, ``hs`` and ``hi`` are scratch
-    buffers; the ranking goes to ``out_ids``/``out_scores``, best first. Selection keeps a
-    bounded heap and compares each matched document with the worst kept hit only, so most
-    documents cost one comparison and nothing is sorted but the result. Returns its length.
+    ``acc`` (all zeros on entry and on return), ``cand`` and ``touched`` are scratch buffers;
+    the ranking goes to ``out_ids``/``out_scores``, best first. Returns its length.
+
+    Selection never sorts the matches: a histogram of their scores finds the score bin that
+    holds the ``depth``-th best, only the matches from that bin up are gathered, and those
+    (little more than ``depth``) are sorted.
     """
     n_docs = len(acc)
     n_postings = 0
     for j in range(len(terms)):
         n_postings += indptr[terms[j] + 1] - indptr[terms[j]]
-    size = 0
     # Long posting lists: accumulate densely and scan every document in order (sequential
     # memory beats bookkeeping); short ones: remember which documents were touched. Two
     # separate loops, so the hot dense one carries no bookkeeping branch.
-    if n_postings * 4 > n_docs:
-        for j in range(len(terms)):
-            term, weight = terms[j], weights[j]
-            for p in range(indptr[term], indptr[term + 1]):
-                acc[indices[p]] += weight * data[p]
-        threshold = np.float32(0.0)  # float32, like the scores: a float64 compare is slower
-        for doc in range(n_docs):
-            score = acc[doc]
-            # Documents come in index order, so an equal score loses to the one kept.
-            if score > threshold:
-                size = _push(hs, hi, size, depth, score, doc)
-                if size == depth:
-                    threshold = hs[0]
-        acc[:] = 0.0
-    else:
-        n_touched = 0
+    if n_postings * 4 <= n_docs:
+        n = 0
         for j in range(len(terms)):
             term, weight = terms[j], weights[j]
             for p in range(indptr[term], indptr[term + 1]):
                 doc = indices[p]
                 if acc[doc] == 0.0:  # contributions are > 0: 0 means unseen
-                    touched[n_touched] = doc
-                    n_touched += 1
+                    touched[n] = doc
+                    n += 1
                 acc[doc] += weight * data[p]
-        for r in range(n_touched):
-            doc = touched[r]
-            score = acc[doc]
-            acc[doc] = 0.0
-            if size < depth or score > hs[0] or (score == hs[0] and doc < hi[0]):
-                size = _push(hs, hi, size, depth, score, doc)
-    if size < depth:  # fewer matches than depth: the heap was never built
-        depth = size
-        for pos in range(depth // 2 - 1, -1, -1):
-            _sift_down(hs, hi, depth, pos)
-    # Pop the worst hit to the back until the heap is empty: best-first output.
-    for last in range(depth - 1, -1, -1):
-        out_scores[last], out_ids[last] = hs[0], hi[0]
-        hs[0], hi[0] = hs[last], hi[last]
-        _sift_down(hs, hi, last, 0)
-    return depth
+        for r in range(n):
+            cand[r] = acc[touched[r]]
+            acc[touched[r]] = 0.0
+        return _emit(cand, touched, n, depth, False, out_ids, out_scores)
+    for j in range(len(terms)):
+        term, weight = terms[j], weights[j]
+        for p in range(indptr[term], indptr[term + 1]):
+            acc[indices[p]] += weight * data[p]
+    # The histogram pass of _shrink, straight over the dense scores (0 = no match).
+    hi = np.float32(0.0)
+    for doc in range(n_docs):
+        hi = max(hi, acc[doc])
+    if hi == 0.0:
+        return 0
+    scale = (_BINS - 1) / hi
+    hist = np.zeros(_BINS, dtype=np.int64)
+    for doc in range(n_docs):
+        if acc[doc] > 0.0:
+            hist[int(acc[doc] * scale)] += 1
+    edge = _boundary_bin(hist, depth)
+    n = 0
+    for doc in range(n_docs):
+        score = acc[doc]
+        if score > 0.0 and int(score * scale) >= edge:
+            cand[n], touched[n] = score, doc
+            n += 1
+    acc[:] = 0.0
+    return _emit(cand, touched, n, depth, True, out_ids, out_scores)
 
 
 @numba.njit(nogil=True, cache=True, parallel=True)
@@ -198,14 +222,13 @@ def _top_from_csc(data, indices, indptr, n_docs, q_ptr, q_terms, q_weights, dept
     counts = np.zeros(n_queries, dtype=np.int64)
     for w in numba.prange(n_workers):
         acc = np.zeros(n_docs, dtype=np.float32)
+        cand = np.empty(n_docs, dtype=np.float32)
         touched = np.empty(n_docs, dtype=np.int64)
-        hs = np.empty(width, dtype=np.float32)
-        hi = np.empty(width, dtype=np.int64)
         for qi in range(w, n_queries, n_workers):
             a, b = q_ptr[qi], q_ptr[qi + 1]
             counts[qi] = _top_one(
                 data, indices, indptr, q_terms[a:b], q_weights[a:b], depths[qi],
-                acc, touched, hs, hi, out_ids[qi], out_scores[qi],
+                acc, cand, touched, out_ids[qi], out_scores[qi],
             )  # fmt: skip
     return out_ids, out_scores, counts
 
