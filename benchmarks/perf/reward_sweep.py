@@ -247,7 +247,9 @@ def sweep_corpus(
     print(f"  {'way':<10} {'build s':>8} {'index MiB':>10} {'batch s':>9} {'completions/s':>14}"
           f" {'mean NDCG':>10} {'vs recgym':>10}")  # fmt: skip
     for way, took in seconds.items():
-        note = "" if way != "rank-bm25" else f"  (timed on {min(reference_queries, n)})"
+        rows = len(rewards[way])
+        note = "" if rows == n else f"  (on its {rows} timed rows; recgym's mean there: " \
+            f"{rewards['recgym'][:rows].mean():.4f})"  # fmt: skip
         mean = rewards[way].mean()
         print(f"  {way:<10} {built[way]:>8.2f} {memory[way]:>10.0f} {took:>9.3f} {n / took:>14.1f}"
               f" {mean:>10.4f} {took / seconds['recgym']:>9.1f}x{note}")  # fmt: skip
