@@ -42,10 +42,11 @@ def test_reward_sweep_smoke(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_rollout_smoke(tiny_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rollout.main(["--model", str(tiny_dir), "--batch-sizes", "2", "--max-new-tokens", "4",
-                  "--repeats", "1", "--device", "cpu"])  # fmt: skip
+                  "--repeats", "1", "--device", "cpu", "--profile"])  # fmt: skip
     out = capsys.readouterr().out
     assert "batch 2:" in out and "recgym vs generate" in out
     assert out.count("tokens/s") == 2  # no static+compile row on CPU
+    assert "profile of one recgym call (by cpu_time_total)" in out
 
 
 def test_grpo_step_smoke(tiny_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

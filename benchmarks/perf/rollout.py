@@ -13,7 +13,8 @@ rarely end early) are completed with sampling (temperature 0.6, top-p 0.95,
 
 Every shape runs once untimed (compilation, graph capture) before the timed runs; the script
 prints generated tokens per second (the tokens each row kept, end tokens included), the
-median of ``--repeats`` runs, and the ratios of recgym to the others. Run::
+median of ``--repeats`` runs, and the ratios of recgym to the others; ``--profile`` adds
+torch.profiler's table of one recgym call at the largest batch. Run::
 
     python -m benchmarks.perf.rollout --batch-sizes 64 256 512 --max-new-tokens 128  # GPU
     python -m benchmarks.perf.rollout --batch-sizes 8 32 --max-new-tokens 32  # CPU
@@ -75,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs (median reported)")
     parser.add_argument("--device", default=None, help="default: CUDA when available")
     parser.add_argument("--no-compile", action="store_true", help="skip static cache + compile")
+    parser.add_argument("--profile", action="store_true",
+                        help="torch.profiler table of one recgym call")  # fmt: skip
     args = parser.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     llm = recgym.llm.load(args.model, device=str(device), progress=False)
@@ -125,6 +128,25 @@ def main(argv: list[str] | None = None) -> None:
         ratios = ", ".join(f"vs {w} {rates['recgym'] / r:.2f}x" for w, r in rates.items()
                            if w != "recgym")  # fmt: skip
         print(f"  recgym {ratios}")
+    if args.profile:
+        profile(lambda: ours(prompts_from_catalog(max(args.batch_sizes))), device)
+
+
+def profile(fn: Callable[[], object], device: torch.device) -> None:
+    """Print the operators that took the most device (CUDA) or CPU time in one ``fn()`` call."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with torch_profile(activities=activities) as prof:
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    print(f"\nprofile of one recgym call (by {key}):")
+    print(prof.key_averages().table(sort_by=key, row_limit=15))
 
 
 if __name__ == "__main__":

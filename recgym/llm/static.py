@@ -188,8 +188,16 @@ class StaticCacheLLM:
         self._dtype = dtype
         self._batches: OrderedDict[tuple[int, int], _Batch] = OrderedDict()
         self._layers: list[_Layer] = []
+        self._tensors: dict[str, torch.Tensor] = {}
         self._eos = torch.tensor(llm.eos_ids, dtype=torch.long)
         self._pad_id = llm.pad_id
+        config = llm.model.config
+        self.n_heads: int = config.num_attention_heads
+        self.n_kv: int = getattr(config, "num_key_value_heads", None) or self.n_heads
+        self.head_dim: int = getattr(config, "head_dim", None) or config.hidden_size // self.n_heads
+        self.eps = float(config.rms_norm_eps)
+        rotary = llm.model.get_decoder().rotary_emb
+        self.rope_scale = float(getattr(rotary, "attention_scaling", 1.0))
 
     def __repr__(self) -> str:
         return f"StaticCacheLLM({self.llm!r}, active={self.active})"
@@ -281,11 +289,6 @@ class StaticCacheLLM:
         """
         decoder = self.llm.model.get_decoder()
         dev, dtype = self.device, self.dtype
-        config = self.llm.model.config
-        self.n_heads = config.num_attention_heads
-        self.n_kv = getattr(config, "num_key_value_heads", None) or self.n_heads
-        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.n_heads
-        self.eps = float(config.rms_norm_eps)
         fresh: list[_Layer] = []
         for block in decoder.layers:
             attn, mlp = block.self_attn, block.mlp
@@ -315,7 +318,6 @@ class StaticCacheLLM:
             "lm_head": self.llm.model.get_output_embeddings().weight,
             "inv_freq": decoder.rotary_emb.inv_freq,
         }
-        self.rope_scale = float(getattr(decoder.rotary_emb, "attention_scaling", 1.0))
         if not self._layers:  # first call: allocate the buffers
             self._layers = [
                 _Layer(**{k: _copy(v, dev, dtype) for k, v in vars(layer).items()})

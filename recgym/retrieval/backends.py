@@ -127,6 +127,35 @@ def _shrink(scores, docs, n, depth):
 
 
 @numba.njit(nogil=True, cache=True)
+def _sampled_cut(acc, stride, want):
+    """A score such that about ``want`` documents score at or above it, estimated from every
+    ``stride``-th document's score (0 = no match): the lower edge of a histogram bin."""
+    hi = np.float32(0.0)
+    for doc in range(0, len(acc), stride):
+        hi = max(hi, acc[doc])
+    if hi == 0.0:
+        return np.float32(0.0)
+    scale = (_BINS - 1) / hi
+    hist = np.zeros(_BINS, dtype=np.int64)
+    for doc in range(0, len(acc), stride):
+        if acc[doc] > 0.0:
+            hist[int(acc[doc] * scale)] += 1
+    return np.float32(_boundary_bin(hist, want // stride + 1) / scale)
+
+
+@numba.njit(nogil=True, cache=True)
+def _gather_above(acc, cut, scores, docs):
+    """Every matching document (score > 0) scoring at least ``cut``, in index order."""
+    n = 0
+    for doc in range(len(acc)):
+        score = acc[doc]
+        if score >= cut and score > 0.0:
+            scores[n], docs[n] = score, doc
+            n += 1
+    return n
+
+
+@numba.njit(nogil=True, cache=True)
 def _emit(scores, docs, n, depth, in_index_order, out_ids, out_scores):
     """Write the best ``depth`` of ``n`` hits, by score then lower index; returns how many.
 
@@ -186,6 +215,14 @@ def _top_one(data, indices, indptr, terms, weights, depth, acc, cand, touched, o
         term, weight = terms[j], weights[j]
         for p in range(indptr[term], indptr[term + 1]):
             acc[indices[p]] += weight * data[p]
+    if n_docs >= 64 * depth:
+        # A large corpus: guess a cut from a histogram of every 16th score, one that keeps
+        # about 2 x depth documents, and gather everything at or above it in one pass. Any cut
+        # that keeps at least depth documents is exact; a miss falls through to the full pass.
+        n = _gather_above(acc, _sampled_cut(acc, 16, 2 * depth), cand, touched)
+        if n >= depth:
+            acc[:] = 0.0
+            return _emit(cand, touched, n, depth, True, out_ids, out_scores)
     # The histogram pass of _shrink, straight over the dense scores (0 = no match).
     hi = np.float32(0.0)
     for doc in range(n_docs):
