@@ -24,6 +24,8 @@ from agents.llm.grpo import GRPOConfig, GRPOTrainer
 __all__ = ["PARTS", "main"]
 
 PARTS = ("generation_seconds", "scoring_seconds", "update_seconds")
+RESPONSE_PREFIX = '<answer>{"query": "'
+"""The reply prefix of the GRPO runs in docs/guides/grpo.md."""
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -35,6 +37,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--micro-batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=3, help="timed steps")
+    parser.add_argument("--response-prefix", default=RESPONSE_PREFIX,
+                        help="start of every reply (without it SmolLM2-135M's completions are "
+                        "all malformed: nothing to retrieve, nothing to update)")  # fmt: skip
     parser.add_argument("--slow-generation", action="store_true",
                         help="sample with transformers' generate on CUDA too")  # fmt: skip
     args = parser.parse_args(argv)
@@ -44,6 +49,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             samples_per_prompt=args.group, max_new_tokens=args.max_new_tokens,
             micro_batch_size=args.micro_batch_size, max_steps=args.steps + 1,
             fast_generation=not args.slow_generation, output_dir=out, progress=False,
+            response_prefix=args.response_prefix,
         )  # fmt: skip
         trainer = GRPOTrainer(config)
         trainer._begin()
@@ -59,8 +65,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     tokens = statistics.mean(r["completion_tokens"] for r in records)
     for part, seconds in means.items():
         print(f"  {part.removesuffix('_seconds'):<11} {seconds:8.3f} s  {seconds / total:6.1%}")
-    print(f"  step        {total:8.3f} s; mean completion {tokens:.1f} tokens; "
-          f"scoring share {means['scoring_seconds'] / total:.1%}")  # fmt: skip
+    well_formed = statistics.mean(r["format_ok"] for r in records)
+    share = means["scoring_seconds"] / total
+    print(f"  step        {total:8.3f} s; mean completion {tokens:.1f} tokens, "
+          f"{well_formed:.0%} well-formed; scoring share {share:.1%}")  # fmt: skip
     return means
 
 
