@@ -47,16 +47,16 @@ import itertools
 import os
 import platform
 import resource
-import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 
 import numba
 import numpy as np
 
+from benchmarks.reward_scoring import timed
 from recgym.metrics import ndcg_at_k
 from recgym.retrieval import BM25Retriever
 from recgym.retrieval.backends import Bm25sBackend, RankBM25Backend, select_top
@@ -146,16 +146,6 @@ def _mib(*arrays: np.ndarray) -> float:
     return sum(a.nbytes for a in arrays) / 2**20
 
 
-def _median_time(fn: Callable[[], object], repeats: int, before: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeats):
-        before()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def _queries(completions: Sequence[str]) -> list[str]:
     """The parsed query of each completion ('' for a malformed one: it retrieves nothing)."""
     return [parse_completion(c).query or "" for c in completions]
@@ -235,8 +225,8 @@ def sweep_corpus(
     rewards = {"recgym": recgym_way(), "bm25s": bm25s_way()}
     duplicates = retriever.cache_info().deduplicated
     seconds = {
-        "recgym": _median_time(recgym_way, repeats, retriever.cache_clear),
-        "bm25s": _median_time(bm25s_way, repeats, lambda: None),
+        "recgym": timed(recgym_way, retriever.cache_clear, repeats),
+        "bm25s": timed(bm25s_way, lambda: None, repeats),
     }
     if reference is not None:
         rows = min(reference_queries, n)
@@ -297,7 +287,7 @@ def profile_recgym(
                 return backend.top(keys, [d] * len(keys))
 
             parts[f"kernel, {n_threads} thread(s), depth {cut}"] = kernel
-    times = {name: _median_time(fn, repeats, lambda: None) for name, fn in parts.items()}
+    times = {name: timed(fn, lambda: None, repeats) for name, fn in parts.items()}
     backend.threads = threads
     print(f"  profile of the recgym way ({len(keys)} distinct queries):")
     for name, took in times.items():

@@ -55,6 +55,11 @@ class ScoringBackend(ABC):
         self.k1 = k1
         self.b = b
         self.threads = threads
+        self.build(corpus_tokens)
+
+    @abstractmethod
+    def build(self, corpus_tokens: Sequence[Sequence[str]]) -> None:
+        """Index the analyzed documents (called once, by ``__init__``; a backend implements it)."""
 
     @abstractmethod
     def scores(self, query: Mapping[str, int]) -> np.ndarray:
@@ -281,21 +286,15 @@ class Bm25sBackend(ScoringBackend):
 
     name = "bm25s"
 
-    def __init__(
-        self,
-        corpus_tokens: Sequence[Sequence[str]],
-        *,
-        k1: float,
-        b: float,
-        threads: int | None = None,
-    ) -> None:
-        super().__init__(corpus_tokens, k1=k1, b=b, threads=threads)
+    def build(self, corpus_tokens: Sequence[Sequence[str]]) -> None:
         import bm25s
 
         self.vocab: dict[str, int] = {}
         matrix = {"data": [], "indices": [], "indptr": [0]}
         if any(corpus_tokens):  # bm25s divides by the mean length, 0 without any term
-            index = bm25s.BM25(k1=k1, b=b, method="lucene", idf_method="lucene", backend="numpy")
+            index = bm25s.BM25(
+                k1=self.k1, b=self.b, method="lucene", idf_method="lucene", backend="numpy"
+            )
             index.index([list(doc) for doc in corpus_tokens], show_progress=False)
             self.vocab, matrix = dict(index.vocab_dict), index.scores
         self._data = np.ascontiguousarray(matrix["data"], dtype=np.float32)
@@ -347,16 +346,8 @@ class RankBM25Backend(ScoringBackend):
 
     name = "rank-bm25"
 
-    def __init__(
-        self,
-        corpus_tokens: Sequence[Sequence[str]],
-        *,
-        k1: float,
-        b: float,
-        threads: int | None = None,
-    ) -> None:
-        super().__init__(corpus_tokens, k1=k1, b=b, threads=threads)
-        self._model = _lucene_rank_bm25(k1, b)([list(doc) for doc in corpus_tokens])
+    def build(self, corpus_tokens: Sequence[Sequence[str]]) -> None:
+        self._model = _lucene_rank_bm25(self.k1, self.b)([list(doc) for doc in corpus_tokens])
 
     def scores(self, query: Mapping[str, int]) -> np.ndarray:
         tokens = [term for term, count in query.items() for _ in range(count)]
