@@ -16,6 +16,7 @@ from recgym.metrics import (
     ndcg_at_k,
     recall_at_k,
     target_ranks,
+    top_k,
 )
 
 
@@ -121,3 +122,28 @@ def test_target_ranks_are_pessimistic_and_mask_history() -> None:
     assert ndcg_at_k(np.argsort(-scores[:1], kind="stable"), np.array([2]), 10) == pytest.approx(
         1 / math.log2(ranks[0] + 2)
     )
+
+
+@pytest.mark.parametrize("k", [1, 3, 7, 20])
+def test_top_k_partition_and_sort_paths_agree(k: int) -> None:
+    # k <= n / 4 takes the partition path, larger k the full sort; both must equal a plain
+    # stable sort: ties to the lower index, -inf items as -1, fewer than k left padded.
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal((50, 30)).astype(np.float32)
+    scores[:, :4] = 1.5  # ties above the rest
+    scores[:, 20:28] = -np.inf
+    scores[3] = 0.0  # a row of ties
+    scores[4, :25] = -np.inf  # fewer than k items left
+    items, best = top_k(scores, k)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    want = np.take_along_axis(scores, order, axis=1)
+    np.testing.assert_array_equal(best, want)
+    np.testing.assert_array_equal(items, np.where(np.isneginf(want), -1, order))
+
+
+def test_top_k_ranks_nan_scores_last() -> None:
+    scores = np.array([[0.5, np.nan, 2.0, -np.inf, 1.0, 0.1, 0.2, 0.3]], dtype=np.float32)
+    items, _ = top_k(scores, 1)
+    assert items.tolist() == [[2]]
+    items, _ = top_k(scores, 8)
+    assert items[0, :6].tolist() == [2, 4, 0, 7, 6, 5] and items[0, 6] == -1 and items[0, 7] == 1

@@ -35,7 +35,6 @@ from recgym.error import DataFormatError, UnknownNameError
 from recgym.le import FakeUserModel
 from recgym.metrics import top_k
 from recgym.wrappers import LEAWrapper, LEView, LoggedSequences, rating_rewards
-from recgym.wrappers.lea import _top_k
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -276,17 +275,6 @@ def test_recgym_wrappers_import_no_torch() -> None:
     code = "import recgym.wrappers, sys; print('torch' in sys.modules, 'agents' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
-
-
-def test_fast_top_k_matches_recgym_metrics() -> None:
-    rng = np.random.default_rng(0)
-    scores = rng.standard_normal((50, 30)).astype(np.float32)
-    scores[:, :4] = 1.5  # ties above the rest
-    scores[:, 20:28] = -np.inf
-    scores[3] = 0.0
-    scores[4, :25] = -np.inf  # fewer than k items left
-    for k in (1, 3, 7):
-        assert np.array_equal(_top_k(scores, k), top_k(scores, k)[0])
 
 
 # --- configuration -------------------------------------------------------------------------

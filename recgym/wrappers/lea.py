@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from recgym.le.base import UserModel
+from recgym.metrics import top_k
 from recgym.wrappers.logged import LoggedSequences
 
 __all__ = ["LEAWrapper", "LEView"]
@@ -215,7 +216,7 @@ class LEAWrapper:
             blocked = blocked | (first[None, :] <= np.arange(steps)[:, None])
         np.putmask(scores, blocked, -np.inf)
         scores[np.arange(steps), seq[1:]] = -np.inf  # the logged next item
-        return _top_k(scores, self.k)
+        return top_k(scores, self.k)[0]
 
     def _reward(self, active: list[int]) -> None:
         """RM rewards of every proposal, one ``rewards_along`` pass for all sequences."""
@@ -252,20 +253,3 @@ class LEAWrapper:
     def n_proposals(self) -> int:
         """The number of proposals made (``-1`` slots not counted)."""
         return int(sum((p >= 0).sum() for p in self.proposals))
-
-
-def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """The items of :func:`recgym.metrics.top_k` (best first, ties to the lower index, ``-1``
-    for ``-inf``), by partition instead of a full sort: 4-5x faster on ``(700, 1682)`` rows,
-    which matters over every transition of a dataset."""
-    n = scores.shape[1]
-    kth = np.partition(scores, n - k, axis=1)[:, n - k : n - k + 1]
-    above = scores > kth
-    # Fill up to k with the lowest-index items tied with the k-th score.
-    tied = scores == kth
-    take = above | (tied & (np.cumsum(tied, axis=1) <= k - above.sum(axis=1, keepdims=True)))
-    items = np.nonzero(take)[1].reshape(-1, k)
-    values = np.take_along_axis(scores, items, axis=1)
-    order = np.argsort(-values, axis=1, kind="stable")
-    items = np.take_along_axis(items, order, axis=1)
-    return np.where(np.isneginf(np.take_along_axis(values, order, axis=1)), -1, items)
