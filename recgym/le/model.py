@@ -340,25 +340,37 @@ class LLMEnvironment(nn.Module):
         return max(0, ((length - 1) // self.window - 1) * self.window)
 
     @torch.no_grad()
-    def _along(
-        self, sequences: list[np.ndarray], candidates: list[np.ndarray | None], rm: bool
-    ) -> list[list[np.ndarray]]:
-        jobs = self.jobs(sequences, candidates, rm)
-        out: list[list[np.ndarray]] = [[] for _ in sequences]
+    def run(self, jobs: Sequence[Job], rm: bool) -> list[np.ndarray]:
+        """One forward pass per :attr:`batch_size` jobs; per job, the SM's unit states
+        ``(positions, state_dim)`` from ``out_from`` on (``rm=False``) or the RM's raw scores
+        ``(m, k)`` of its candidates, before calibration (``rm=True``)."""
+        out: list[np.ndarray] = []
         self.eval()
         for i in range(0, len(jobs), self.batch_size):
             chunk = jobs[i : i + self.batch_size]
             batch = self.pack(chunk)
             hidden = self.hidden("rm" if rm else "sm", batch)
-            for b, job in enumerate(chunk):
+            for b in range(len(chunk)):
                 if rm:
                     rows = batch.candidate_rows[b]
                     assert rows is not None
-                    values = self.scores(hidden[b, rows.to(self.device)]).double().cpu().numpy()
-                    out[job.seq].append(1.0 / (1.0 + np.exp(-(values - float(self.calibration)))))
+                    out.append(self.scores(hidden[b, rows.to(self.device)]).double().cpu().numpy())
                 else:
                     rows = batch.history_rows[b].to(self.device)
-                    out[job.seq].append(self.state_vectors(hidden[b, rows]).cpu().numpy())
+                    out.append(self.state_vectors(hidden[b, rows]).cpu().numpy())
+        return out
+
+    def _probability(self, scores: np.ndarray) -> np.ndarray:
+        """Calibrated RM rewards of raw scores: ``sigmoid(score - calibration)``."""
+        return 1.0 / (1.0 + np.exp(-(scores - float(self.calibration))))
+
+    def _along(
+        self, sequences: list[np.ndarray], candidates: list[np.ndarray | None], rm: bool
+    ) -> list[list[np.ndarray]]:
+        jobs = self.jobs(sequences, candidates, rm)
+        out: list[list[np.ndarray]] = [[] for _ in sequences]
+        for job, values in zip(jobs, self.run(jobs, rm), strict=True):
+            out[job.seq].append(self._probability(values) if rm else values)
         return out
 
     def states_along(self, sequences: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -403,18 +415,9 @@ class LLMEnvironment(nn.Module):
             mean = self.item_vectors().mean(axis=0)
             out[[i for i, h in enumerate(hs) if not len(h)]] = mean / np.linalg.norm(mean)
         if filled:
-            with torch.no_grad():
-                self.eval()
-                for i in range(0, len(filled), self.batch_size):
-                    rows = filled[i : i + self.batch_size]
-                    hist = [hs[r] for r in rows]
-                    batch = self.windows(
-                        hist, [len(h) - 1 for h in hist], [None] * len(hist), [None] * len(hist)
-                    )
-                    hidden = self.hidden("sm", batch)
-                    last = torch.tensor([len(h) - 1 for h in hist], device=self.device)
-                    picked = hidden[torch.arange(len(hist), device=self.device), last]
-                    out[rows] = self.state_vectors(picked).cpu().numpy()
+            # One job per history: the whole (cut) history, the state at its last position.
+            jobs = [Job(i, hs[i], len(hs[i]) - 1, None, None, 0) for i in filled]
+            out[filled] = np.concatenate(self.run(jobs, rm=False))
         return out
 
     def item_vectors(self) -> np.ndarray:
@@ -426,30 +429,18 @@ class LLMEnvironment(nn.Module):
 
     def rewards(self, histories: Sequence[np.ndarray], items: np.ndarray) -> np.ndarray:
         """Calibrated RM rewards of one candidate after each history."""
-        return 1.0 / (1.0 + np.exp(-(self.rm_scores(histories, items) - float(self.calibration))))
+        return self._probability(self.rm_scores(histories, items))
 
     def rm_scores(self, histories: Sequence[np.ndarray], items: np.ndarray) -> np.ndarray:
         """``(B,)`` float64 raw RM scores (before calibration) of one candidate per history."""
         hs = [h[self.read_from(len(h)) :] for h in check_histories(histories, self.n_items)]
         cand = check_items(items, self.n_items, len(hs))
-        out = np.empty(len(hs), dtype=np.float64)
-        with torch.no_grad():
-            self.eval()
-            for i in range(0, len(hs), self.batch_size):
-                hist = hs[i : i + self.batch_size]
-                batch = self.windows(
-                    hist,
-                    [len(h) for h in hist],
-                    [cand[i + b : i + b + 1, None] for b in range(len(hist))],
-                    [np.array([len(h) - 1]) for h in hist],
-                )
-                hidden = self.hidden("rm", batch)
-                rows = torch.stack(
-                    [r.reshape(-1)[0] for r in batch.candidate_rows if r is not None]
-                )
-                picked = hidden[torch.arange(len(hist), device=self.device), rows.to(self.device)]
-                out[i : i + len(hist)] = self.scores(picked).double().cpu().numpy()
-        return out
+        # One job per history: its candidate follows the history's last position.
+        jobs = [
+            Job(i, h, len(h), cand[i : i + 1, None], np.array([len(h) - 1]), 0)
+            for i, h in enumerate(hs)
+        ]
+        return np.array([scores[0, 0] for scores in self.run(jobs, rm=True)], dtype=np.float64)
 
     def invalidate(self) -> None:
         """Forget cached action vectors (call after changing the weights)."""
