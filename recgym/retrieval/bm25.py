@@ -215,8 +215,11 @@ class BM25Retriever:
         """
         excluded = self._check_args(queries, k, exclude)
         n_docs = len(self)
-        term_lists = self.analyzer.analyze_batch(queries, max_tokens=self.max_query_tokens)
-        keys = [_query_key(terms) for terms in term_lists]
+        # Sampled completions often repeat: analyze each distinct text once (pure Python).
+        texts = list(dict.fromkeys(queries))
+        analyzed = self.analyzer.analyze_batch(texts, max_tokens=self.max_query_tokens)
+        key_of = {text: _query_key(terms) for text, terms in zip(texts, analyzed, strict=True)}
+        keys = [key_of[query] for query in queries]
         depths = [min(k + len(ex), n_docs) for ex in excluded]
         rankings = self._rankings(keys, depths)
         ids = np.full((len(queries), k), -1, dtype=np.int64)
