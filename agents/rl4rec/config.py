@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.seqrec.config import SeqRecConfig, default_config
+from agents.seqrec.config import SeqRecConfig, check_fields, default_config
 from recgym.error import UnknownNameError
 
 __all__ = ["ALGOS", "VARIANTS", "RL4RecConfig", "variant_config"]
@@ -138,12 +137,7 @@ def variant_config(
     """
     if variant not in VARIANTS:
         raise UnknownNameError(f"no rl4rec variant named {variant!r}; known: {', '.join(VARIANTS)}")
-    fields = {f.name for f in dataclasses.fields(RL4RecConfig)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise TypeError(
-            f"unknown RL4RecConfig fields {unknown}; fields: {', '.join(sorted(fields))}"
-        )
+    check_fields(RL4RecConfig, overrides)
     values: dict[str, Any] = {"algo": algo, **overrides, **VARIANTS[variant]}
     if backbone is not None:
         values["backbone"] = backbone

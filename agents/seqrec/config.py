@@ -8,7 +8,7 @@ from typing import Any
 
 from recgym.error import UnknownNameError
 
-__all__ = ["DEFAULTS", "SeqRecConfig", "default_config"]
+__all__ = ["DEFAULTS", "SeqRecConfig", "check_fields", "default_config"]
 
 
 @dataclass(frozen=True)
@@ -89,10 +89,16 @@ def default_config(name: str, **overrides: Any) -> SeqRecConfig:
     """
     if name not in DEFAULTS:
         raise UnknownNameError(f"no seqrec model named {name!r}; known: {', '.join(DEFAULTS)}")
-    fields = {f.name for f in dataclasses.fields(SeqRecConfig)}
+    check_fields(SeqRecConfig, overrides)
+    return SeqRecConfig(**{**DEFAULTS[name], **overrides})
+
+
+def check_fields(cls: type, overrides: Any) -> None:
+    """Raise ``TypeError`` naming every key of ``overrides`` that is not a field of the
+    dataclass ``cls``, and listing the fields."""
+    fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise TypeError(
-            f"unknown SeqRecConfig fields {unknown}; the fields are: {', '.join(sorted(fields))}"
+            f"unknown {cls.__name__} fields {unknown}; the fields are: {', '.join(sorted(fields))}"
         )
-    return SeqRecConfig(**{**DEFAULTS[name], **overrides})
