@@ -192,8 +192,8 @@ def _top_one(data, indices, indptr, terms, weights, depth, acc, cand, touched, o
     the ranking goes to ``out_ids``/``out_scores``, best first. Returns its length.
 
     Selection never sorts the matches: a histogram of their scores finds the score bin that
-    holds the ``depth``-th best, only the matches from that bin up are gathered, and those
-    (little more than ``depth``) are sorted.
+    holds the ``depth``-th best, only the matches from that bin up are kept, and those
+    (little more than ``depth``) are sorted (:func:`_emit`).
     """
     n_docs = len(acc)
     n_postings = 0
@@ -228,24 +228,8 @@ def _top_one(data, indices, indptr, terms, weights, depth, acc, cand, touched, o
         if n >= depth:
             acc[:] = 0.0
             return _emit(cand, touched, n, depth, True, out_ids, out_scores)
-    # The histogram pass of _shrink, straight over the dense scores (0 = no match).
-    hi = np.float32(0.0)
-    for doc in range(n_docs):
-        hi = max(hi, acc[doc])
-    if hi == 0.0:
-        return 0
-    scale = (_BINS - 1) / hi
-    hist = np.zeros(_BINS, dtype=np.int64)
-    for doc in range(n_docs):
-        if acc[doc] > 0.0:
-            hist[int(acc[doc] * scale)] += 1
-    edge = _boundary_bin(hist, depth)
-    n = 0
-    for doc in range(n_docs):
-        score = acc[doc]
-        if score > 0.0 and int(score * scale) >= edge:
-            cand[n], touched[n] = score, doc
-            n += 1
+    # Every match, in index order; _emit's histograms cut them down to about depth.
+    n = _gather_above(acc, np.float32(0.0), cand, touched)
     acc[:] = 0.0
     return _emit(cand, touched, n, depth, True, out_ids, out_scores)
 
