@@ -20,6 +20,7 @@ __all__ = [
     "Message",
     "Prompt",
     "as_messages",
+    "batch_rows",
     "check_prompts",
     "check_sampling",
     "cut_at_stop",
@@ -164,6 +165,19 @@ def check_sampling(max_new_tokens: int, temperature: float, top_p: float) -> Non
         raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+
+
+def batch_rows(batch_size: int | None, default: int | None, n: int) -> int:
+    """Prompts per forward batch: ``batch_size``, else the backend's ``default``, else all
+    ``n`` (at least 1).
+
+    Raises:
+        ValueError: the chosen size is < 1.
+    """
+    size = batch_size if batch_size is not None else default
+    if size is not None and size < 1:
+        raise ValueError(f"batch_size must be >= 1 (or None for one batch), got {size}")
+    return size or max(n, 1)
 
 
 def row_seeds(seed: int | Sequence[int] | None, n: int) -> list[int]:

@@ -18,6 +18,7 @@ from recgym.llm.base import (
     Generation,
     Prompt,
     as_messages,
+    batch_rows,
     check_prompts,
     check_sampling,
     cut_at_stop,
@@ -183,10 +184,7 @@ class HFLLM:
         check_sampling(max_new_tokens, temperature, top_p)
         texts = [self.chat_prompt(p) if chat else str(p) for p in prompts]
         seeds = row_seeds(seed, len(texts)) if temperature > 0 else None
-        size = batch_size if batch_size is not None else self.batch_size
-        if size is not None and size < 1:
-            raise ValueError(f"batch_size must be >= 1 (or None for one batch), got {size}")
-        size = size or max(len(texts), 1)
+        size = batch_rows(batch_size, self.batch_size, len(texts))
         results: list[Generation] = []
         for start in range(0, len(texts), size):
             rows = slice(start, start + size)

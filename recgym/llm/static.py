@@ -42,7 +42,14 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from recgym.llm.base import Generation, Prompt, check_prompts, check_sampling, row_seeds
+from recgym.llm.base import (
+    Generation,
+    Prompt,
+    batch_rows,
+    check_prompts,
+    check_sampling,
+    row_seeds,
+)
 from recgym.llm.hf import HFLLM
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "StaticCacheLLM", "fast_generator", "uniform_from_seeds"]
@@ -260,10 +267,7 @@ class StaticCacheLLM:
         check_sampling(max_new_tokens, temperature, top_p)
         texts = [self.chat_prompt(p) if chat else str(p) for p in prompts]
         seeds = row_seeds(seed, len(texts)) if temperature > 0 else [0] * len(texts)
-        size = batch_size if batch_size is not None else self.llm.batch_size
-        if size is not None and size < 1:
-            raise ValueError(f"batch_size must be >= 1 (or None for one batch), got {size}")
-        size = size or max(len(texts), 1)
+        size = batch_rows(batch_size, self.llm.batch_size, len(texts))
         self.refresh_weights()
         results: list[Generation] = []
         # The decoder picks its own dtypes; a caller's autocast (a trainer's) must not recast.
