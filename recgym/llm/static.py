@@ -300,10 +300,10 @@ class StaticCacheLLM:
             biases = [b for _, b in parts if b is not None]
             if biases and len(biases) != 3:
                 raise ValueError("q/k/v projections must all have biases or none")
-            gate, up = _linear(mlp.gate_proj)[0], _linear(mlp.up_proj)[0]
+            (gate, g_bias), (up, u_bias) = _linear(mlp.gate_proj), _linear(mlp.up_proj)
             o, o_bias = _linear(attn.o_proj)
             down, d_bias = _linear(mlp.down_proj)
-            if o_bias is not None or d_bias is not None or _linear(mlp.gate_proj)[1] is not None:
+            if any(b is not None for b in (o_bias, g_bias, u_bias, d_bias)):
                 raise ValueError("biased o_proj or MLP layers are not supported")
             fresh.append(
                 _Layer(
