@@ -13,6 +13,7 @@ import gymnasium as gym
 from agents.baselines import FixedTextAgent, HistoryAgent, RandomWordsAgent, RawQueryAgent
 from agents.next_item import ItemScoresAgent
 from agents.ranking import RandomOrderAgent, RetrieverOrderAgent
+from agents.recuser import PopularItemAgent, RandomItemAgent
 from agents.sb3 import SB3Agent  # imports stable-baselines3 only when a model is loaded
 from recgym.agent import Agent
 
@@ -21,6 +22,8 @@ __all__ = [
     "FixedTextAgent",
     "HistoryAgent",
     "ItemScoresAgent",
+    "PopularItemAgent",
+    "RandomItemAgent",
     "RandomOrderAgent",
     "RandomWordsAgent",
     "RawQueryAgent",
@@ -97,6 +100,8 @@ AGENTS: dict[str, Callable[[gym.Env[Any, Any], dict[str, Any]], Agent]] = {
     "sb3": lambda env, kw: SB3Agent.from_env(env, **kw),
     "popularity": lambda env, kw: ItemScoresAgent.popularity(**kw),
     "seqrec": lambda env, kw: ItemScoresAgent.seqrec(**kw),
+    "random-item": lambda env, kw: RandomItemAgent.from_env(env, **kw),
+    "popular-item": lambda env, kw: PopularItemAgent.from_env(env, **kw),
 }
 """Agent factories by name: ``(env, kwargs) -> agent``."""
 

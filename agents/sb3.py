@@ -275,13 +275,57 @@ class SB3Agent:
             self._check_shape(obs.shape, space, None)
         return np.stack(selected)
 
-    def act_batch(self, observations: Sequence[Any]) -> list[Any]:
-        """The model's actions for a batch of env observations, from one ``predict`` call."""
+    def act_batch(
+        self, observations: Sequence[Any], action_masks: np.ndarray | None = None
+    ) -> list[Any]:
+        """The model's actions for a batch of env observations, from one ``predict`` call.
+
+        With ``action_masks`` (``(B, n)`` bool, a ``Discrete(n)`` model only) the actions come
+        from the model's action scores with the disallowed actions removed: the Q-values of a
+        DQN-style model (``q_net``: always the best allowed action), else the logits of its
+        categorical policy (PPO, A2C: the best allowed action when deterministic, else a draw
+        from the policy renormalised over the allowed actions).
+        """
         if not observations:
             return []
         batch = self._stack([self._select(o) for o in observations])
+        if action_masks is not None:
+            return self._masked(batch, np.asarray(action_masks, dtype=bool))
         actions, _ = self.model.predict(batch, deterministic=self.deterministic)
         return list(actions)
+
+    def _masked(self, batch: Any, masks: np.ndarray) -> list[int]:
+        import torch
+
+        space = self.model.action_space
+        if not isinstance(space, spaces.Discrete):
+            raise ValueError(f"action masks need a Discrete action space; the model's is {space}")
+        if masks.shape != (len(masks), space.n) or not masks.any(axis=1).all():
+            raise ValueError(
+                f"action_masks must be (batch, {space.n}) with an allowed action in every row; "
+                f"got shape {masks.shape}"
+            )
+        policy: Any = self.model.policy  # an actor-critic or a DQN policy, by the algorithm
+        tensor, _ = policy.obs_to_tensor(batch)
+        q_net: Any = getattr(self.model, "q_net", None)
+        with torch.no_grad():
+            if q_net is not None:
+                scores = q_net(tensor)
+            else:
+                dist = policy.get_distribution(tensor).distribution
+                scores = getattr(dist, "logits", None)
+                if scores is None:
+                    raise ValueError(
+                        f"{self.algo}'s policy has no categorical logits to mask; action masks "
+                        "need a DQN-style q_net or a categorical policy"
+                    )
+            allowed = torch.as_tensor(masks, device=scores.device)
+            scores = scores.masked_fill(~allowed, -torch.inf)
+            if self.deterministic or q_net is not None:
+                chosen = scores.argmax(dim=1)
+            else:
+                chosen = torch.distributions.Categorical(logits=scores).sample()
+        return [int(a) for a in chosen.cpu().numpy()]
 
     def act(self, observation: Any) -> Any:
         """The model's action for one env observation."""

@@ -43,10 +43,11 @@ def _run(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     import recgym  # noqa: F401 (registers the envs)
+    from benchmarks.episodes import split_kwargs
     from benchmarks.runner import append_rows, build_agent, evaluate
     from benchmarks.table import markdown_table
 
-    env = gym.make(args.env, split=args.split, **args.env_kwargs)
+    env = gym.make(args.env, **split_kwargs(args.env, args.split, args.env_kwargs))
     agent = build_agent(args.agent, env, args.agent_kwargs)
     env.close()
     # The row's command is built from the episodes actually played (a split may be shorter).

@@ -26,84 +26,28 @@ import argparse
 import json
 import platform
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from agents.recuser import PopularItemAgent, RandomItemAgent
+from benchmarks.episodes import play_episodes
 from benchmarks.runner import summarize
-from recgym.envs.user import RecUserVectorEnv, logged_users
+from recgym.agent import Agent, reset_agent
 
-__all__ = ["evaluate", "main", "popularity_policy", "random_policy"]
-
-Policy = Callable[[Any, np.ndarray], np.ndarray]
-"""``(observations, action masks) -> actions`` for a batch of users."""
-
-_EVAL_SEED = 10_000
+__all__ = ["evaluate", "main"]
 
 
-def evaluate(policy: Policy, episodes: int, **env_kwargs: Any) -> dict[str, np.ndarray]:
-    """Play ``episodes`` episodes at once (episode ``j``: user ``j`` modulo the users, reset seed
-    ``10_000 + j``); per episode ``return``, ``length`` and ``taken`` (items accepted)."""
-    env = RecUserVectorEnv(episodes, **env_kwargs)
-    n_users = len(env.batch.logged)
-    obs, _ = env.reset(
-        seed=[_EVAL_SEED + j for j in range(episodes)],
-        options={"user": [j % n_users for j in range(episodes)]},
-    )
-    returns = np.zeros(episodes)
-    lengths = np.zeros(episodes, dtype=np.int64)
-    taken = np.zeros(episodes, dtype=np.int64)
-    live = np.ones(episodes, dtype=bool)
-    while live.any():
-        actions = policy(obs, env.action_masks())
-        obs, rewards, terminated, truncated, info = env.step(actions)
-        returns += np.where(live, rewards, 0.0)
-        lengths += live
-        taken += live & np.asarray(info["accepted"], dtype=bool)
-        live &= ~(terminated | truncated)  # next-step autoreset: later steps are ignored
-    env.close()
-    return {"return": returns, "length": lengths, "taken": taken}
-
-
-def random_policy(seed: int) -> Policy:
-    """Uniform over each user's unseen items."""
-    rng = np.random.default_rng(seed)
-
-    def act(obs: Any, masks: np.ndarray) -> np.ndarray:
-        del obs
-        return np.array([rng.choice(np.flatnonzero(m)) for m in masks])
-
-    return act
-
-
-def popularity_policy(counts: np.ndarray) -> Policy:
-    """The unseen item with the highest count (ties: the lower index)."""
-
-    def act(obs: Any, masks: np.ndarray) -> np.ndarray:
-        del obs
-        return np.where(masks, counts[None, :], -np.inf).argmax(axis=1)
-
-    return act
-
-
-def sb3_policy(model: Any) -> Policy:
-    """A trained SB3 model, greedy over the unseen items: its Q-values (DQN) or action logits
-    (PPO, A2C) with the seen items masked out, the same action mask the baselines use."""
-    import torch
-
-    def act(obs: Any, masks: np.ndarray) -> np.ndarray:
-        tensor, _ = model.policy.obs_to_tensor(obs)
-        with torch.no_grad():
-            if hasattr(model, "q_net"):
-                scores = model.q_net(tensor)
-            else:
-                scores = model.policy.get_distribution(tensor).distribution.logits
-        values = scores.cpu().numpy().astype(np.float64)
-        return np.where(masks, values, -np.inf).argmax(axis=1)
-
-    return act
+def evaluate(agent: Agent, episodes: int, **env_kwargs: Any) -> dict[str, np.ndarray]:
+    """Play the fixed held-out episodes (:func:`benchmarks.episodes.play_episodes`: episode
+    ``j`` is user ``j`` with reset seed ``10_000 + j``); per-episode ``return``, ``length`` and
+    ``taken`` (items accepted)."""
+    values, _ = play_episodes(
+        "RecUser-v0", agent, split="test", episodes=episodes, env_kwargs=env_kwargs,
+        batch_size=episodes,
+    )  # fmt: skip
+    return values
 
 
 def _algo_kwargs(algo: str, n_envs: int) -> dict[str, Any]:
@@ -166,25 +110,38 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=None, help="write results.json here")
+    parser.add_argument(
+        "--save-dir", type=Path, default=None, help="save each model as ALGO-seedS.zip here"
+    )
     args = parser.parse_args(argv)
 
+    import gymnasium as gym
     import torch
 
+    from agents.sb3 import SB3Agent
+
     env_kwargs = {"le": args.le, "le_kwargs": args.le_kwargs, **args.env_kwargs}
-    eval_kwargs = {**env_kwargs, "users": "test"}
-    counts = np.bincount(
-        np.concatenate(logged_users(args.le, args.le_kwargs or None, "train")),
-        minlength=RecUserVectorEnv(1, **env_kwargs).model.n_items,
-    ).astype(np.float64)
-    randoms = [evaluate(random_policy(s), args.episodes, **eval_kwargs) for s in args.seeds]
-    popular = evaluate(popularity_policy(counts), args.episodes, **eval_kwargs)
-    rows = [_row("random", randoms, None), _row("popularity", [popular], None)]
+    probe = gym.make("RecUser-v0", **env_kwargs)
+    popular = PopularItemAgent.from_env(probe)
+    random_agent = RandomItemAgent.from_env(probe)
+    probe.close()
+    randoms = []
+    for seed in args.seeds:
+        reset_agent(random_agent, seed)
+        randoms.append(evaluate(random_agent, args.episodes, **env_kwargs))
+    rows = [
+        _row("random", randoms, None),
+        _row("popularity", [evaluate(popular, args.episodes, **env_kwargs)], None),
+    ]
     for algo in args.algos:
         runs, minutes = [], 0.0
         for seed in args.seeds:
             model, took = train(algo, seed, args.timesteps, args.n_envs, env_kwargs)
             minutes += took
-            runs.append(evaluate(sb3_policy(model), args.episodes, **eval_kwargs))
+            if args.save_dir is not None:
+                args.save_dir.mkdir(parents=True, exist_ok=True)
+                model.save(args.save_dir / f"{algo.lower()}-seed{seed}.zip")
+            runs.append(evaluate(SB3Agent.from_model(model), args.episodes, **env_kwargs))
         rows.append(_row(algo, runs, round(minutes / len(args.seeds), 2)))
 
     device = (

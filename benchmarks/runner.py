@@ -1,10 +1,12 @@
-"""The leaderboard runner: evaluate any agent on a recgym text env and record one reproducible row.
+"""The leaderboard runner: evaluate any agent on a recgym env and record one reproducible row.
 
 :func:`evaluate` plays the first ``episodes`` episodes of a split (the split's fixed order, so
-every agent sees the same episodes) once per seed, scores them with the env's batched scorer and
-returns a JSON-serialisable row: the env and its full arguments, the agent and its config, the
-metric means with 95 % confidence intervals, the data digest, the commit, package versions,
-device, wall time and the ``python -m benchmarks run ...`` command that regenerates it.
+every agent sees the same episodes) once per seed and returns a JSON-serialisable row. A
+one-step text env's episodes are scored with its batched scorer; an interactive env
+(``RecUser-v0``) is played step by step, its split being its ``users`` (see
+:mod:`benchmarks.episodes`). The row holds the env and its full arguments, the agent and its
+config, the metric means with 95 % confidence intervals, the data digest, the commit, package
+versions, device, wall time and the ``python -m benchmarks run ...`` command that regenerates it.
 :func:`append_rows` / :func:`load_rows` keep rows in a JSON-lines file (one row per line).
 
 Statistics. With ``S`` seeds and ``N`` episodes, each episode's metric is first averaged over
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -36,6 +39,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +48,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import recgym
+from benchmarks.episodes import episode_kwargs, is_episodic, play_episodes
 from recgym.agent import Agent, act_batch, reset_agent
 
 __all__ = [
@@ -59,7 +64,8 @@ __all__ = [
 ]
 
 METRICS = ("reward", "format_ok")
-"""The metrics every row has besides the env's ``info`` metrics (``ndcg@10`` ...)."""
+"""The metrics every text env row has besides the env's ``info`` metrics (``ndcg@10`` ...);
+interactive env rows have :data:`benchmarks.episodes.EPISODE_METRICS`."""
 
 _REPO = Path(__file__).resolve().parents[1]
 _VERSIONED = ("numpy", "gymnasium", "torch", "transformers", "peft", "stable-baselines3")
@@ -213,13 +219,16 @@ def evaluate(
     """Evaluate ``agent`` on the first ``episodes`` episodes of ``split``, once per seed.
 
     Args:
-        env_id: a registered text env (``"RecSearch-v0"``, ``"RecSeq-v0"``).
+        env_id: a registered text env (``"RecSearch-v0"``, ``"RecSeq-v0"``) or interactive
+            env (``"RecUser-v0"``: the agent gets the action masks if its ``act_batch`` takes
+            ``action_masks``).
         agent: anything with ``act`` (and optionally ``act_batch``, ``reset``, ``config``).
         agent_name: the name in the row (a key of ``agents.AGENTS`` or ``module:Class``).
         agent_config: recorded as the row's ``agent_config``; default ``agent.config()`` if
             the agent has it, else the ``agent_kwargs``.
         agent_kwargs: the constructor arguments, for the row's ``command``.
-        split: ``"train"``, ``"validation"`` or ``"test"``.
+        split: ``"train"``, ``"validation"`` or ``"test"`` (``RecUser-v0``: ``"train"``, the
+            LE's training users, or ``"test"``, held-out users).
         episodes: how many episodes, from the start of the split (fewer if it has fewer).
         seeds: the agent is reset with each seed in turn and plays every episode.
         env_kwargs: extra ``gym.make`` arguments (``{"k": 100}``).
@@ -240,16 +249,94 @@ def evaluate(
     if episodes < 1 or batch_size < 1:
         raise ValueError(f"episodes and batch_size must be >= 1; got {episodes}, {batch_size}")
     start = time.perf_counter()
-    env = gym.make(env_id, split=split, **dict(env_kwargs or {}))
+    bar = (
+        tqdm(total=episodes * len(seeds), desc=f"{env_id} {agent_name}", unit="ep", file=sys.stderr)
+        if progress is True
+        else None
+    )
+
+    def report(seed_index: int, done: int, *, total: int) -> None:
+        if bar is not None:
+            bar.total = total * len(seeds)
+            bar.n = seed_index * total + done
+            bar.refresh()
+        elif callable(progress):
+            progress(
+                f"  {env_id} {agent_name} seed {seeds[seed_index]} ({seed_index + 1}/"
+                f"{len(seeds)}): {done}/{total} episodes, {time.perf_counter() - start:.0f} s"
+            )
+
+    play = _play_episodic if is_episodic(env_id) else _play_text
+    try:
+        played = play(
+            env_id, agent, seeds=seeds, split=split, episodes=episodes,
+            env_kwargs=env_kwargs or {}, batch_size=batch_size, report=report,
+        )  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
+    metrics = {key: summarize(np.stack(rows)) for key, rows in played.per_seed.items()}
+    if agent_config is None:
+        config = getattr(agent, "config", None)
+        agent_config = config() if callable(config) else dict(agent_kwargs or {})
+    default_command = build_command(
+        env_id, agent_name, agent_kwargs=agent_kwargs, split=split, episodes=played.episodes,
+        seeds=seeds, env_kwargs=env_kwargs, batch_size=batch_size, budget=budget,
+        budget_device=budget_device,
+    )  # fmt: skip
+    return {
+        "env_id": env_id,
+        "env_version": _env_version(env_id),
+        "env_kwargs": played.env_kwargs,
+        "agent": agent_name,
+        "agent_config": json.loads(json.dumps(dict(agent_config), default=str)),
+        "split": split,
+        "episodes": played.episodes,
+        "seeds": seeds,
+        "metrics": metrics,
+        "data_version": played.data_version,
+        "k": played.k,
+        "reward": played.reward,
+        "commit": git_commit(),
+        "versions": _versions(),
+        "device": _device(),
+        "wall_seconds": round(time.perf_counter() - start, 3),
+        "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "budget": budget,
+        "budget_device": budget_device,
+        "command": command or default_command,
+    }
+
+
+@dataclass
+class _Played:
+    """What one env's evaluation loop hands to the row: per metric, one array per seed."""
+
+    per_seed: dict[str, list[np.ndarray]]
+    episodes: int
+    env_kwargs: dict[str, Any]
+    data_version: str
+    k: int | None
+    reward: str
+
+
+def _play_text(
+    env_id: str,
+    agent: Agent,
+    *,
+    seeds: list[int],
+    split: str,
+    episodes: int,
+    env_kwargs: Mapping[str, Any],
+    batch_size: int,
+    report: Callable[..., None],
+) -> _Played:
+    """A one-step text env: the first ``episodes`` prompts of the split, scored in batches."""
+    env = gym.make(env_id, split=split, **dict(env_kwargs))
     try:
         scorer: Any = env.unwrapped
         n = min(int(episodes), scorer.num_episodes(split))
         per_seed: dict[str, list[np.ndarray]] = {}
-        bar = (
-            tqdm(total=n * len(seeds), desc=f"{env_id} {agent_name}", unit="ep", file=sys.stderr)
-            if progress is True
-            else None
-        )
         for s, seed in enumerate(seeds):
             reset_agent(agent, seed)
             parts: dict[str, list[np.ndarray]] = {}
@@ -264,51 +351,43 @@ def evaluate(
                 }
                 for key, value in values.items():
                     parts.setdefault(key, []).append(np.asarray(value, dtype=np.float64))
-                if bar is not None:
-                    bar.update(len(indices))
-                elif callable(progress):
-                    progress(
-                        f"  {env_id} {agent_name} seed {seed} ({s + 1}/{len(seeds)}): "
-                        f"{indices[-1] + 1}/{n} episodes, {time.perf_counter() - start:.0f} s"
-                    )
+                report(s, indices[-1] + 1, total=n)
             for key, chunks in parts.items():
                 per_seed.setdefault(key, []).append(np.concatenate(chunks))
-        if bar is not None:
-            bar.close()
-        metrics = {key: summarize(np.stack(rows)) for key, rows in per_seed.items()}
-        if agent_config is None:
-            config = getattr(agent, "config", None)
-            agent_config = config() if callable(config) else dict(agent_kwargs or {})
-        default_command = build_command(
-            env_id, agent_name, agent_kwargs=agent_kwargs, split=split, episodes=n,
-            seeds=seeds, env_kwargs=env_kwargs, batch_size=batch_size, budget=budget,
-            budget_device=budget_device,
+        return _Played(
+            per_seed, n, _full_kwargs(env), str(scorer.task.data_version), int(scorer.k),
+            str(scorer.reward_name),
         )  # fmt: skip
-        row: dict[str, Any] = {
-            "env_id": env_id,
-            "env_version": _env_version(env_id),
-            "env_kwargs": _full_kwargs(env),
-            "agent": agent_name,
-            "agent_config": json.loads(json.dumps(dict(agent_config), default=str)),
-            "split": split,
-            "episodes": n,
-            "seeds": seeds,
-            "metrics": metrics,
-            "data_version": scorer.task.data_version,
-            "k": int(scorer.k),
-            "reward": scorer.reward_name,
-            "commit": git_commit(),
-            "versions": _versions(),
-            "device": _device(),
-            "wall_seconds": round(time.perf_counter() - start, 3),
-            "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "budget": budget,
-            "budget_device": budget_device,
-            "command": command or default_command,
-        }
     finally:
         env.close()
-    return row
+
+
+def _play_episodic(
+    env_id: str,
+    agent: Agent,
+    *,
+    seeds: list[int],
+    split: str,
+    episodes: int,
+    env_kwargs: Mapping[str, Any],
+    batch_size: int,
+    report: Callable[..., None],
+) -> _Played:
+    """An interactive env (``RecUser-v0``): the fixed episodes of :mod:`benchmarks.episodes`."""
+    per_seed: dict[str, list[np.ndarray]] = {}
+    env: Any = None
+    for s, seed in enumerate(seeds):
+        reset_agent(agent, seed)
+        values, env = play_episodes(
+            env_id, agent, split=split, episodes=episodes, env_kwargs=env_kwargs,
+            batch_size=batch_size, progress=functools.partial(report, s, total=episodes),
+        )  # fmt: skip
+        for key, value in values.items():
+            per_seed.setdefault(key, []).append(value)
+    batch = env.batch
+    return _Played(
+        per_seed, episodes, episode_kwargs(env), batch.data_version, None, batch.reward_name
+    )
 
 
 def append_rows(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:

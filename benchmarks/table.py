@@ -1,11 +1,11 @@
 """Leaderboard rows (see :mod:`benchmarks.runner`) as Markdown: one table per env id.
 
 Rows are sorted by each env's main metric (NDCG@10; for ``RecRank-v0`` its full-ranking
-equivalent), best first; each metric cell is ``mean ± ci95`` (the 95 % Student-t
-interval over episodes), and the commands that regenerate the rows follow each table. Rows that
-:func:`benchmarks.store.check_rows` found stale (a non-empty ``stale`` list) are listed under
-their env's table with the reasons, never ranked in it. Every string that comes from a row is
-escaped, so an agent name cannot inject Markdown or HTML.
+equivalent; for ``RecUser-v0`` the episode return), best first; each metric cell is
+``mean ± ci95`` (the 95 % Student-t interval over episodes), and the commands that regenerate
+the rows follow each table. Rows that :func:`benchmarks.store.check_rows` found stale (a
+non-empty ``stale`` list) are listed under their env's table with the reasons, never ranked in
+it. Every string that comes from a row is escaped, so an agent name cannot inject Markdown or HTML.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ ENV_METRICS: dict[str, tuple[str, ...]] = {
     ),
     "RecNext-v0": ("reward", "ndcg@10", "ndcg@20", "hit@5", "hit@10", "hit@20"),
     "RecPref-v0": ("reward", "ndcg@10", "ndcg@5", "hit@1", "hit@5", "hit@10"),
+    "RecUser-v0": ("reward", "return", "length", "taken"),
 }  # fmt: skip
 """Columns of the envs whose metrics differ from :data:`DEFAULT_METRICS`."""
 
@@ -96,7 +97,8 @@ def budget_label(row: Mapping[str, Any]) -> str:
 
 
 def _setting(row: Mapping[str, Any]) -> str:
-    return f"k={row.get('k')}, reward={row.get('reward')}, data {row.get('data_version')}"
+    k = "" if row.get("k") is None else f"k={row.get('k')}, "  # an interactive env has no k
+    return f"{k}reward={row.get('reward')}, data {row.get('data_version')}"
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,23 @@
 An agent is anything with ``act(observation) -> action``. It may also offer
 ``act_batch(observations) -> actions`` (an LLM generates a batch at once) and
 ``reset(seed=...)`` (re-seed its sampling before an evaluation run).
+
+Masked actions. An env with a ``Discrete`` action space may say which actions are allowed now
+(``RecUser-v0``: the items the user has not seen, ``env.action_masks()``). An agent that can use
+that takes it as a keyword, ``act_batch(observations, action_masks=...)`` with one boolean row
+per observation, as sb3-contrib's ``MaskablePPO.predict(..., action_masks=...)`` does; an agent
+without that keyword is given observations only.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Agent", "act_batch", "reset_agent"]
+import numpy as np
+
+__all__ = ["Agent", "act_batch", "reset_agent", "takes_action_masks"]
 
 
 @runtime_checkable
@@ -22,11 +31,37 @@ class Agent(Protocol):
         ...
 
 
-def act_batch(agent: Agent, observations: Sequence[Any]) -> list[Any]:
-    """The agent's actions for a batch: its ``act_batch`` if it has one, else ``act`` per item."""
+def takes_action_masks(agent: Agent) -> bool:
+    """Whether the agent's ``act_batch`` takes an ``action_masks`` keyword."""
+    batched = getattr(agent, "act_batch", None)
+    if batched is None:
+        return False
+    try:
+        return "action_masks" in inspect.signature(batched).parameters
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        return False
+
+
+def act_batch(
+    agent: Agent, observations: Sequence[Any], action_masks: np.ndarray | None = None
+) -> list[Any]:
+    """The agent's actions for a batch: its ``act_batch`` if it has one, else ``act`` per item.
+
+    ``action_masks`` (``(B, n_actions)`` bool, True = allowed) goes to agents whose
+    ``act_batch`` takes it (:func:`takes_action_masks`); other agents act without it.
+    """
     batched = getattr(agent, "act_batch", None)
     if batched is not None:
-        actions = list(batched(list(observations)))
+        if action_masks is not None and takes_action_masks(agent):
+            masks = np.asarray(action_masks, dtype=bool)
+            if masks.ndim != 2 or len(masks) != len(observations):
+                raise ValueError(
+                    f"action_masks must be a (batch, n_actions) array with one row per "
+                    f"observation ({len(observations)}); got shape {masks.shape}"
+                )
+            actions = list(batched(list(observations), action_masks=masks))
+        else:
+            actions = list(batched(list(observations)))
         if len(actions) != len(observations):
             raise ValueError(
                 f"{type(agent).__name__}.act_batch returned {len(actions)} actions for "

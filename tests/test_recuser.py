@@ -22,6 +22,7 @@ from gymnasium.utils.env_checker import check_env, data_equivalence
 from gymnasium.vector import AutoresetMode
 
 import recgym
+from agents.recuser import PopularItemAgent
 from recgym.envs import user as user_module
 from recgym.envs.user import (
     RecUserEnv,
@@ -606,8 +607,8 @@ def test_sb3_comparison_benchmark_plays_every_agent_on_the_same_episodes(tmp_pat
         assert row["return"] >= 0 and 1 <= row["length"] <= 20
     # The same episodes: a fixed policy scores the same twice.
     kw = {"le": "fake", "le_kwargs": {"n_items": 20}, "users": "test"}
-    counts = np.arange(20, dtype=np.float64)
-    first = recuser_sb3.evaluate(recuser_sb3.popularity_policy(counts), 12, **kw)
-    again = recuser_sb3.evaluate(recuser_sb3.popularity_policy(counts), 12, **kw)
+    agent = PopularItemAgent(np.arange(20, dtype=np.float64))
+    first = recuser_sb3.evaluate(agent, 12, **kw)
+    again = recuser_sb3.evaluate(agent, 12, **kw)
     np.testing.assert_array_equal(first["return"], again["return"])
     assert (first["taken"] <= first["length"]).all()

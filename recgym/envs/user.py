@@ -14,10 +14,12 @@ batch of N, and ``agents.sb3_vec.RecUserVecEnv`` the same batch for Stable-Basel
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeAlias
 
 import gymnasium as gym
@@ -272,6 +274,18 @@ class UserBatch:
     def logged(self) -> list[np.ndarray]:
         """The logged histories of the users (:func:`logged_users`)."""
         return logged_users(self.le, self.le_kwargs, self.users, self.n_users)
+
+    reward_name = "rm-probability"
+    """What the reward is, for leaderboard rows."""
+
+    @property
+    def data_version(self) -> str:
+        """A digest of the user model's identity (a trained LE's cache folder name, which digests
+        its configuration; ``"fake"``) and the split's logged users, for leaderboard rows."""
+        digest = hashlib.sha256(Path(str(getattr(self.model, "name", self.le))).name.encode())
+        for history in self.logged:
+            digest.update(np.asarray(history, dtype=np.int64).tobytes() + b"|")
+        return digest.hexdigest()[:12]
 
     # ----- episodes ---------------------------------------------------------------------------
 
