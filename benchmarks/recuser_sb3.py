@@ -1,6 +1,7 @@
 """Stable-Baselines3 agents on ``RecUser-v0`` against random and popularity.
 
-Each SB3 algorithm (default DQN, PPO, A2C; ``MlpPolicy`` on the SM state) trains for
+Each SB3 algorithm (default DQN, PPO, A2C and sb3-contrib's MaskablePPO; ``MlpPolicy`` on the
+SM state; ``--algos`` takes names or ``module:Class``) trains for
 ``--timesteps`` steps on the LE's training users (``users="train"``) through the batched
 ``agents.sb3_vec.RecUserVecEnv``, once per seed. Every agent then plays the same
 ``--episodes`` evaluation episodes on the held-out users (``users="test"``): episode ``j``
@@ -11,8 +12,9 @@ histories and acceptance draws (one uniform per step, whatever the action). The 
 - *popularity*: the unseen item most often taken by the LE's training users.
 
 SB3 policies act greedily over the unseen items (Q-values or action logits with the action
-mask applied), as the baselines do; they train without the mask, so a seen item costs them a
-rejection and reward 0 while learning. It prints, per agent, the mean episode return (± 95 %
+mask applied, :class:`agents.sb3.SB3Agent`), as the baselines do. DQN, PPO and A2C train
+without the mask, so a seen item costs them a rejection and reward 0 while learning;
+MaskablePPO trains with it (``env_method("action_masks")`` of the VecEnv). It prints, per agent, the mean episode return (± 95 %
 interval over episodes, averaged over seeds), the mean episode length (steps before the user
 left or the time limit), the share of recommendations taken, and the training minutes; and
 writes the rows to ``--out`` as JSON. Run::
@@ -50,9 +52,14 @@ def evaluate(agent: Agent, episodes: int, **env_kwargs: Any) -> dict[str, np.nda
     return values
 
 
+def _name(algo: str) -> str:
+    """The row name of ``algo``: ``"sb3_contrib:MaskablePPO"`` → ``"MaskablePPO"``."""
+    return algo.rpartition(":")[2]
+
+
 def _algo_kwargs(algo: str, n_envs: int) -> dict[str, Any]:
     # Small rollouts and buffers: a training run is a few thousand LE steps on a CPU.
-    if algo == "PPO":
+    if _name(algo) in ("PPO", "MaskablePPO"):
         return {"n_steps": max(16, 256 // n_envs), "batch_size": 64, "n_epochs": 4}
     if algo == "A2C":
         return {"n_steps": 8}
@@ -104,7 +111,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--le", default="ml-100k-smollm2", help="user model name ('fake' too)")
     parser.add_argument("--le-kwargs", type=json.loads, default={}, help="JSON, e.g. device")
     parser.add_argument("--env-kwargs", type=json.loads, default={}, help="JSON, RecUser-v0")
-    parser.add_argument("--algos", nargs="*", default=["DQN", "PPO", "A2C"])
+    parser.add_argument(
+        "--algos", nargs="*", default=["DQN", "PPO", "A2C", "sb3_contrib:MaskablePPO"]
+    )
     parser.add_argument("--timesteps", type=int, default=4096)
     parser.add_argument("--n-envs", type=int, default=8)
     parser.add_argument("--episodes", type=int, default=100)
@@ -140,9 +149,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             minutes += took
             if args.save_dir is not None:
                 args.save_dir.mkdir(parents=True, exist_ok=True)
-                model.save(args.save_dir / f"{algo.lower()}-seed{seed}.zip")
+                model.save(args.save_dir / f"{_name(algo).lower()}-seed{seed}.zip")
             runs.append(evaluate(SB3Agent.from_model(model), args.episodes, **env_kwargs))
-        rows.append(_row(algo, runs, round(minutes / len(args.seeds), 2)))
+        rows.append(_row(_name(algo), runs, round(minutes / len(args.seeds), 2)))
 
     device = (
         f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

@@ -23,6 +23,8 @@ from gymnasium.vector import AutoresetMode
 
 import recgym
 from agents.recuser import PopularItemAgent
+from agents.sb3 import SB3Agent
+from benchmarks.runner import evaluate
 from recgym.envs import user as user_module
 from recgym.envs.user import (
     RecUserEnv,
@@ -596,11 +598,25 @@ def test_sb3_comparison_benchmark_plays_every_agent_on_the_same_episodes(tmp_pat
 
     from benchmarks import recuser_sb3
 
-    argv = ["--le", "fake", "--le-kwargs", '{"n_items": 20}', "--algos", "A2C", "--seeds", "0"]
+    argv = ["--le", "fake", "--le-kwargs", '{"n_items": 20}', "--seeds", "0"]
+    argv += ["--algos", "A2C", "sb3_contrib:MaskablePPO", "--save-dir", str(tmp_path / "models")]
     argv += ["--timesteps", "64", "--n-envs", "4", "--episodes", "12", "--out", str(tmp_path)]
     rows = {r["agent"]: r for r in recuser_sb3.main(argv)}
-    assert set(rows) == {"random", "popularity", "A2C"}
+    assert set(rows) == {"random", "popularity", "A2C", "MaskablePPO"}
     assert json.loads((tmp_path / "results.json").read_text())["rows"][2]["agent"] == "A2C"
+    # The saved models play on the leaderboard with the same episodes and masks.
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [
+        "a2c-seed0.zip",
+        "maskableppo-seed0.zip",
+    ]
+    env = gym.make("RecUser-v0", **FAKE)
+    agent = SB3Agent.from_env(
+        env, algo="sb3_contrib:MaskablePPO", path=str(tmp_path / "models" / "maskableppo-seed0")
+    )
+    row = evaluate(
+        "RecUser-v0", agent, agent_name="sb3", split="test", episodes=12, env_kwargs=FAKE
+    )
+    assert row["metrics"]["return"]["mean"] == pytest.approx(rows["MaskablePPO"]["return"])
     # Every episode lasts at least `patience` steps unless the user takes something, and the
     # masked agents never recommend a seen item, so no return is below zero.
     for row in rows.values():
