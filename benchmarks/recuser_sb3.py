@@ -14,10 +14,10 @@ histories and acceptance draws (one uniform per step, whatever the action). The 
 SB3 policies act greedily over the unseen items (Q-values or action logits with the action
 mask applied, :class:`agents.sb3.SB3Agent`), as the baselines do. DQN, PPO and A2C train
 without the mask, so a seen item costs them a rejection and reward 0 while learning;
-MaskablePPO trains with it (``env_method("action_masks")`` of the VecEnv). It prints, per agent, the mean episode return (± 95 %
-interval over episodes, averaged over seeds), the mean episode length (steps before the user
-left or the time limit), the share of recommendations taken, and the training minutes; and
-writes the rows to ``--out`` as JSON. Run::
+MaskablePPO trains with it (``env_method("action_masks")`` of the VecEnv). It prints, per
+agent, the mean episode return (± 95 % interval over episodes, averaged over seeds), the mean
+episode length (steps before the user left or the time limit), the share of recommendations
+taken, and the training minutes; and writes the rows to ``--out`` as JSON. Run::
 
     python -m benchmarks.recuser_sb3 [--le ml-100k-smollm2] [--timesteps 4096] [--seeds 0 1 2]
 """
