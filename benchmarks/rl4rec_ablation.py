@@ -64,9 +64,13 @@ def run(
     max_len: int = 100,
     max_epochs: int | None = None,
     users: int | None = None,
+    overrides: dict[str, Any] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Train and evaluate every (algorithm, variant, seed); return the results record.
+
+    ``overrides`` sets other :class:`agents.rl4rec.RL4RecConfig` fields in every cell (e.g.
+    ``{"q_weight": 0.1}``); a variant's own settings win over them.
 
     Raises:
         UnknownNameError: an unknown variant or algorithm.
@@ -93,8 +97,7 @@ def run(
                 variant,
                 "sqn" if algo == "ce" else algo,
                 backbone=default_config(backbone, seed=seed, max_len=max_len, **extra),
-                le=le,
-                le_kwargs=dict(le_kwargs or {}),
+                **{"le": le, "le_kwargs": dict(le_kwargs or {}), **dict(overrides or {})},
             )
             inputs = None
             if config.uses_le:
@@ -134,6 +137,7 @@ def run(
         "le": le,
         "le_kwargs": dict(le_kwargs or {}),
         "le_seconds": round(le_seconds, 2),
+        "overrides": dict(overrides or {}),
         "protocol": (
             "leave-one-out by time, full ranking, history excluded, CE-head scores; "
             "early stopping on validation NDCG@10; mean ± 95% t-interval over seeds"
@@ -168,8 +172,9 @@ def table(record: dict[str, Any]) -> str:
     lines += [
         "",
         f"MovieLens-100k test split, {record['users']} users, {seeds} seed(s), LE "
-        f"`{record['le']}` (its passes took {record['le_seconds']:.0f} s); commit "
-        f"{record['commit']}.",
+        f"`{record['le']}` (its passes took {record['le_seconds']:.0f} s)"
+        + "".join(f", {k}={v}" for k, v in record.get("overrides", {}).items())
+        + f"; commit {record['commit']}.",
         "",
         f"    {record['command']}",
     ]
@@ -189,6 +194,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-epochs", type=int, default=None)
     parser.add_argument("--users", type=int, default=None, help="first N users only")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=JSON",
+        help="an RL4RecConfig field for every cell, e.g. --set q_weight=0.1 (repeatable)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
@@ -196,6 +208,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         le_kwargs = json.loads(args.le_kwargs)
     except json.JSONDecodeError as err:
         parser.error(f"--le-kwargs must be a JSON object: {err}")
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        field, sep, value = item.partition("=")
+        if not sep or not field:
+            parser.error(f"--set takes FIELD=JSON (e.g. q_weight=0.1); got {item!r}")
+        try:
+            overrides[field] = json.loads(value)
+        except json.JSONDecodeError as err:
+            parser.error(f"--set {field}: the value must be JSON: {err}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     record = run(
@@ -208,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_len=args.max_len,
         max_epochs=args.max_epochs,
         users=args.users,
+        overrides=overrides,
         progress=args.progress,
     )
     given = sys.argv[1:] if argv is None else list(argv)

@@ -398,3 +398,21 @@ def test_ablation_script_runs_end_to_end(
     assert "| sqn | rm |" in out and "HR@10" in (tmp_path / "table.md").read_text()
     with pytest.raises(UnknownNameError, match="no rl4rec variant named 'bogus'"):
         main(["--variants", "bogus", "--users", "5", "--out", str(tmp_path)])
+
+
+def test_ablation_overrides_reach_every_cell(tmp_path: Path) -> None:
+    from benchmarks.rl4rec_ablation import main
+
+    args = ["--users", "20", "--max-epochs", "1", "--seeds", "0", "--max-len", "20"]
+    args += ["--variants", "base", "rating", "--algos", "sqn", "--out", str(tmp_path)]
+    assert main([*args, "--set", "q_weight=0.25", "--set", "gamma=0.9"]) == 0
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert record["overrides"] == {"q_weight": 0.25, "gamma": 0.9}
+    for row in record["rows"]:
+        config = row["runs"][0]["config"]
+        assert config["q_weight"] == 0.25 and config["gamma"] == 0.9
+    assert "q_weight=0.25" in (tmp_path / "table.md").read_text()
+    with pytest.raises(SystemExit):
+        main([*args, "--set", "q_weight"])
+    with pytest.raises(TypeError, match="no_such_field"):
+        main([*args, "--set", "no_such_field=1"])
