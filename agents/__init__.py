@@ -100,6 +100,7 @@ AGENTS: dict[str, Callable[[gym.Env[Any, Any], dict[str, Any]], Agent]] = {
     "sb3": lambda env, kw: SB3Agent.from_env(env, **kw),
     "popularity": lambda env, kw: ItemScoresAgent.popularity(**kw),
     "seqrec": lambda env, kw: ItemScoresAgent.seqrec(**kw),
+    "rl4rec": lambda env, kw: ItemScoresAgent.rl4rec(**kw),
     "random-item": lambda env, kw: RandomItemAgent.from_env(env, **kw),
     "popular-item": lambda env, kw: PopularItemAgent.from_env(env, **kw),
 }

@@ -1,4 +1,5 @@
-"""Full-catalog recommenders as ``RecNext-v0`` agents: popularity and the seqrec models.
+"""Full-catalog recommenders as ``RecNext-v0`` agents: popularity, the seqrec models and
+SQN / SA2C.
 
 An :class:`ItemScoresAgent` turns any item retriever (``score(histories) -> (B, n_items)``)
 into an agent: it reads the observation's ``history`` ids and returns the retriever's scores
@@ -51,6 +52,27 @@ class ItemScoresAgent:
 
         retriever = pretrained(model, seed=seed, device=device, progress=False, **overrides)
         return cls(retriever, {"model": model, "seed": int(seed), **overrides})
+
+    @classmethod
+    def rl4rec(
+        cls,
+        algo: str = "sqn",
+        variant: str = "rating",
+        seed: int = 0,
+        device: str | None = None,
+        **config_kwargs: Any,
+    ) -> ItemScoresAgent:
+        """SQN or SA2C (``agents.rl4rec``, its CE head's scores) in an LE ablation ``variant``,
+        trained and cached on first use (~4 min on one CPU thread for ``"rating"``; the LE
+        variants run the LE first); ``config_kwargs`` go to
+        :func:`agents.rl4rec.rl4rec_config` (``backbone``, ``backbone_kwargs``, ``q_weight``...)."""
+        from agents.rl4rec import pretrained_rl4rec  # imports torch
+
+        rec = pretrained_rl4rec(
+            algo, variant, seed=seed, device=device, progress=False, **config_kwargs
+        )
+        config = {"model": f"{algo}-{variant}", "seed": int(seed), **config_kwargs}
+        return cls(rec, config)
 
     def act(self, observation: dict[str, Any]) -> np.ndarray:
         """The scores of every item for one observation."""

@@ -80,6 +80,8 @@ def test_every_registered_agent_satisfies_the_protocol(seq: gym.Env) -> None:
         kwargs: dict[str, Any] = {"model": "fake"} if name == "zero-shot" else {}
         if name == "seqrec":  # a tiny model trains in seconds (the default in ~2 min)
             kwargs = {"model": "gru4rec", "max_epochs": 1, "d": 16, "layers": 1}
+        if name == "rl4rec":  # the same tiny backbone under SQN
+            kwargs = {"backbone_kwargs": {"max_epochs": 1, "d": 16, "layers": 1}}
         agent = make_agent(name, seq, **kwargs)
         assert isinstance(agent, Agent)
         assert isinstance(agent.config(), dict)  # type: ignore[attr-defined]

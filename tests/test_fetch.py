@@ -6,11 +6,12 @@ import hashlib
 import os
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from recgym.data.cache import is_verified
+from recgym.data.cache import install_dir, is_verified
 from recgym.data.sources import Artifact, Member, PypiSource, UrlSource, fetch_artifact
 from recgym.error import FetchError
 
@@ -178,3 +179,26 @@ def test_url_template_needs_pinned_members() -> None:
         UrlSource("https://example.org/{path}", "toy", {"a": Member("a")})
     with pytest.raises(ValueError, match="pinned sha256"):
         UrlSource("https://example.org/{path}", "toy", {"a": Member("", _sha(A))})
+
+
+def test_install_dir_is_atomic_and_keeps_or_replaces(tmp_path: Path) -> None:
+    target = tmp_path / "cache" / "entry"
+
+    def write(text: str) -> Callable[[Path], int]:
+        return lambda folder: (folder / "model.txt").write_text(text)
+
+    assert install_dir(target, write("first")) == target
+    assert (target / "model.txt").read_text() == "first"
+    install_dir(target, write("second"))  # already installed: the existing copy is kept
+    assert (target / "model.txt").read_text() == "first"
+    install_dir(target, write("third"), replace=True)
+    assert (target / "model.txt").read_text() == "third"
+
+    def fail(folder: Path) -> None:
+        (folder / "half.txt").write_text("partial")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        install_dir(tmp_path / "cache" / "other", fail)
+    # Nothing half-written is left, under the target's name or beside it.
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["entry"]

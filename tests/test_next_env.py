@@ -158,6 +158,25 @@ def test_seqrec_agent_scores_are_the_models_own_evaluation(env: RecNextEnv) -> N
     assert row["agent_config"]["model"] == "gru4rec" and row["reward"] == "ndcg"
 
 
+def test_rl4rec_agent_scores_are_the_models_own_evaluation(env: RecNextEnv) -> None:
+    from agents.rl4rec import RL4RecRecommender, rl4rec_config, rl4rec_dir
+
+    kwargs: dict[str, Any] = {"algo": "sqn", "backbone_kwargs": TINY, "q_weight": 0.5}
+    agent: Any = make_agent("rl4rec", env, **kwargs)
+    rec = agent.retriever
+    assert rec.config.q_weight == 0.5 and rec.config.backbone.d == 16
+    row = evaluate("RecNext-v0", agent, agent_name="rl4rec", agent_kwargs=kwargs, episodes=943)
+    assert row["metrics"]["ndcg@10"]["mean"] == pytest.approx(rec.metrics["test/ndcg@10"], abs=1e-6)
+    assert row["metrics"]["hit@10"]["mean"] == pytest.approx(rec.metrics["test/hit@10"], abs=1e-6)
+    assert row["agent_config"]["model"] == "sqn-rating"
+    # The second build loads the cached model: the same scores and metrics.
+    path = rl4rec_dir(rl4rec_config("sqn", "rating", backbone_kwargs=TINY, q_weight=0.5))
+    again = RL4RecRecommender.load(path)
+    histories = env.task.splits["test"].histories[:50]
+    np.testing.assert_array_equal(again.score(histories), rec.score(histories))
+    assert again.metrics == rec.metrics and again.config == rec.config
+
+
 def test_popularity_agent_beats_random_scores(env: RecNextEnv) -> None:
     agent = make_agent("popularity", env)
     pop = evaluate("RecNext-v0", agent, agent_name="popularity", episodes=943)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from agents.rl4rec.config import ALGOS, VARIANTS, RL4RecConfig, variant_config
 from agents.rl4rec.data import LEInputs, RL4RecData, le_inputs
+from agents.rl4rec.hub import pretrained_rl4rec, rl4rec_config, rl4rec_dir
 from agents.rl4rec.model import (
     RL4RecModel,
     advantage_weights,
@@ -34,6 +35,9 @@ __all__ = [
     "double_q_value",
     "fit_rl4rec",
     "le_inputs",
+    "pretrained_rl4rec",
+    "rl4rec_config",
+    "rl4rec_dir",
     "sa2c_advantage",
     "sample_negatives",
     "td_targets",

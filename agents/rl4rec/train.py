@@ -10,13 +10,17 @@ and evaluates on the test split. Every position but the last of a training seque
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -33,10 +37,14 @@ from agents.rl4rec.model import (
 from agents.seqrec.models import build_model, pad_batch
 from agents.seqrec.retriever import SeqRecRetriever, evaluate_scores
 from agents.seqrec.train import _batches, _optimizer, fit
-from recgym.le import UserModel
+from recgym.le import UserModel, load_user_model
 from recgym.wrappers import LEView
 
 __all__ = ["RL4RecRecommender", "fit_rl4rec", "train_rl4rec"]
+
+_WEIGHTS = "model.safetensors"
+_META = "rl4rec.json"
+_FORMAT = 1
 
 
 class RL4RecRecommender:
@@ -105,6 +113,57 @@ class RL4RecRecommender:
         """Mean ``ndcg@10``, ``recall@10`` and ``hit@10`` of the full ranking, history excluded
         (:func:`agents.seqrec.evaluate_scores`)."""
         return evaluate_scores(self.score(histories, le_states), histories, targets, 10)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the weights (safetensors) and the config, metrics and history (JSON) into
+        ``directory``, created if missing; returns it. The LE is not saved: a model that reads
+        SM states gets it back from ``config.le`` on :meth:`load`."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        save_file(state, str(path / _WEIGHTS))
+        meta = {
+            "format": _FORMAT,
+            "n_items": self.n_items,
+            "le_dim": self.model.le_dim,
+            "config": dataclasses.asdict(self.config),
+            "metrics": self.metrics,
+            "history": self.history,
+        }
+        (path / _META).write_text(json.dumps(meta, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | Path,
+        device: str | torch.device | None = None,
+        user_model: UserModel | None = None,
+    ) -> RL4RecRecommender:
+        """Load what :meth:`save` wrote, onto ``device`` (default CPU). A model that reads SM
+        states gets ``user_model``, default ``load_user_model(config.le, **config.le_kwargs)``.
+
+        Raises:
+            FileNotFoundError: the directory lacks the weights or the JSON file.
+        """
+        path = Path(directory)
+        missing = [f for f in (_WEIGHTS, _META) if not (path / f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{path} lacks {missing}; was it written by save()?")
+        meta = json.loads((path / _META).read_text())
+        config = RL4RecConfig.from_dict(meta["config"])
+        model = RL4RecModel(build_model(config.backbone, int(meta["n_items"])), int(meta["le_dim"]))
+        model.load_state_dict(load_file(str(path / _WEIGHTS)))
+        model.to(torch.device(device) if device is not None else torch.device("cpu"))
+        if model.le_dim and user_model is None:
+            user_model = load_user_model(config.le, **config.le_kwargs)
+        return cls(
+            model,
+            config,
+            user_model=user_model if model.le_dim else None,
+            metrics=meta["metrics"],
+            history=meta.get("history", []),
+        )
 
 
 @dataclass

@@ -5,16 +5,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from agents.seqrec.config import default_config
 from agents.seqrec.retriever import SeqRecRetriever
 from agents.seqrec.train import train_seqrec
-from recgym.data.cache import cache_dir
+from recgym.data.cache import cache_dir, install_dir
 
 __all__ = ["CACHE_VERSION", "pretrained", "pretrained_dir"]
 
@@ -78,14 +75,5 @@ def pretrained(
         return SeqRecRetriever.load(path, device=device)
     config = default_config(name, **{**overrides, "seed": seed})
     retriever = train_seqrec(config, dataset=dataset, progress=progress, device=device)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write beside the target and rename, so an interrupted save never looks like a model.
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-    retriever.save(staging)
-    if retrain and path.exists():
-        shutil.rmtree(path)
-    try:
-        os.replace(staging, path)
-    except OSError:  # another process saved this configuration meanwhile: keep its copy
-        shutil.rmtree(staging, ignore_errors=True)
+    install_dir(path, retriever.save, replace=retrain)
     return retriever

@@ -30,8 +30,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -49,7 +47,7 @@ from agents.seqrec.config import default_config
 from agents.seqrec.models import build_model
 from agents.seqrec.retriever import SeqRecRetriever, evaluate_scores
 from agents.seqrec.train import fit
-from recgym.data.cache import cache_dir
+from recgym.data.cache import cache_dir, install_dir
 
 __all__ = [
     "KAR_CACHE_VERSION",
@@ -500,13 +498,5 @@ def pretrained_kar(
     if path.is_dir() and not retrain:
         return KARRecommender.load(path, device=device)
     kar = train_kar(config, device=device, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-    kar.save(staging)
-    if retrain and path.exists():
-        shutil.rmtree(path)
-    try:
-        os.replace(staging, path)
-    except OSError:  # another process saved it meanwhile: keep that copy
-        shutil.rmtree(staging, ignore_errors=True)
+    install_dir(path, kar.save, replace=retrain)
     return kar

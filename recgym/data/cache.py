@@ -5,9 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["cache_dir", "file_digest", "is_verified", "mark_verified", "sha256_file"]
+__all__ = [
+    "cache_dir",
+    "file_digest",
+    "install_dir",
+    "is_verified",
+    "mark_verified",
+    "sha256_file",
+]
 
 _CHUNK = 1 << 20
 
@@ -18,6 +28,27 @@ def cache_dir(*parts: str, create: bool = True) -> Path:
     path = root.joinpath(*parts).expanduser()
     if create:
         path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def install_dir(path: Path, write: Callable[[Path], object], *, replace: bool = False) -> Path:
+    """Put a cache entry (a folder) at ``path`` atomically: ``write(staging)`` fills a new
+    folder beside it, which is then renamed to ``path``, so an interrupted write never looks
+    like an entry. ``replace`` removes an existing entry first; otherwise, if another process
+    installed ``path`` meanwhile, its copy is kept and the staging folder dropped."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        write(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if replace and path.exists():
+        shutil.rmtree(path)
+    try:
+        os.replace(staging, path)
+    except OSError:  # another process installed it meanwhile: keep that copy
+        shutil.rmtree(staging, ignore_errors=True)
     return path
 
 

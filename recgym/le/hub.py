@@ -5,12 +5,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from recgym.data.cache import cache_dir
+from recgym.data.cache import cache_dir, install_dir
 from recgym.error import UnknownNameError
 from recgym.le.train import LEConfig
 
@@ -66,12 +64,9 @@ def load(
         from recgym.le.train import train_le
 
         le = train_le(config, device=device, progress=progress)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-        le.save(tmp, dataclasses.asdict(config))
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
+        install_dir(
+            target, lambda folder: le.save(folder, dataclasses.asdict(config)), replace=True
+        )
     return LLMEnvironment.load(target, device=device, progress=progress)
 
 
