@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -35,14 +33,13 @@ from agents.rl4rec.model import (
     td_targets,
 )
 from agents.seqrec.models import build_model, pad_batch
-from agents.seqrec.retriever import SeqRecRetriever, evaluate_scores
+from agents.seqrec.retriever import SeqRecRetriever, evaluate_scores, read_module, write_module
 from agents.seqrec.train import _batches, _optimizer, fit
 from recgym.le import UserModel, load_user_model
 from recgym.wrappers import LEView
 
 __all__ = ["RL4RecRecommender", "fit_rl4rec", "train_rl4rec"]
 
-_WEIGHTS = "model.safetensors"
 _META = "rl4rec.json"
 _FORMAT = 1
 
@@ -118,10 +115,6 @@ class RL4RecRecommender:
         """Write the weights (safetensors) and the config, metrics and history (JSON) into
         ``directory``, created if missing; returns it. The LE is not saved: a model that reads
         SM states gets it back from ``config.le`` on :meth:`load`."""
-        path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(path / _WEIGHTS))
         meta = {
             "format": _FORMAT,
             "n_items": self.n_items,
@@ -130,8 +123,7 @@ class RL4RecRecommender:
             "metrics": self.metrics,
             "history": self.history,
         }
-        (path / _META).write_text(json.dumps(meta, indent=2) + "\n")
-        return path
+        return write_module(directory, self.model, meta, _META)
 
     @classmethod
     def load(
@@ -146,14 +138,10 @@ class RL4RecRecommender:
         Raises:
             FileNotFoundError: the directory lacks the weights or the JSON file.
         """
-        path = Path(directory)
-        missing = [f for f in (_WEIGHTS, _META) if not (path / f).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{path} lacks {missing}; was it written by save()?")
-        meta = json.loads((path / _META).read_text())
+        meta, state = read_module(directory, _META)
         config = RL4RecConfig.from_dict(meta["config"])
         model = RL4RecModel(build_model(config.backbone, int(meta["n_items"])), int(meta["le_dim"]))
-        model.load_state_dict(load_file(str(path / _WEIGHTS)))
+        model.load_state_dict(state)
         model.to(torch.device(device) if device is not None else torch.device("cpu"))
         if model.le_dim and user_model is None:
             user_model = load_user_model(config.le, **config.le_kwargs)

@@ -40,12 +40,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from agents.seqrec.config import default_config
 from agents.seqrec.models import build_model
-from agents.seqrec.retriever import SeqRecRetriever, evaluate_scores
+from agents.seqrec.retriever import SeqRecRetriever, evaluate_scores, read_module, write_module
 from agents.seqrec.train import fit
 from recgym.data.cache import cache_dir, install_dir
 
@@ -225,32 +224,23 @@ class KARRecommender:
 
     def save(self, directory: str | Path) -> Path:
         """Write the backbone (its own folder), the adaptor (safetensors) and the JSON."""
-        path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
-        self.backbone.save(path / "backbone")
-        state = {k: v.detach().cpu().contiguous() for k, v in self.adaptor.state_dict().items()}
-        save_file(state, str(path / _WEIGHTS))
         meta = {
             "config": dataclasses.asdict(self.config),
             "text_dim": int(self.adaptor.gate.in_features),
             "metrics": self.metrics,
         }
-        (path / _META).write_text(json.dumps(meta, indent=2) + "\n")
+        path = write_module(directory, self.adaptor, meta, _META, _WEIGHTS)
+        self.backbone.save(path / "backbone")
         return path
 
     @classmethod
     def load(cls, directory: str | Path, device: str | None = None) -> KARRecommender:
         """Load what :meth:`save` wrote (onto ``device``, default CPU)."""
-        path = Path(directory)
-        if not (path / _META).is_file() or not (path / _WEIGHTS).is_file():
-            raise FileNotFoundError(
-                f"{path} lacks {_META} or {_WEIGHTS}; was it written by save()?"
-            )
-        meta = json.loads((path / _META).read_text())
+        meta, state = read_module(directory, _META, _WEIGHTS)
         config = KARConfig(**meta["config"])
-        backbone = SeqRecRetriever.load(path / "backbone", device=device)
+        backbone = SeqRecRetriever.load(Path(directory) / "backbone", device=device)
         adaptor = _adaptor(config, int(meta["text_dim"]), backbone.config.d)
-        adaptor.load_state_dict(load_file(str(path / _WEIGHTS)))
+        adaptor.load_state_dict(state)
         adaptor.to(backbone.device)
         return cls(backbone, adaptor, config, metrics=meta["metrics"])
 

@@ -16,11 +16,44 @@ from agents.seqrec.config import SeqRecConfig
 from agents.seqrec.models import SeqRecModel, build_model, pad_batch
 from recgym.metrics import metrics_at_k, top_k
 
-__all__ = ["SeqRecRetriever", "evaluate_scores", "top_k"]  # top_k: re-exported from recgym.metrics
+# top_k: re-exported from recgym.metrics
+__all__ = ["SeqRecRetriever", "evaluate_scores", "read_module", "top_k", "write_module"]
 
 _WEIGHTS = "model.safetensors"
 _META = "seqrec.json"
 _FORMAT = 1
+
+
+def write_module(
+    directory: str | Path,
+    module: torch.nn.Module,
+    meta: dict[str, Any],
+    meta_name: str,
+    weights_name: str = _WEIGHTS,
+) -> Path:
+    """Write ``module``'s weights (safetensors, ``weights_name``) and ``meta`` (JSON,
+    ``meta_name``) into ``directory``, created if missing; returns it."""
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    save_file(state, str(path / weights_name))
+    (path / meta_name).write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def read_module(
+    directory: str | Path, meta_name: str, weights_name: str = _WEIGHTS
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The JSON and the weights that :func:`write_module` wrote.
+
+    Raises:
+        FileNotFoundError: the directory lacks the weights or the JSON file.
+    """
+    path = Path(directory)
+    missing = [f for f in (weights_name, meta_name) if not (path / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{path} lacks {missing}; was it written by save()?")
+    return json.loads((path / meta_name).read_text()), load_file(str(path / weights_name))
 
 
 def evaluate_scores(
@@ -153,10 +186,6 @@ class SeqRecRetriever:
     def save(self, directory: str | Path) -> Path:
         """Write the weights (safetensors) and the config, metrics, history and data version
         (JSON) into ``directory``, created if missing; returns the directory."""
-        path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(path / _WEIGHTS))
         meta: dict[str, Any] = {
             "format": _FORMAT,
             "n_items": self.n_items,
@@ -165,8 +194,7 @@ class SeqRecRetriever:
             "data_version": self.data_version,
             "history": self.history,
         }
-        (path / _META).write_text(json.dumps(meta, indent=2) + "\n")
-        return path
+        return write_module(directory, self.model, meta, _META)
 
     @classmethod
     def load(
@@ -177,14 +205,10 @@ class SeqRecRetriever:
         Raises:
             FileNotFoundError: the directory lacks the weights or the JSON file.
         """
-        path = Path(directory)
-        missing = [f for f in (_WEIGHTS, _META) if not (path / f).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{path} lacks {missing}; was it written by save()?")
-        meta = json.loads((path / _META).read_text())
+        meta, state = read_module(directory, _META)
         config = SeqRecConfig(**meta["config"])
         model = build_model(config, int(meta["n_items"]))
-        model.load_state_dict(load_file(str(path / _WEIGHTS)))
+        model.load_state_dict(state)
         model.to(torch.device(device) if device is not None else torch.device("cpu"))
         return cls(
             model,
