@@ -268,10 +268,8 @@ def evaluate(
 
     play = _play_episodic if is_episodic(env_id) else _play_text
     try:
-        played = play(
-            env_id, agent, seeds=seeds, split=split, episodes=episodes,
-            env_kwargs=env_kwargs or {}, batch_size=batch_size, report=report,
-        )  # fmt: skip
+        job = _Job(seeds, split, episodes, env_kwargs or {}, batch_size, report)
+        played = play(env_id, agent, job)
     finally:
         if bar is not None:
             bar.close()
@@ -308,6 +306,18 @@ def evaluate(
     }
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What :func:`evaluate` asks of an env's evaluation loop."""
+
+    seeds: list[int]
+    split: str
+    episodes: int
+    env_kwargs: Mapping[str, Any]
+    batch_size: int
+    report: Callable[..., None]
+
+
 @dataclass
 class _Played:
     """What one env's evaluation loop hands to the row: per metric, one array per seed."""
@@ -320,28 +330,19 @@ class _Played:
     reward: str
 
 
-def _play_text(
-    env_id: str,
-    agent: Agent,
-    *,
-    seeds: list[int],
-    split: str,
-    episodes: int,
-    env_kwargs: Mapping[str, Any],
-    batch_size: int,
-    report: Callable[..., None],
-) -> _Played:
+def _play_text(env_id: str, agent: Agent, job: _Job) -> _Played:
     """A one-step text env: the first ``episodes`` prompts of the split, scored in batches."""
-    env = gym.make(env_id, split=split, **dict(env_kwargs))
+    split = job.split
+    env = gym.make(env_id, split=split, **dict(job.env_kwargs))
     try:
         scorer: Any = env.unwrapped
-        n = min(int(episodes), scorer.num_episodes(split))
+        n = min(int(job.episodes), scorer.num_episodes(split))
         per_seed: dict[str, list[np.ndarray]] = {}
-        for s, seed in enumerate(seeds):
+        for s, seed in enumerate(job.seeds):
             reset_agent(agent, seed)
             parts: dict[str, list[np.ndarray]] = {}
-            for lo in range(0, n, batch_size):
-                indices = list(range(lo, min(lo + batch_size, n)))
+            for lo in range(0, n, job.batch_size):
+                indices = list(range(lo, min(lo + job.batch_size, n)))
                 actions = act_batch(agent, scorer.observations(indices, split))
                 scores = scorer.score(actions, indices, split)
                 values = {
@@ -351,7 +352,7 @@ def _play_text(
                 }
                 for key, value in values.items():
                     parts.setdefault(key, []).append(np.asarray(value, dtype=np.float64))
-                report(s, indices[-1] + 1, total=n)
+                job.report(s, indices[-1] + 1, total=n)
             for key, chunks in parts.items():
                 per_seed.setdefault(key, []).append(np.concatenate(chunks))
         return _Played(
@@ -362,31 +363,22 @@ def _play_text(
         env.close()
 
 
-def _play_episodic(
-    env_id: str,
-    agent: Agent,
-    *,
-    seeds: list[int],
-    split: str,
-    episodes: int,
-    env_kwargs: Mapping[str, Any],
-    batch_size: int,
-    report: Callable[..., None],
-) -> _Played:
+def _play_episodic(env_id: str, agent: Agent, job: _Job) -> _Played:
     """An interactive env (``RecUser-v0``): the fixed episodes of :mod:`benchmarks.episodes`."""
     per_seed: dict[str, list[np.ndarray]] = {}
     env: Any = None
-    for s, seed in enumerate(seeds):
+    for s, seed in enumerate(job.seeds):
         reset_agent(agent, seed)
         values, env = play_episodes(
-            env_id, agent, split=split, episodes=episodes, env_kwargs=env_kwargs,
-            batch_size=batch_size, progress=functools.partial(report, s, total=episodes),
+            env_id, agent, split=job.split, episodes=job.episodes, env_kwargs=job.env_kwargs,
+            batch_size=job.batch_size,
+            progress=functools.partial(job.report, s, total=job.episodes),
         )  # fmt: skip
         for key, value in values.items():
             per_seed.setdefault(key, []).append(value)
     batch = env.batch
     return _Played(
-        per_seed, episodes, episode_kwargs(env), batch.data_version, None, batch.reward_name
+        per_seed, job.episodes, episode_kwargs(env), batch.data_version, None, batch.reward_name
     )
 
 
