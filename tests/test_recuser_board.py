@@ -190,6 +190,9 @@ def test_row_of_an_interactive_env(popular_row: dict[str, Any]) -> None:
     assert row["data_version"] == env.batch.data_version
     table = markdown_table([row])
     assert "### RecUser-v0" in table and "reward=rm-probability" in table and "k=" not in table
+    # SB3 rows are told apart by their algorithm (module path dropped).
+    sb3_row = {**row, "agent": "sb3", "agent_config": {"algo": "sb3_contrib:MaskablePPO"}}
+    assert "| sb3 (MaskablePPO) |" in markdown_table([sb3_row])
 
 
 def test_stale_check_and_command_of_an_interactive_row(
