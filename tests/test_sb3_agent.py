@@ -194,7 +194,7 @@ def test_command_line_end_to_end(saved: tuple[PPO, Path], tmp_path: Path) -> Non
             "--episodes", "20", "--out", str(out), "--quiet"]  # fmt: skip
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "| sb3 |" in done.stdout
+    assert "| sb3 (PPO) |" in done.stdout  # the table names an SB3 row by its algorithm
     (row,) = load_rows(out)
     assert row["agent_config"]["path"] == str(path) and row["episodes"] == 20
 
