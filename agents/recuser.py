@@ -39,7 +39,21 @@ def _n_items(env: gym.Env[Any, Any]) -> int:
     return int(space.n)
 
 
-class RandomItemAgent:
+class _ItemAgent:
+    """What both baselines share: one observation is a batch of one."""
+
+    def act_batch(
+        self, observations: Sequence[Any], action_masks: np.ndarray | None = None
+    ) -> list[int]:
+        raise NotImplementedError
+
+    def act(self, observation: Any, action_mask: np.ndarray | None = None) -> int:
+        """The item for one observation (``action_mask``: one row, as ``info["action_mask"]``)."""
+        masks = None if action_mask is None else np.asarray(action_mask)[None, :]
+        return self.act_batch([observation], masks)[0]
+
+
+class RandomItemAgent(_ItemAgent):
     """A uniformly random allowed item (an item the user has not seen, given the mask).
 
     Args:
@@ -76,17 +90,12 @@ class RandomItemAgent:
             raise ValueError(f"action mask rows {empty.tolist()} allow no item")
         return [int(self._rng.choice(np.flatnonzero(row))) for row in masks]
 
-    def act(self, observation: Any, action_mask: np.ndarray | None = None) -> int:
-        """One allowed item for one observation."""
-        masks = None if action_mask is None else np.asarray(action_mask)[None, :]
-        return self.act_batch([observation], masks)[0]
-
     def config(self) -> dict[str, Any]:
         """What a leaderboard row records."""
         return {"n_items": self.n_items}
 
 
-class PopularItemAgent:
+class PopularItemAgent(_ItemAgent):
     """The allowed item with the highest count (ties: the lower index), the same for every user.
 
     Args:
@@ -122,11 +131,6 @@ class PopularItemAgent:
         """The most popular allowed item per observation."""
         masks = _masks(action_masks, len(observations), len(self.counts))
         return [int(i) for i in np.where(masks, self.counts[None, :], -np.inf).argmax(axis=1)]
-
-    def act(self, observation: Any, action_mask: np.ndarray | None = None) -> int:
-        """The most popular allowed item for one observation."""
-        masks = None if action_mask is None else np.asarray(action_mask)[None, :]
-        return self.act_batch([observation], masks)[0]
 
     def config(self) -> dict[str, Any]:
         """What a leaderboard row records."""
