@@ -210,3 +210,26 @@ def test_fused_reward_separates_texts_of_equal_rank(kar: KARRecommender) -> None
     assert np.allclose(b.ndcg, a.ndcg)  # the NDCG the trainers log is the same
     assert len(set(np.round(b.rewards, 12))) == len(texts)  # no ties, whatever the ranks
     assert fused.reward_name == "fused" and plain.reward_name == "ndcg"
+
+
+def test_trl_reward_function_scores_preference_texts(kar: KARRecommender) -> None:
+    """The TRL interop takes RecPref-v0 like the Rec-R1 envs: its texts are the actions."""
+    from agents.llm.trl_reward import reward_function
+
+    env = RecPrefEnv(recommender=_shifting(kar), split="test", reward="fused")
+    texts = ["Likes westerns.", "", "Enjoys musicals and dance.", "Likes westerns."]
+    rows = [3, 3, 5, 5]
+    expected = env.score(texts, rows, "test")
+    logged: dict[str, Any] = {}
+    got = reward_function(env)(
+        [[{"role": "assistant", "content": t}] for t in texts],
+        rows,
+        ["test"] * 4,
+        log_extra=lambda column, values: logged.__setitem__(column, values),
+    )
+    assert got == expected.rewards.tolist()
+    assert logged["recpref_reward/query"] == texts  # no query to parse: the text itself
+    p_target = reward_function(env, metric="p_target")
+    assert p_target(texts, rows, "test") == expected.metrics["p_target"].tolist()
+    with pytest.raises(ValueError, match=r"metric must be one of .*'hit@1'.*got 'recall@10'"):
+        reward_function(env, metric="recall@10")

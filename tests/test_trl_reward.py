@@ -69,12 +69,14 @@ def test_prompt_dataset_rows_are_the_env_observations(env: gym.Env) -> None:
 
 def test_non_text_envs_and_bad_arguments_are_refused(env: gym.Env) -> None:
     cartpole = gym.make("CartPole-v1")
-    with pytest.raises(TypeError, match="RetrievalTextEnv"):
+    with pytest.raises(TypeError, match=r"recgym text env.*CartPoleEnv"):
         reward_function(cartpole)
-    with pytest.raises(TypeError, match="RetrievalTextEnv"):
+    with pytest.raises(TypeError, match=r"recgym text env.*CartPoleEnv"):
         prompt_dataset(cartpole)
-    with pytest.raises(ValueError, match="metric must be one of"):
+    with pytest.raises(ValueError, match=r"metric must be one of .*'ndcg@10'.*got 'ndcg@5'"):
         reward_function(env, metric="ndcg@5")
+    with pytest.raises(ValueError, match="response_prefix needs the policy's tokenizer"):
+        prompt_dataset(env, "test", range(2), response_prefix="<answer>")
     with pytest.raises(ValueError, match="split must be"):
         reward_function(env, split="dev")
     with pytest.raises(ValueError, match="split must be one of"):
@@ -129,6 +131,37 @@ def test_reward_follows_the_split_column(env: gym.Env) -> None:
         fixed(texts, indices, splits)
 
 
+def test_a_prefill_is_rendered_open_and_scored_with_the_completion(env: gym.Env) -> None:
+    pytest.importorskip("datasets")
+    from transformers import AutoTokenizer
+
+    import recgym.llm
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        recgym.llm.embedded_model_dir("smollm2-135m", progress=False)
+    )
+    scorer: Any = env.unwrapped
+    prefix = '<answer>{"query": "'
+    data = prompt_dataset(env, "validation", [4, 1], response_prefix=prefix, tokenizer=tokenizer)
+    assert data.column_names == ["prompt", "index", "split", "response_prefix"]
+    assert data["response_prefix"] == [prefix, prefix]
+    for row, observation in zip(data, scorer.observations([4, 1], "validation"), strict=True):
+        # The reply is open: the prompt ends with the prefix, not with an end-of-turn.
+        assert row["prompt"].endswith("<|im_start|>assistant\n" + prefix)
+        assert observation in row["prompt"] and SYSTEM_PROMPT in row["prompt"]
+
+    # TRL passes string completions (the continuation only) and the prefix column.
+    tails = ['Star Wars Sci-Fi"}</answer>', 'Drama"}</answer>', "no closing quote"]
+    got = reward_function(env)(tails, [4, 1, 1], "validation", response_prefix=[prefix] * 3)
+    expected = scorer.score([prefix + t for t in tails], [4, 1, 1], "validation")
+    assert expected.format_ok.tolist() == [True, True, False]
+    assert got == expected.rewards.tolist()
+    # Without the prefix the same continuations are all malformed.
+    assert reward_function(env)(tails, [4, 1, 1], "validation") == [-2.0] * 3
+    with pytest.raises(ValueError, match="2 response prefixes for 3 completions"):
+        reward_function(env)(tails, [4, 1, 1], "validation", response_prefix=[prefix] * 2)
+
+
 def test_completion_text_reads_conversations() -> None:
     assert completion_text("plain") == "plain"
     assert completion_text(_chat(PLAIN)) == PLAIN
@@ -147,17 +180,21 @@ def test_completion_text_reads_conversations() -> None:
 
 # TRL 1.16's generation context reads transformers 5's deprecated model.is_gradient_checkpointing.
 @pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+@pytest.mark.parametrize("prefix", ["", '<answer>{"query": "'])
 def test_grpo_trainer_runs_two_steps_on_the_tiny_model(
-    env: gym.Env, tiny_dir: Path, tmp_path: Path
+    env: gym.Env, tiny_dir: Path, tmp_path: Path, prefix: str
 ) -> None:
     pytest.importorskip("trl")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
+    seen: list[dict[str, Any]] = []
+
     def length(completions: list[Any], **kwargs: Any) -> list[float | None]:
         # The random tiny model never writes the answer format, so the env's reward is a
         # constant -2, every advantage 0 and nothing would train: this one varies.
+        seen.append({"prompts": kwargs["prompts"], "prefix": kwargs.get("response_prefix")})
         return [len(completion_text(c)) / 100 for c in completions]
 
     threads = torch.get_num_threads()
@@ -171,6 +208,7 @@ def test_grpo_trainer_runs_two_steps_on_the_tiny_model(
             ): False
         }
         model = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
         before = {n: p.detach().clone() for n, p in model.named_parameters()}
         config = GRPOConfig(
             output_dir=str(tmp_path / "grpo"),
@@ -191,8 +229,10 @@ def test_grpo_trainer_runs_two_steps_on_the_tiny_model(
             model=model,
             reward_funcs=[reward_function(env), length],
             args=config,
-            train_dataset=prompt_dataset(env, "train", range(8)),
-            processing_class=AutoTokenizer.from_pretrained(tiny_dir),
+            train_dataset=prompt_dataset(
+                env, "train", range(8), response_prefix=prefix, tokenizer=tokenizer
+            ),
+            processing_class=tokenizer,
         )
         trainer.train()
     finally:
@@ -205,5 +245,12 @@ def test_grpo_trainer_runs_two_steps_on_the_tiny_model(
         assert log["rewards/recseq_reward/mean"] == pytest.approx(-2.0)
         assert log["recseq_reward/format_ok"] == 0.0
         assert log["rewards/length/std"] > 0
+    # With a prefill, TRL generates from the open reply and hands the reward functions the
+    # prefix column; without one, from conversations.
+    assert seen and all(call["prefix"] == ([prefix] * 4 if prefix else None) for call in seen)
+    if prefix:
+        assert all(p.endswith("<|im_start|>assistant\n" + prefix) for p in seen[0]["prompts"])
+    else:
+        assert seen[0]["prompts"][0][-1]["role"] == "user"
     changed = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]
     assert changed

@@ -30,7 +30,6 @@ Run ``python -m agents.llm.grpo --help``.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import shlex
@@ -39,14 +38,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, cast
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium import spaces
 
 from agents.llm.policy_loss import completion_logprobs, group_advantages, policy_loss, sft_loss
+from agents.llm.text_env import TextScorer, text_scorer
 from agents.llm.training import (
     CheckpointedRun,
     EpisodeStream,
@@ -203,66 +202,6 @@ class GRPOConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or None; got {value}")
-
-
-class TextScores(Protocol):
-    """What the trainers read of a text env's ``score(...)`` result (``ScoreBatch``,
-    ``PrefScores``): ``(B,)`` arrays and per-metric ``(B,)`` arrays with ``"ndcg@10"``."""
-
-    @property
-    def rewards(self) -> np.ndarray: ...
-    @property
-    def ndcg(self) -> np.ndarray: ...
-    @property
-    def format_ok(self) -> np.ndarray: ...
-    @property
-    def metrics(self) -> dict[str, np.ndarray]: ...
-
-
-class TextScorer(Protocol):
-    """What the trainers need of a text env (its ``env.unwrapped``): episodes by split, their
-    prompts, one batched scorer, and what a summary records (``task.data_version``,
-    ``reward_name``, ``k``). ``RecSeq-v0``, ``RecSearch-v0`` and ``RecPref-v0`` have it."""
-
-    k: int
-
-    @property
-    def task(self) -> Any: ...
-    @property
-    def reward_name(self) -> str: ...
-    def num_episodes(self, split: str | None = None) -> int: ...
-    def observations(self, indices: Sequence[int], split: str | None = None) -> list[Any]: ...
-    def score(
-        self, actions: Sequence[str], indices: Sequence[int] | int | None, split: str | None, /
-    ) -> TextScores: ...
-
-
-_SCORER_MEMBERS = ("num_episodes", "observations", "score", "task", "reward_name", "k")
-
-
-def text_scorer(env: gym.Env[Any, Any]) -> TextScorer:
-    """``env.unwrapped`` if it is a text env the trainers can use (see :class:`TextScorer`).
-
-    The check is structural (Text observation and action spaces, and the members of
-    :class:`TextScorer`), so any env family with that API trains; attributes are looked up
-    statically, so a lazily built task is not built here.
-
-    Raises:
-        TypeError: the env is not such a text env (``RecNext-v0``'s actions are score vectors).
-    """
-    inner = env.unwrapped
-    missing = [m for m in _SCORER_MEMBERS if inspect.getattr_static(inner, m, None) is None]
-    spaces_ok = isinstance(getattr(inner, "observation_space", None), spaces.Text) and isinstance(
-        getattr(inner, "action_space", None), spaces.Text
-    )
-    if missing or not spaces_ok:
-        why = f"it lacks {', '.join(missing)}" if missing else "its spaces are not Text"
-        raise TypeError(
-            f"env must be a recgym text env (RecSeq-v0, RecSearch-v0, RecPref-v0: Text "
-            f"observations and actions, and {', '.join(_SCORER_MEMBERS)} on env.unwrapped); "
-            f"got {type(inner).__name__}, and {why}"
-        )
-    return cast(TextScorer, inner)
 
 
 @dataclass

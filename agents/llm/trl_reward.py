@@ -1,7 +1,8 @@
 """TRL interop: any recgym text env as a ``GRPOTrainer`` prompt dataset and reward function.
 
-:func:`prompt_dataset` turns a split of a text env (``RecSearch-v0``, ``RecSeq-v0``, any
-:class:`~recgym.envs.text.RetrievalTextEnv`) into a conversational dataset, and
+:func:`prompt_dataset` turns a split of a text env (``RecSearch-v0``, ``RecSeq-v0``,
+``RecPref-v0``: any env :func:`~agents.llm.text_env.text_scorer` accepts) into a conversational
+dataset, and
 :func:`reward_function` scores the trainer's completions with the env's batched scorer::
 
     import gymnasium as gym
@@ -22,21 +23,31 @@
 Written against TRL 1.16.0, whose ``GRPOTrainer`` calls a (sync) reward function as
 ``f(prompts=..., completions=..., completion_ids=..., trainer_state=..., log_extra=...,
 log_metric=..., **columns)``, where ``columns`` holds every dataset column but ``prompt``
-(here ``index`` and ``split``), one value per completion. With a conversational dataset each
+(here ``index``, ``split`` and, with a prefill, ``response_prefix``), one value per
+completion. With a conversational dataset each
 completion is a list of messages: ``[{"role": "assistant", "content": ...}]``, and when the
 tokenizer has a response schema (Qwen3) the ``<think>`` block is moved to a
 ``reasoning_content`` field, which :func:`completion_text` puts back.
+
+A prefill (``response_prefix``, the trainer's ``--response-prefix``: the start of every reply,
+which SmolLM2-135M needs to write the answer format at all) does not fit TRL 1.16's
+conversational prompts: ``GRPOTrainer`` always renders them with a generation prompt, so a
+final assistant turn would be closed, not continued. With ``response_prefix`` the dataset's
+prompts are therefore *text*, rendered by the tokenizer's chat template with the assistant turn
+left open, and a ``response_prefix`` column tells the reward function what to put back in front
+of each completion before the env scores it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
+from agents.llm.text_env import TextScorer, TextScores, env_name, text_scorer
 from agents.llm.zero_shot import policy_messages
-from recgym.envs.text import EVAL_METRICS, SPLITS, SYSTEM_PROMPT, ScoreBatch
+from recgym.envs.text import EVAL_METRICS, SPLITS, SYSTEM_PROMPT
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -44,63 +55,19 @@ if TYPE_CHECKING:
 __all__ = [
     "METRICS",
     "EnvReward",
-    "TextScorer",
     "completion_text",
     "prompt_dataset",
     "reward_function",
 ]
 
 METRICS: tuple[str, ...] = ("reward", "ndcg", *(f"{name}@{k}" for name, k in EVAL_METRICS))
-"""What a reward function can return: the env's reward (with its format penalty), NDCG at the
-env's ``k``, or one of ``ScoreBatch.metrics`` (0 where the format is broken)."""
+"""What a reward function can return for ``RecSeq-v0`` and ``RecSearch-v0``: the env's reward
+(with its format penalty), NDCG at the env's ``k``, or one of ``ScoreBatch.metrics`` (0 where
+the format is broken). Other envs have other ``metrics`` keys (``RecPref-v0``: ``"hit@1"``,
+``"p_target"``...), which :func:`reward_function` accepts too."""
 
 Completion: TypeAlias = str | Sequence[Mapping[str, Any]] | Mapping[str, Any]
 """A completion as TRL passes it: text, or (conversational) a list of messages."""
-
-
-@runtime_checkable
-class TextScorer(Protocol):
-    """What the functions here need of an env (:class:`~recgym.envs.text.RetrievalTextEnv`,
-    ``RecPref-v0``'s :class:`~recgym.envs.preference.RecPrefEnv`)."""
-
-    split: str
-
-    def num_episodes(self, split: str | None = None) -> int:
-        """Number of episodes in ``split``."""
-        ...
-
-    def observations(self, indices: Sequence[int], split: str | None = None) -> list[Any]:
-        """The observations of the given episodes of ``split``."""
-        ...
-
-    def score(
-        self,
-        completions: Sequence[str | bytes],
-        indices: Sequence[int] | int | None = None,
-        split: str | None = None,
-    ) -> ScoreBatch:
-        """Score many completions with one retrieval call."""
-        ...
-
-
-def _scorer(env: Any) -> TextScorer:
-    """The unwrapped env, checked to be a batched text scorer."""
-    base = getattr(env, "unwrapped", env)
-    if not isinstance(base, TextScorer):
-        raise TypeError(
-            "expected a recgym text env with batched score() and observations() (RecSearch-v0, "
-            f"RecSeq-v0, RecPref-v0: a RetrievalTextEnv or the like); got {type(base).__name__}. "
-            'Pass the env from gym.make("RecSeq-v0") (wrappers are fine) or its .unwrapped'
-        )
-    return base
-
-
-def _env_name(env: Any, base: TextScorer) -> str:
-    """A short lower-case name of the env: ``"recseq"`` for ``RecSeq-v0``."""
-    spec = getattr(env, "spec", None) or getattr(base, "spec", None)
-    if spec is not None:
-        return str(spec.id).split("/")[-1].split("-v")[0].lower()
-    return type(base).__name__.lower().removesuffix("env")
 
 
 def prompt_dataset(
@@ -108,28 +75,46 @@ def prompt_dataset(
     split: str = "train",
     indices: Sequence[int] | None = None,
     system_prompt: str | None = SYSTEM_PROMPT,
+    *,
+    response_prefix: str = "",
+    tokenizer: Any = None,
 ) -> Dataset:
-    """A conversational prompt dataset of a split of a text env, for TRL's trainers.
+    """A prompt dataset of a split of a text env, for TRL's trainers.
 
     Each row is one episode: ``prompt`` is the conversation an LLM policy completes (the
     system turn, if any, then the observation as the user turn, as
     :class:`~agents.llm.zero_shot.ZeroShotLLMAgent` sends it), ``index`` the episode's index
     and ``split`` its split; :func:`reward_function` reads the last two.
 
+    With ``response_prefix`` the conversation ends with that text as an open assistant turn,
+    rendered to a string by ``tokenizer``'s chat template (TRL would close a conversational
+    one; see the module docstring), and a ``response_prefix`` column lets the reward function
+    score the prefix and the completion together, as the env sees the agent's action.
+
     Args:
         env: a recgym text env (``gym.make`` result or unwrapped).
         split: ``"train"``, ``"validation"`` or ``"test"``.
         indices: the episodes, in order (default: all episodes of the split).
         system_prompt: the system turn (``None`` for none); default Rec-R1's.
+        response_prefix: the start of every reply (default none: conversational prompts).
+        tokenizer: the policy's tokenizer (anything with transformers'
+            ``apply_chat_template``); needed with ``response_prefix`` only.
 
     Returns:
-        A :class:`datasets.Dataset` with columns ``prompt``, ``index`` and ``split``.
+        A :class:`datasets.Dataset` with columns ``prompt``, ``index`` and ``split`` (and
+        ``response_prefix`` with a prefill).
     """
     from datasets import Dataset  # the optional "trl" extra; the reward function needs none
 
-    scorer = _scorer(env)
+    scorer = text_scorer(env)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+    if response_prefix and not callable(getattr(tokenizer, "apply_chat_template", None)):
+        raise ValueError(
+            "response_prefix needs the policy's tokenizer (tokenizer=AutoTokenizer."
+            "from_pretrained(...)) to render the prompts with the reply left open; got "
+            f"{type(tokenizer).__name__}"
+        )
     rows = list(range(scorer.num_episodes(split))) if indices is None else [int(i) for i in indices]
     observations = scorer.observations(rows, split)
     if observations and not isinstance(observations[0], str):
@@ -137,11 +122,21 @@ def prompt_dataset(
             f"{type(scorer).__name__} observations are {type(observations[0]).__name__}, not "
             "text: prompt_dataset needs a text env such as RecSeq-v0 or RecSearch-v0"
         )
+    prompts: list[Any] = [policy_messages(o, system_prompt, response_prefix) for o in observations]
+    if not response_prefix:
+        return Dataset.from_dict({"prompt": prompts, "index": rows, "split": [split] * len(rows)})
+    texts = [
+        tokenizer.apply_chat_template(
+            p, tokenize=False, add_generation_prompt=False, continue_final_message=True
+        )
+        for p in prompts
+    ]
     return Dataset.from_dict(
         {
-            "prompt": [policy_messages(o, system_prompt) for o in observations],
+            "prompt": texts,
             "index": rows,
             "split": [split] * len(rows),
+            "response_prefix": [response_prefix] * len(rows),
         }
     )
 
@@ -211,6 +206,7 @@ class EnvReward:
         *,
         log_metric: Callable[[str, float], None] | None = None,
         log_extra: Callable[[str, list[Any]], None] | None = None,
+        response_prefix: Sequence[str] | str | None = None,
         **kwargs: Any,
     ) -> list[float | None]:
         """The metric of each completion of a batch; one ``score`` call per split in it.
@@ -222,8 +218,11 @@ class EnvReward:
                 this function's split, else the env's).
             log_metric: TRL's scalar logger: the fraction of well-formed completions is
                 logged as ``<name>/format_ok``.
-            log_extra: TRL's completions-table logger: the parsed queries go to
-                ``<name>/query``.
+            log_extra: TRL's completions-table logger: the parsed queries (envs without
+                queries: the scored texts) go to ``<name>/query``.
+            response_prefix: each completion's prefill (the dataset's ``response_prefix``
+                column), or one for all: put back in front of the completion, since the env
+                scores the whole reply.
             **kwargs: the trainer's other arguments (``prompts``, ``trainer_state``, ...),
                 ignored.
 
@@ -232,6 +231,15 @@ class EnvReward:
         """
         n = len(completions)
         texts = [completion_text(c) for c in completions]
+        if response_prefix is not None:
+            prefixes = (
+                [response_prefix] * n
+                if isinstance(response_prefix, str)
+                else [str(p) for p in response_prefix]
+            )
+            if len(prefixes) != n:
+                raise ValueError(f"got {len(prefixes)} response prefixes for {n} completions")
+            texts = [p + t for p, t in zip(prefixes, texts, strict=True)]
         rows = [int(index)] * n if isinstance(index, (int, np.integer)) else [int(i) for i in index]
         if len(rows) != n:
             raise ValueError(f"got {len(rows)} episode indices for {n} completions")
@@ -244,7 +252,9 @@ class EnvReward:
             batch = self.scorer.score([texts[j] for j in where], [rows[j] for j in where], name)
             values[where] = self._values(batch)
             ok[where] = batch.format_ok
-            for j, query in zip(where, batch.queries, strict=True):
+            # RecPref-v0's action is the text itself: it parses no query out of it.
+            parsed = getattr(batch, "queries", None) or [texts[j] for j in where]
+            for j, query in zip(where, parsed, strict=True):
                 queries[j] = query
         if log_metric is not None and n:
             log_metric(f"{self.__name__}/format_ok", float(ok.mean()))
@@ -267,13 +277,23 @@ class EnvReward:
             )
         return splits
 
-    def _values(self, batch: ScoreBatch) -> np.ndarray:
+    def _values(self, batch: TextScores) -> np.ndarray:
         """The chosen metric of a scored batch."""
-        if self.metric == "reward":
-            return np.asarray(batch.rewards, dtype=float)
-        if self.metric == "ndcg":
-            return np.asarray(batch.ndcg, dtype=float)
-        return np.asarray(batch.metrics[self.metric], dtype=float)
+        return np.asarray(_metric_values(batch, self.metric), dtype=float)
+
+
+def _metric_values(batch: TextScores, metric: str) -> np.ndarray:
+    """``metric`` of a scored batch: its rewards, its NDCG at ``k``, or one of its metrics."""
+    if metric == "reward":
+        return batch.rewards
+    if metric == "ndcg":
+        return batch.ndcg
+    if metric not in batch.metrics:
+        raise ValueError(
+            f"metric must be one of {('reward', 'ndcg', *sorted(batch.metrics))} for this env; "
+            f"got {metric!r}"
+        )
+    return batch.metrics[metric]
 
 
 def reward_function(
@@ -286,7 +306,8 @@ def reward_function(
     Completions may be strings or conversational (the last assistant message is scored); a
     batch is scored with one call of the env's batched ``score`` (one per split if it mixes
     splits). A completion that fails the format gate gets the env's format penalty (the
-    ``"rec-r1"`` reward's -2), never an exception.
+    ``"rec-r1"`` reward's -2), never an exception. A ``response_prefix`` column (a
+    :func:`prompt_dataset` with a prefill) is put back in front of each completion.
 
     Args:
         env: a recgym text env (``gym.make`` result or unwrapped); its ``reward=`` argument
@@ -294,17 +315,23 @@ def reward_function(
         split: the split of the episode indices when the dataset has no ``split`` column
             (default: the env's split); if set, a ``split`` column must agree with it.
         metric: ``"reward"`` (the env's reward, format penalty included), ``"ndcg"`` (NDCG at
-            the env's ``k``) or a ``ScoreBatch.metrics`` key such as ``"ndcg@10"`` (0 for a
+            the env's ``k``) or a key of the env's ``metrics`` such as ``"ndcg@10"`` (0 for a
             broken format).
         name: the name TRL logs it under (default ``"<env>_<metric>"``, e.g.
             ``"recseq_reward"``).
 
     Returns:
         The reward function, a callable :class:`EnvReward`.
+
+    Raises:
+        TypeError: ``env`` is not a recgym text env.
+        ValueError: ``split`` or ``metric`` is not one the env has.
     """
-    scorer = _scorer(env)
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
+    scorer = text_scorer(env)
     if split is not None and split not in SPLITS:
         raise ValueError(f"split must be None or one of {SPLITS}; got {split!r}")
-    return EnvReward(scorer, name or f"{_env_name(env, scorer)}_{metric}", metric, split)
+    if metric not in ("reward", "ndcg"):
+        # The metric names are the env's (ScoreBatch's, PrefScores'): ask it, with one empty
+        # reply, now rather than after the trainer has loaded the model and sampled a batch.
+        _metric_values(scorer.score([""], [0], split or scorer.split), metric)
+    return EnvReward(scorer, name or f"{env_name(env)}_{metric}", metric, split)
