@@ -356,7 +356,7 @@ def _play_text(env_id: str, agent: Agent, job: _Job) -> _Played:
             for key, chunks in parts.items():
                 per_seed.setdefault(key, []).append(np.concatenate(chunks))
         return _Played(
-            per_seed, n, _full_kwargs(env), str(scorer.task.data_version), int(scorer.k),
+            per_seed, n, _full_kwargs(env), scorer.data_version, int(scorer.k),
             str(scorer.reward_name),
         )  # fmt: skip
     finally:

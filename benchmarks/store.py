@@ -110,9 +110,7 @@ def current_data_version(env_id: str, env_kwargs: Mapping[str, Any]) -> str:
     """The ``data_version`` the env builds today with these arguments (loads its data)."""
     env = gym.make(env_id, **dict(env_kwargs))
     try:
-        # A text env's task has it; an interactive env's (RecUser-v0) batch of users.
-        owner = getattr(env.unwrapped, "batch", None) or env.unwrapped.task  # type: ignore[attr-defined]
-        return str(owner.data_version)
+        return str(env.unwrapped.data_version)  # type: ignore[attr-defined]
     finally:
         env.close()
 

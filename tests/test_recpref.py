@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 from typing import Any
@@ -233,3 +234,30 @@ def test_trl_reward_function_scores_preference_texts(kar: KARRecommender) -> Non
     assert p_target(texts, rows, "test") == expected.metrics["p_target"].tolist()
     with pytest.raises(ValueError, match=r"metric must be one of .*'hit@1'.*got 'recall@10'"):
         reward_function(env, metric="recall@10")
+
+
+def test_rows_record_the_judge(kar: KARRecommender) -> None:
+    """A judge with other weights scores differently, so its rows get another data_version."""
+    env = RecPrefEnv(recommender=kar, split="test")
+    assert env.data_version == RecPrefEnv(recommender=kar, split="validation").data_version
+    assert env.data_version != env.task.data_version  # the judge is in it
+    shifted = _shifting(kar)
+    assert shifted.version != kar.version
+    assert RecPrefEnv(recommender=shifted).data_version != env.data_version
+    # The same weights, in another object, are the same judge.
+    same = KARRecommender(kar.backbone, copy.deepcopy(kar.adaptor), kar.config)
+    assert RecPrefEnv(recommender=same).data_version == env.data_version
+
+
+def test_a_leaderboard_row_records_the_judge(kar: KARRecommender) -> None:
+    from agents.baselines import FixedTextAgent
+    from benchmarks.runner import evaluate
+
+    row = evaluate(
+        "RecPref-v0",
+        FixedTextAgent(""),
+        agent_name="fixed-text",
+        episodes=8,
+        env_kwargs={"recommender": kar},
+    )
+    assert row["data_version"] == RecPrefEnv(recommender=kar).data_version

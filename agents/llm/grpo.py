@@ -741,7 +741,7 @@ class GRPOTrainer(CheckpointedRun):
             "env": {
                 "id": self.config.env,
                 "kwargs": self.config.env_kwargs,
-                "data_version": self.scorer.task.data_version,
+                "data_version": self.scorer.data_version,
                 "reward": self.scorer.reward_name,
                 "k": self.scorer.k,
             },

@@ -34,7 +34,7 @@ class TextScores(Protocol):
 class TextScorer(Protocol):
     """What the trainers need of a text env (its ``env.unwrapped``): episodes by split, their
     prompts, one batched scorer, the default split, and what a summary records
-    (``task.data_version``, ``reward_name``, ``k``). ``RecSeq-v0``, ``RecSearch-v0`` and
+    (``data_version``, ``reward_name``, ``k``). ``RecSeq-v0``, ``RecSearch-v0`` and
     ``RecPref-v0`` have it."""
 
     k: int
@@ -42,6 +42,8 @@ class TextScorer(Protocol):
 
     @property
     def task(self) -> Any: ...
+    @property
+    def data_version(self) -> str: ...
     @property
     def reward_name(self) -> str: ...
     def num_episodes(self, split: str | None = None) -> int: ...
@@ -51,7 +53,16 @@ class TextScorer(Protocol):
     ) -> TextScores: ...
 
 
-_SCORER_MEMBERS = ("num_episodes", "observations", "score", "split", "task", "reward_name", "k")
+_SCORER_MEMBERS = (
+    "num_episodes",
+    "observations",
+    "score",
+    "split",
+    "task",
+    "data_version",
+    "reward_name",
+    "k",
+)
 
 
 def text_scorer(env: Any) -> TextScorer:

@@ -163,6 +163,7 @@ class KARRecommender:
         self.metrics = dict(metrics or {})
         self._encoder = encoder
         self._states: OrderedDict[bytes, Tensor] = OrderedDict()
+        self._version: str | None = None
 
     @property
     def encoder(self) -> Any:
@@ -175,6 +176,19 @@ class KARRecommender:
 
     def __repr__(self) -> str:
         return f"KARRecommender({self.config.backbone!r}, text_llm={self.config.text_llm!r})"
+
+    @property
+    def version(self) -> str:
+        """A digest of the weights (backbone and adaptor, 12 hex digits): ``RecPref-v0``'s
+        leaderboard rows record it through the env's ``data_version``."""
+        if self._version is None:
+            digest = hashlib.sha256()
+            for module in (self.backbone.model, self.adaptor):
+                for name, tensor in sorted(module.state_dict().items()):
+                    digest.update(name.encode())
+                    digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())
+            self._version = digest.hexdigest()[:12]
+        return self._version
 
     # ----- scoring --------------------------------------------------------------------------
 

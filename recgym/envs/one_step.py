@@ -50,15 +50,28 @@ def reset_episode(
 class OneStepEnv(gym.Env[ObsType, ActType]):
     """An env whose episodes are the fixed rows of a split, one step each.
 
-    Subclasses set ``self.split`` and implement :meth:`num_episodes`, :meth:`observation` and
-    :meth:`_info`; they get the seeded ``reset`` (``options={"split": ..., "index": ...}``), the
-    batched :meth:`observations` and :meth:`_current`, the episode a ``step`` scores.
+    Subclasses set ``self.split`` and implement :attr:`task`, :meth:`num_episodes`,
+    :meth:`observation` and :meth:`_info`; they get :attr:`data_version`, the seeded ``reset``
+    (``options={"split": ..., "index": ...}``), the batched :meth:`observations` and
+    :meth:`_current`, the episode a ``step`` scores.
     """
 
     split: str
     _episode: tuple[str, int] | None = None
     _done: bool = True
     _last: dict[str, Any] | None = None
+
+    @property
+    def task(self) -> Any:
+        """The built task: the data the episodes and rewards come from."""
+        raise NotImplementedError
+
+    @property
+    def data_version(self) -> str:
+        """A digest of what the env's rewards depend on, recorded by leaderboard rows (a row
+        whose ``data_version`` differs from today's is stale): the task's data, and in envs
+        whose reward comes from a trained model (``RecPref-v0``'s judge), its weights."""
+        return str(self.task.data_version)
 
     def num_episodes(self, split: str | None = None) -> int:
         """Number of episodes in ``split`` (default: the env's split)."""

@@ -313,6 +313,16 @@ class RecPrefEnv(OneStepEnv[str, str]):
         """``"ndcg"`` or ``"fused"`` (for leaderboard rows)."""
         return self.reward
 
+    @property
+    def data_version(self) -> str:
+        """A digest of the data and of the judge's weights (its ``version``, if it has one):
+        a judge trained again (other texts, seed or code) scores differently, so it makes the
+        rows it did not score stale. Loads the judge."""
+        judge = self.recommender
+        identity = getattr(judge, "version", None) or type(judge).__qualname__
+        blob = f"{self.task.data_version}:{identity}".encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
     def _split(self, split: str | None) -> PrefEpisodes:
         return self.task.splits[split_name(split, self.split)]
 

@@ -641,6 +641,11 @@ class RecUserEnv(gym.Env[Obs, np.int64]):
         """The user model."""
         return self.batch.model
 
+    @property
+    def data_version(self) -> str:
+        """The user batch's ``data_version`` (the user model and the logged users)."""
+        return self.batch.data_version
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Obs, dict[str, Any]]:
