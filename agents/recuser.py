@@ -13,6 +13,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from recgym.agent import check_action_masks
+
 __all__ = ["PopularItemAgent", "RandomItemAgent"]
 
 
@@ -20,13 +22,7 @@ def _masks(action_masks: np.ndarray | None, batch: int, n_items: int) -> np.ndar
     """``(batch, n_items)`` bool: the given masks, or every item allowed."""
     if action_masks is None:
         return np.ones((batch, n_items), dtype=bool)
-    masks = np.asarray(action_masks, dtype=bool)
-    if masks.shape != (batch, n_items):
-        raise ValueError(
-            f"action_masks must have shape ({batch}, {n_items}) (one row per observation, one "
-            f"column per item); got {masks.shape}"
-        )
-    return masks
+    return check_action_masks(action_masks, batch, n_items)
 
 
 def _n_items(env: gym.Env[Any, Any]) -> int:

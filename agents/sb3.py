@@ -29,6 +29,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from recgym.agent import check_action_masks
 from recgym.error import ModelLoadError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -290,21 +291,17 @@ class SB3Agent:
             return []
         batch = self._stack([self._select(o) for o in observations])
         if action_masks is not None:
-            return self._masked(batch, np.asarray(action_masks, dtype=bool))
+            return self._masked(batch, action_masks, len(observations))
         actions, _ = self.model.predict(batch, deterministic=self.deterministic)
         return list(actions)
 
-    def _masked(self, batch: Any, masks: np.ndarray) -> list[int]:
+    def _masked(self, batch: Any, action_masks: Any, n: int) -> list[int]:
         import torch
 
         space = self.model.action_space
         if not isinstance(space, spaces.Discrete):
             raise ValueError(f"action masks need a Discrete action space; the model's is {space}")
-        if masks.shape != (len(masks), space.n) or not masks.any(axis=1).all():
-            raise ValueError(
-                f"action_masks must be (batch, {space.n}) with an allowed action in every row; "
-                f"got shape {masks.shape}"
-            )
+        masks = check_action_masks(action_masks, n, int(space.n), need_allowed=True)
         policy: Any = self.model.policy  # an actor-critic or a DQN policy, by the algorithm
         tensor, _ = policy.obs_to_tensor(batch)
         q_net: Any = getattr(self.model, "q_net", None)

@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Agent", "act_batch", "reset_agent", "takes_action_masks"]
+__all__ = ["Agent", "act_batch", "check_action_masks", "reset_agent", "takes_action_masks"]
 
 
 @runtime_checkable
@@ -42,6 +42,33 @@ def takes_action_masks(agent: Agent) -> bool:
         return False
 
 
+def check_action_masks(
+    action_masks: Any, batch: int, n_actions: int | None = None, *, need_allowed: bool = False
+) -> np.ndarray:
+    """``action_masks`` as a ``(batch, n_actions)`` bool array, checked.
+
+    Args:
+        action_masks: one row per observation, True where the action is allowed.
+        batch: the number of observations.
+        n_actions: the number of actions (``None``: any).
+        need_allowed: every row must allow at least one action (an agent that picks one).
+
+    Raises:
+        ValueError: another shape, or (``need_allowed``) a row that allows nothing.
+    """
+    masks = np.asarray(action_masks, dtype=bool)
+    n = masks.shape[-1] if n_actions is None and masks.ndim == 2 else n_actions
+    if masks.shape != (batch, n):
+        raise ValueError(
+            f"action_masks must have shape ({batch}, {'n_actions' if n is None else n}) (one row "
+            f"per observation, one column per action); got {masks.shape}"
+        )
+    if need_allowed and not masks.any(axis=1).all():
+        rows = np.flatnonzero(~masks.any(axis=1)).tolist()
+        raise ValueError(f"action_masks allow no action in rows {rows}: nothing to choose from")
+    return masks
+
+
 def act_batch(
     agent: Agent, observations: Sequence[Any], action_masks: np.ndarray | None = None
 ) -> list[Any]:
@@ -53,12 +80,7 @@ def act_batch(
     batched = getattr(agent, "act_batch", None)
     if batched is not None:
         if action_masks is not None and takes_action_masks(agent):
-            masks = np.asarray(action_masks, dtype=bool)
-            if masks.ndim != 2 or len(masks) != len(observations):
-                raise ValueError(
-                    f"action_masks must be a (batch, n_actions) array with one row per "
-                    f"observation ({len(observations)}); got shape {masks.shape}"
-                )
+            masks = check_action_masks(action_masks, len(observations))
             actions = list(batched(list(observations), action_masks=masks))
         else:
             actions = list(batched(list(observations)))

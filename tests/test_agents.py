@@ -140,3 +140,17 @@ def test_zero_shot_smollm2_completes_search_prompts(search: gym.Env) -> None:
     obs = search.unwrapped.observations([0, 1, 2, 3], "test")
     result = search.unwrapped.score(agent.act_batch(obs), [0, 1, 2, 3], "test")
     assert ((result.rewards == -2) | ((result.rewards >= 0) & (result.rewards <= 1.1))).all()
+
+
+def test_action_masks_are_checked_in_one_place() -> None:
+    from recgym.agent import check_action_masks
+
+    masks = check_action_masks([[1, 0, 1], [0, 1, 0]], 2, 3)
+    assert masks.dtype == bool and masks.tolist() == [[True, False, True], [False, True, False]]
+    assert check_action_masks(np.zeros((2, 5)), 2).shape == (2, 5)  # any number of actions
+    with pytest.raises(ValueError, match=r"shape \(3, 3\).*got \(2, 3\)"):
+        check_action_masks(masks, 3, 3)
+    with pytest.raises(ValueError, match=r"shape \(2, n_actions\).*got \(6,\)"):
+        check_action_masks(np.ones(6), 2)
+    with pytest.raises(ValueError, match=r"allow no action in rows \[1\]"):
+        check_action_masks([[1, 0], [0, 0]], 2, 2, need_allowed=True)
