@@ -212,6 +212,11 @@ class RecPrefEnv(OneStepEnv[str, str]):
     ``info["metrics"]`` has ``ndcg@{1,5,10}``, ``hit@{1,5,10}`` and ``p_target``, whatever the
     reward. No text is malformed, so there is no format penalty.
 
+    The reward depends on the judge's weights as much as on the data, so
+    :attr:`data_version` (what leaderboard rows record) digests both: a judge trained again,
+    even with the same settings, writes its training texts anew and may score differently,
+    and then the rows it did not score are stale.
+
     ## Starting State
     ``reset(options={"split": s, "index": i})`` starts episode ``i`` of split ``s``; without an
     index, one is drawn from the env's seeded generator.
