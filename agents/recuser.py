@@ -18,11 +18,13 @@ from recgym.agent import check_action_masks
 __all__ = ["PopularItemAgent", "RandomItemAgent"]
 
 
-def _masks(action_masks: np.ndarray | None, batch: int, n_items: int) -> np.ndarray:
-    """``(batch, n_items)`` bool: the given masks, or every item allowed."""
+def _masks(
+    action_masks: np.ndarray | None, batch: int, n_items: int, *, need_allowed: bool = False
+) -> np.ndarray:
+    """``(batch, n_items)`` bool: the given masks (checked), or every item allowed."""
     if action_masks is None:
         return np.ones((batch, n_items), dtype=bool)
-    return check_action_masks(action_masks, batch, n_items)
+    return check_action_masks(action_masks, batch, n_items, need_allowed=need_allowed)
 
 
 def _n_items(env: gym.Env[Any, Any]) -> int:
@@ -80,10 +82,7 @@ class RandomItemAgent(_ItemAgent):
         Raises:
             ValueError: a mask row allows nothing.
         """
-        masks = _masks(action_masks, len(observations), self.n_items)
-        empty = np.flatnonzero(~masks.any(axis=1))
-        if len(empty):
-            raise ValueError(f"action mask rows {empty.tolist()} allow no item")
+        masks = _masks(action_masks, len(observations), self.n_items, need_allowed=True)
         return [int(self._rng.choice(np.flatnonzero(row))) for row in masks]
 
     def config(self) -> dict[str, Any]:

@@ -116,7 +116,7 @@ def test_random_and_popular_items_respect_the_mask() -> None:
     popular = PopularItemAgent(np.arange(N_ITEMS, dtype=np.float64))
     assert popular.act_batch([None] * 50, masks) == [11] * 50
     assert popular.act_batch([None]) == [N_ITEMS - 1]  # no mask: any item
-    with pytest.raises(ValueError, match="allow no item"):
+    with pytest.raises(ValueError, match=r"allow no action in rows \[0\]"):
         random_agent.act_batch([None], np.zeros((1, N_ITEMS), dtype=bool))
     with pytest.raises(ValueError, match="shape"):
         popular.act_batch([None], np.ones((1, N_ITEMS + 1), dtype=bool))
