@@ -1,0 +1,1 @@
+"""Small helpers shared by recgym's packages (nothing here imports torch)."""

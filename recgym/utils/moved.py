@@ -1,0 +1,88 @@
+"""Old import paths of moved modules, kept working for one release with a deprecation warning.
+
+A package that moved modules calls :func:`alias_modules` with a table ``{old: new}``; importing
+an old path then imports the new module, warns once, and binds the *same* module object under
+the old name (so ``mock.patch("old.path.name")`` patches the code that runs). The tables are
+also the record of the moves: ``docs/layout.md`` lists them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+from types import ModuleType
+from typing import Any
+
+__all__ = ["alias_modules", "moved_modules"]
+
+_MOVES: dict[str, str] = {}
+
+
+class _AliasLoader(importlib.abc.Loader):
+    """Loads an old module path as the module it moved to."""
+
+    def __init__(self, old: str, new: str) -> None:
+        self.old, self.new = old, new
+        self._spec: importlib.machinery.ModuleSpec | None = None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
+        warnings.warn(
+            f"{self.old} moved to {self.new}; import it from there (the old path goes away in "
+            "the next release)",
+            DeprecationWarning,
+            stacklevel=_stacklevel(),
+        )
+        module = importlib.import_module(self.new)
+        self._spec = module.__spec__
+        return module
+
+    def exec_module(self, module: ModuleType) -> None:
+        """Nothing to run: the new module is already executed. The import system has just set
+        its ``__spec__`` to the old path's; give it back its own."""
+        module.__spec__ = self._spec
+
+
+class _AliasFinder(importlib.abc.MetaPathFinder):
+    """Finds the old paths of :data:`_MOVES`."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        new = _MOVES.get(fullname)
+        if new is None:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(fullname, new))
+
+
+def _stacklevel() -> int:
+    """The stack level of the first frame outside importlib (the ``import`` statement)."""
+    frame: Any = sys._getframe(1)
+    level = 1
+    while frame is not None and (
+        frame.f_code.co_filename.startswith("<frozen importlib")
+        or frame.f_code.co_filename == __file__
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def alias_modules(moves: Mapping[str, str]) -> None:
+    """Make each old module path of ``moves`` import its new module (idempotent).
+
+    Args:
+        moves: old dotted module path → new dotted module path.
+    """
+    _MOVES.update(moves)
+    if not any(isinstance(f, _AliasFinder) for f in sys.meta_path):
+        # First: an old path may share its parent package with a real module of that name.
+        sys.meta_path.insert(0, _AliasFinder())
+
+
+def moved_modules() -> dict[str, str]:
+    """Every registered move, old path → new path."""
+    return dict(_MOVES)

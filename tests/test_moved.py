@@ -1,0 +1,56 @@
+"""recgym.utils.moved: old module paths import the moved module, once, with a warning."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from recgym.utils.moved import alias_modules, moved_modules
+
+
+@pytest.fixture
+def packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "newpkg_t").mkdir()
+    (tmp_path / "newpkg_t" / "__init__.py").write_text("")
+    (tmp_path / "newpkg_t" / "mod.py").write_text("VALUE = 41\n\ndef f():\n    return VALUE\n")
+    (tmp_path / "oldpkg_t").mkdir()
+    (tmp_path / "oldpkg_t" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for name in [m for m in sys.modules if m.startswith(("newpkg_t", "oldpkg_t"))]:
+        del sys.modules[name]
+
+
+def test_old_path_is_the_new_module_with_a_deprecation_warning(packages: Path) -> None:
+    alias_modules({"oldpkg_t.mod": "newpkg_t.mod"})
+    with pytest.warns(DeprecationWarning, match=r"oldpkg_t\.mod moved to newpkg_t\.mod"):
+        old = importlib.import_module("oldpkg_t.mod")
+    new = importlib.import_module("newpkg_t.mod")
+    assert old is new
+    assert new.__spec__.name == "newpkg_t.mod"  # the real module keeps its own spec
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        from oldpkg_t.mod import VALUE  # cached: no second warning
+
+    assert VALUE == 41
+    assert moved_modules()["oldpkg_t.mod"] == "newpkg_t.mod"
+
+
+def test_patching_the_old_path_patches_the_running_code(
+    packages: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alias_modules({"oldpkg_t.mod": "newpkg_t.mod"})
+    with pytest.warns(DeprecationWarning):
+        old = importlib.import_module("oldpkg_t.mod")
+    monkeypatch.setattr(old, "VALUE", 7)
+    assert importlib.import_module("newpkg_t.mod").f() == 7
+
+
+def test_unknown_paths_are_left_alone(packages: Path) -> None:
+    alias_modules({"oldpkg_t.mod": "newpkg_t.mod"})
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("oldpkg_t.nothing")
