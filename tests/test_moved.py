@@ -54,3 +54,23 @@ def test_unknown_paths_are_left_alone(packages: Path) -> None:
     alias_modules({"oldpkg_t.mod": "newpkg_t.mod"})
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("oldpkg_t.nothing")
+
+
+def test_python_dash_m_runs_the_moved_script(packages: Path) -> None:
+    import subprocess
+
+    (packages / "newpkg_t" / "script.py").write_text("print('ran', __name__)\n")
+    (packages / "oldpkg_t" / "__init__.py").write_text(
+        "from recgym.utils.moved import alias_modules\n"
+        "alias_modules({'oldpkg_t.script': 'newpkg_t.script'})\n"
+    )
+    env = {**__import__("os").environ, "PYTHONPATH": f"{packages}:{Path.cwd()}"}
+    done = subprocess.run(
+        [sys.executable, "-W", "always", "-m", "oldpkg_t.script"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert done.stdout.strip() == "ran __main__"
+    assert "oldpkg_t.script moved to newpkg_t.script" in done.stderr

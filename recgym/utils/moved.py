@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -44,6 +45,20 @@ class _AliasLoader(importlib.abc.Loader):
         """Nothing to run: the new module is already executed. The import system has just set
         its ``__spec__`` to the old path's; give it back its own."""
         module.__spec__ = self._spec
+
+    def get_code(self, fullname: str) -> Any:
+        """The new module's code, so ``python -m old.path`` runs the moved script."""
+        warnings.warn(
+            f"{self.old} moved to {self.new}; run python -m {self.new}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        spec = importlib.util.find_spec(self.new)
+        loader = spec.loader if spec is not None else None
+        get_code = getattr(loader, "get_code", None)
+        if get_code is None:
+            raise ImportError(f"{self.new} has no code to run", name=fullname)
+        return get_code(self.new)
 
 
 class _AliasFinder(importlib.abc.MetaPathFinder):
