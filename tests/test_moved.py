@@ -74,3 +74,17 @@ def test_python_dash_m_runs_the_moved_script(packages: Path) -> None:
     )
     assert done.stdout.strip() == "ran __main__"
     assert "oldpkg_t.script moved to newpkg_t.script" in done.stderr
+
+
+def test_moved_names_warn_and_resolve() -> None:
+    from recgym.envs import text
+    from recgym.envs.one_step import SPLITS, split_name
+
+    with pytest.warns(DeprecationWarning, match=r"recgym\.envs\.text\.SPLITS moved to"):
+        assert text.SPLITS is SPLITS
+    with pytest.warns(DeprecationWarning):
+        from recgym.envs.text import split_name as old
+
+    assert old is split_name
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        text.nothing  # noqa: B018

@@ -47,7 +47,8 @@ import numpy as np
 
 from agents.llm.text_env import TextScorer, TextScores, env_name, text_scorer
 from agents.llm.zero_shot import policy_messages
-from recgym.envs.text import EVAL_METRICS, SPLITS, SYSTEM_PROMPT
+from recgym.envs.one_step import SPLITS
+from recgym.envs.text import EVAL_METRICS, SYSTEM_PROMPT
 
 if TYPE_CHECKING:
     from datasets import Dataset

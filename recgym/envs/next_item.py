@@ -10,7 +10,6 @@ reasoning LLM with a recommendation head (R²ec) scores items from its hidden st
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -18,16 +17,14 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 
-from recgym.envs.one_step import OneStepEnv
-from recgym.envs.text import (
-    MAX_PROMPT_CHARS,
+from recgym.envs.one_step import (
     SPLITS,
-    TEXT_CHARSET,
+    OneStepEnv,
     episode_index,
+    leave_one_out_examples,
     score_rows,
-    split_name,
-    to_charset,
 )
+from recgym.envs.spaces import history_space, padded_history, prompt_space, to_charset
 from recgym.metrics import metrics_at_rank, target_ranks
 
 __all__ = [
@@ -51,9 +48,6 @@ NEXT_PROMPT = (
 METRIC_KS = (5, 10, 20, 50)
 """Cut-offs of ``info["metrics"]``: ``"ndcg@10"``, ``"hit@5"``... (R²ec reports Hit/NDCG@5,
 10, 20)."""
-
-_TASKS: dict[tuple[Any, ...], NextTask] = {}
-_TASKS_LOCK = threading.Lock()
 
 
 def next_prompt(history: Sequence[str]) -> str:
@@ -218,7 +212,6 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
     - v0: initial version.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 (Gymnasium's own attribute)
     REWARDS: ClassVar[tuple[str, ...]] = ("ndcg", "fused")
 
     def __init__(
@@ -232,8 +225,7 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
         max_history: int = 200,
         render_mode: str | None = None,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+        super().__init__(split=split, render_mode=render_mode)
         if reward not in self.REWARDS:
             raise ValueError(f"reward must be one of {self.REWARDS}; got {reward!r}")
         if not 0.0 <= beta <= 1.0 or tau <= 0:
@@ -242,15 +234,11 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
             raise ValueError(
                 f"history_len and max_history must be >= 1; got {history_len}, {max_history}"
             )
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'ansi'; got {render_mode!r}")
-        self.split = split
         self.reward = reward
         self.beta = float(beta) if reward == "fused" else 1.0
         self.tau = float(tau)
         self.history_len = int(history_len)
         self.max_history = int(max_history)
-        self.render_mode = render_mode
         n_items = len(self.task.texts)
         if not 1 <= k <= n_items:
             raise ValueError(f"k must be in 1..{n_items} (the catalog size); got {k}")
@@ -258,8 +246,8 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
         self.n_items = n_items
         self.observation_space = spaces.Dict(
             {
-                "prompt": spaces.Text(MAX_PROMPT_CHARS, min_length=0, charset=TEXT_CHARSET),
-                "history": spaces.Box(-1, n_items - 1, (self.max_history,), np.int64),
+                "prompt": prompt_space(),
+                "history": history_space(n_items, self.max_history),
             }
         )
         # Only the order matters for NDCG; [-1, 1] is the range RL libraries expect.
@@ -267,26 +255,17 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
 
     # ----- the task -------------------------------------------------------------------------
 
-    @property
-    def task(self) -> NextTask:
-        """The built task (built on first access, shared by the envs of a process)."""
-        key = ("ml-100k",)  # one dataset for now; the key grows with the env's data arguments
-        with _TASKS_LOCK:
-            if key not in _TASKS:
-                _TASKS[key] = _build_task()
-            return _TASKS[key]
+    def _task_key(self) -> tuple[Any, ...]:
+        return ("ml-100k",)  # one dataset for now; the key grows with the env's data arguments
 
-    @property
-    def reward_name(self) -> str:
-        """``"ndcg"`` or ``"fused"`` (for leaderboard rows)."""
-        return self.reward
-
-    def _split(self, split: str | None) -> _Split:
-        return self.task.splits[split_name(split, self.split)]
-
-    def num_episodes(self, split: str | None = None) -> int:
-        """Number of episodes in ``split`` (default: the env's split)."""
-        return len(self._split(split))
+    def _build_task(self) -> NextTask:
+        data, examples = leave_one_out_examples("ml-100k")
+        splits = {name: _Split(*examples[name]) for name in SPLITS}
+        texts = [to_charset(t) for t in data.items.texts()]  # "Title (year) | genres"
+        digest = hashlib.sha256("\x00".join(texts).encode())
+        for name in SPLITS:
+            digest.update(np.asarray(splits[name].targets, dtype=np.int64).tobytes())
+        return NextTask(texts, data.items.item_ids, splits, digest.hexdigest()[:16])
 
     def target(self, index: int, split: str | None = None) -> int:
         """The held-out item of episode ``index`` (the supervised label)."""
@@ -297,12 +276,9 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
         """The observation of episode ``index`` of ``split``."""
         episodes = self._split(split)
         hist = episodes.histories[episode_index(index, len(episodes))]
-        padded = np.full(self.max_history, -1, dtype=np.int64)
-        recent = hist[-self.max_history :]
-        padded[len(padded) - len(recent) :] = recent
         texts = self.task.texts
         prompt = next_prompt([texts[j] for j in hist[-self.history_len :]])
-        return {"prompt": prompt, "history": padded}
+        return {"prompt": prompt, "history": padded_history(hist, self.max_history)}
 
     # ----- scoring --------------------------------------------------------------------------
 
@@ -345,24 +321,20 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
     def _info(self, split: str, index: int) -> dict[str, Any]:
         return {"split": split, "index": index, "user_id": str(self._split(split).users[index])}
 
-    def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
-        """Score the action; the episode ends (``terminated``) after this one step."""
-        split, index = self._current()
-        scores = _score_matrix([action], self.n_items)
-        result = self.score(scores, index, split)
+    def _step_info(self, result: NextScores, action: Any) -> dict[str, Any]:
         reasoning = action.get("reasoning") if isinstance(action, Mapping) else None
-        info = {
-            **self._info(split, index),
-            "metrics": {key: float(v[0]) for key, v in result.metrics.items()},
+        return {
             "target_rank": int(result.ranks[0]),
             "reasoning": None if reasoning is None else str(reasoning),
         }
+
+    def _render_state(
+        self, result: NextScores, action: Any, split: str, index: int
+    ) -> dict[str, Any]:
+        scores = _score_matrix([action], self.n_items)[0]
         hist = self._split(split).histories[index]
-        top = np.argsort(-np.where(np.isnan(scores[0]), -np.inf, scores[0]), kind="stable")
-        info_top = [int(i) for i in top[~np.isin(top, hist)][:10]]
-        self._done = True
-        self._last = {"reward": float(result.rewards[0]), "top": info_top, **info}
-        return self.observation(index, split), float(result.rewards[0]), True, False, info
+        top = np.argsort(-np.where(np.isnan(scores), -np.inf, scores), kind="stable")
+        return {"top": [int(i) for i in top[~np.isin(top, hist)][:10]]}
 
     def render(self) -> str | None:
         """``"ansi"``: the last movies watched, the agent's top 10 and the target."""
@@ -409,20 +381,3 @@ def _score_matrix(actions: Sequence[Any] | np.ndarray, n_items: int) -> np.ndarr
     if not vectors:
         raise ValueError("no actions to score")
     return np.stack(vectors)
-
-
-def _build_task() -> NextTask:
-    from recgym.data import leave_one_out, load_dataset
-
-    data = load_dataset("ml-100k", progress=False)
-    assert data.interactions is not None
-    loo = leave_one_out(data.interactions)
-    splits = {}
-    for name in SPLITS:
-        users, histories, targets = loo.examples(name)  # type: ignore[arg-type]
-        splits[name] = _Split(users, histories, targets)
-    texts = [to_charset(t) for t in data.items.texts()]  # "Title (year) | genres"
-    digest = hashlib.sha256("\x00".join(texts).encode())
-    for name in SPLITS:
-        digest.update(np.asarray(splits[name].targets, dtype=np.int64).tobytes())
-    return NextTask(texts, data.items.item_ids, splits, digest.hexdigest()[:16])

@@ -12,26 +12,15 @@ true about the user lifts the held-out movie; an empty text leaves the plain rec
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-from gymnasium import spaces
 
 from recgym.envs.next_item import fuse, target_probability
-from recgym.envs.one_step import OneStepEnv
-from recgym.envs.text import (
-    MAX_ACTION_CHARS,
-    MAX_PROMPT_CHARS,
-    SPLITS,
-    TEXT_CHARSET,
-    episode_index,
-    score_rows,
-    split_name,
-    to_charset,
-)
+from recgym.envs.one_step import SPLITS, OneStepEnv, episode_index, score_rows, split_name
+from recgym.envs.spaces import prompt_space, text_action_space, to_charset
 from recgym.metrics import metrics_at_rank, target_ranks
 
 __all__ = [
@@ -61,8 +50,6 @@ METRIC_KS = (1, 5, 10)
 MAX_TEXT_CHARS = 4_000
 """Text beyond this many characters is cut before encoding (the encoder reads 256 tokens)."""
 
-_TASKS: dict[str, PrefTask] = {}
-_TASKS_LOCK = threading.Lock()
 _CANDIDATE_SEED = 2410_05939  # the candidate lists are part of the benchmark: fixed forever
 
 
@@ -245,8 +232,6 @@ class RecPrefEnv(OneStepEnv[str, str]):
     - v0: initial version.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 (Gymnasium's own attribute)
-
     def __init__(
         self,
         split: str = "train",
@@ -260,8 +245,7 @@ class RecPrefEnv(OneStepEnv[str, str]):
         history_len: int = 10,
         render_mode: str | None = None,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+        super().__init__(split=split, render_mode=render_mode)
         if n_negatives < 1:
             raise ValueError(f"n_negatives must be >= 1; got {n_negatives}")
         k = 1 + n_negatives if k is None else k
@@ -273,35 +257,29 @@ class RecPrefEnv(OneStepEnv[str, str]):
             raise ValueError(f"reward must be 'ndcg' or 'fused'; got {reward!r}")
         if not 0.0 <= beta <= 1.0 or tau <= 0:
             raise ValueError(f"beta must be in [0, 1] and tau > 0; got {beta}, {tau}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'ansi'; got {render_mode!r}")
         if not isinstance(recommender, str) and not hasattr(recommender, "score_candidates"):
             raise TypeError(
                 "recommender must be a seqrec backbone name ('sasrec', 'gru4rec', 'lrurec') or "
                 f"an object with score_candidates(); got {type(recommender).__name__}"
             )
-        self.split = split
         self.n_negatives = int(n_negatives)
         self.k = int(k)
         self.reward = reward
         self.beta = float(beta) if reward == "fused" else 1.0
         self.tau = float(tau)
         self.history_len = int(history_len)
-        self.render_mode = render_mode
         self.text_llm = text_llm
         self._recommender = recommender
-        self.observation_space = spaces.Text(MAX_PROMPT_CHARS, min_length=0, charset=TEXT_CHARSET)
-        self.action_space = spaces.Text(MAX_ACTION_CHARS, min_length=0, charset=TEXT_CHARSET)
+        self.observation_space = prompt_space()
+        self.action_space = text_action_space()
 
     # ----- the task -------------------------------------------------------------------------
 
-    @property
-    def task(self) -> PrefTask:
-        """The built task (built on first access, shared by the envs of a process)."""
-        with _TASKS_LOCK:
-            if "ml-100k" not in _TASKS:
-                _TASKS["ml-100k"] = build_pref_task()
-            return _TASKS["ml-100k"]
+    def _task_key(self) -> tuple[Any, ...]:
+        return ("ml-100k",)
+
+    def _build_task(self) -> PrefTask:
+        return build_pref_task()
 
     @property
     def recommender(self) -> PreferenceScorer:
@@ -314,11 +292,6 @@ class RecPrefEnv(OneStepEnv[str, str]):
         return self._recommender
 
     @property
-    def reward_name(self) -> str:
-        """``"ndcg"`` or ``"fused"`` (for leaderboard rows)."""
-        return self.reward
-
-    @property
     def data_version(self) -> str:
         """A digest of the data and of the judge's weights (its ``version``, if it has one):
         a judge trained again (other texts, seed or code) scores differently, so it makes the
@@ -327,13 +300,6 @@ class RecPrefEnv(OneStepEnv[str, str]):
         identity = getattr(judge, "version", None) or type(judge).__qualname__
         blob = f"{self.task.data_version}:{identity}".encode()
         return hashlib.sha256(blob).hexdigest()[:12]
-
-    def _split(self, split: str | None) -> PrefEpisodes:
-        return self.task.splits[split_name(split, self.split)]
-
-    def num_episodes(self, split: str | None = None) -> int:
-        """Number of episodes (users) in ``split`` (default: the env's split)."""
-        return len(self._split(split))
 
     def observation(self, index: int, split: str | None = None) -> str:
         """The prompt of episode ``index`` of ``split`` (default: the env's split)."""
@@ -396,24 +362,14 @@ class RecPrefEnv(OneStepEnv[str, str]):
     def _info(self, split: str, index: int) -> dict[str, Any]:
         return {"split": split, "index": index, "user_id": str(self._split(split).users[index])}
 
-    def step(self, action: str | bytes) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        """Score the text; the episode ends (``terminated``) after this one step."""
-        split, index = self._current()
-        result = self.score([action], index, split)
-        info = {
-            **self._info(split, index),
-            "metrics": {key: float(v[0]) for key, v in result.metrics.items()},
-            "target_rank": int(result.ranks[0]),
-        }
-        self._done = True
+    def _step_info(self, result: PrefScores, action: str | bytes) -> dict[str, Any]:
+        return {"target_rank": int(result.ranks[0])}
+
+    def _render_state(
+        self, result: PrefScores, action: str | bytes, split: str, index: int
+    ) -> dict[str, Any]:
         order = np.argsort(-result.candidate_scores[0], kind="stable")
-        self._last = {
-            "text": _as_text(action),
-            "reward": float(result.rewards[0]),
-            "ranked": self.candidates(index, split)[order],
-            **info,
-        }
-        return self.observation(index, split), float(result.rewards[0]), True, False, info
+        return {"text": _as_text(action), "ranked": self.candidates(index, split)[order]}
 
     def render(self) -> str | None:
         """``"ansi"``: the prompt, the text, the reward and the top of the ranked list."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -19,16 +18,14 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 from gymnasium import spaces
 
-from recgym.envs.one_step import OneStepEnv
-from recgym.envs.text import (
-    MAX_PROMPT_CHARS,
+from recgym.envs.one_step import (
     SPLITS,
-    TEXT_CHARSET,
+    OneStepEnv,
     episode_index,
+    leave_one_out_examples,
     score_rows,
-    split_name,
-    to_charset,
 )
+from recgym.envs.spaces import history_space, padded_history, prompt_space, to_charset
 from recgym.error import RecGymError
 from recgym.metrics import metrics_at_rank, target_ranks
 
@@ -174,10 +171,6 @@ class RankScores:
     ranking: np.ndarray
 
 
-_TASKS: dict[tuple[Any, ...], RankTask] = {}
-_TASKS_LOCK = threading.Lock()
-
-
 class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
     """Rank a sequential retriever's candidates for a user's next movie, after LlamaRec.
 
@@ -245,7 +238,6 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
     - v0: initial version.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 (Gymnasium's own attribute)
     candidate_seed: ClassVar[int] = 20231104  # random train candidates: same on every machine
 
     def __init__(
@@ -262,8 +254,7 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
         k: int = 10,
         render_mode: str | None = None,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+        super().__init__(split=split, render_mode=render_mode)
         if not 2 <= n_candidates <= len(LETTERS):
             raise ValueError(f"n_candidates must be in 2..{len(LETTERS)}; got {n_candidates}")
         if not 1 <= k <= n_candidates:
@@ -276,14 +267,11 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
             raise ValueError(
                 f"train_candidates must be 'random' or 'retriever'; got {train_candidates!r}"
             )
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'ansi'; got {render_mode!r}")
         if not isinstance(retriever, str) and not isinstance(retriever, ItemRetriever):
             raise TypeError(
                 "retriever must be a model name ('lrurec', 'sasrec', 'gru4rec') or an object "
                 f"with name, n_items, data_version, score() and retrieve(); got {retriever!r}"
             )
-        self.split = split
         self.retriever = retriever
         self.retriever_kwargs = dict(retriever_kwargs or {})
         self.retriever_seed = int(retriever_seed)
@@ -292,14 +280,13 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
         self.max_history = int(max_history)
         self.train_candidates = train_candidates
         self.k = int(k)
-        self.render_mode = render_mode
-        self.reward_name = "ndcg"
+        self.reward = "ndcg"
         n_items = self._n_items()
         self.observation_space = spaces.Dict(
             {
-                "prompt": spaces.Text(MAX_PROMPT_CHARS, min_length=0, charset=TEXT_CHARSET),
+                "prompt": prompt_space(),
                 "candidates": spaces.Box(0, n_items - 1, (self.n_candidates,), np.int64),
-                "history": spaces.Box(-1, n_items - 1, (self.max_history,), np.int64),
+                "history": history_space(n_items, self.max_history),
             }
         )
         # Only the order of the scores matters; [-1, 1] is the range RL libraries expect.
@@ -320,15 +307,6 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
         kwargs = json.dumps(self.retriever_kwargs, sort_keys=True, default=str)
         return (ret, kwargs, self.retriever_seed, self.n_candidates, self.train_candidates)
 
-    @property
-    def task(self) -> RankTask:
-        """The built task (built on first access, shared by envs with the same arguments)."""
-        key = self._task_key()
-        with _TASKS_LOCK:
-            if key not in _TASKS:
-                _TASKS[key] = self._build_task()
-            return _TASKS[key]
-
     def _load_retriever(self) -> ItemRetriever:
         if not isinstance(self.retriever, str):
             return self.retriever
@@ -345,11 +323,7 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
         return model
 
     def _build_task(self) -> RankTask:
-        from recgym.data import leave_one_out, load_dataset
-
-        data = load_dataset("ml-100k", progress=False)
-        assert data.interactions is not None
-        loo = leave_one_out(data.interactions)
+        data, examples = leave_one_out_examples("ml-100k")
         retriever = self._load_retriever()
         if retriever.n_items != len(data.items):
             raise RecGymError(
@@ -358,7 +332,7 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
             )
         splits: dict[str, _Split] = {}
         for s, name in enumerate(SPLITS):
-            users, histories, targets = loo.examples(name)  # type: ignore[arg-type]
+            users, histories, targets = examples[name]
             split = _Split(users, histories, targets, None, None, self.candidate_seed + s)
             if name != "train" or self.train_candidates == "retriever":
                 split.candidates, split.full_rank = _retrieve(
@@ -373,13 +347,6 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
         digest = hashlib.sha256("\x00".join(texts).encode())
         digest.update(f"{retriever.name}:{retriever.data_version}:{self._task_key()}".encode())
         return RankTask(texts, data.items.item_ids, splits, retriever.name, digest.hexdigest()[:16])
-
-    def _split(self, split: str | None) -> _Split:
-        return self.task.splits[split_name(split, self.split)]
-
-    def num_episodes(self, split: str | None = None) -> int:
-        """Number of episodes in ``split`` (default: the env's split)."""
-        return len(self._split(split))
 
     def candidates(self, index: int, split: str | None = None) -> np.ndarray:
         """The candidates (item indices, letter order) of episode ``index`` of ``split``."""
@@ -410,13 +377,14 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
         cands = self.candidates(i, split)
         hist = episodes.histories[i]
         texts = self.task.texts
-        padded = np.full(self.max_history, -1, dtype=np.int64)
-        recent = hist[-self.max_history :]
-        padded[len(padded) - len(recent) :] = recent
         prompt = rank_prompt(
             [texts[j] for j in hist[-self.history_len :]], [texts[j] for j in cands]
         )
-        return {"prompt": prompt, "candidates": cands.astype(np.int64), "history": padded}
+        return {
+            "prompt": prompt,
+            "candidates": cands.astype(np.int64),
+            "history": padded_history(hist, self.max_history),
+        }
 
     # ----- scoring --------------------------------------------------------------------------
 
@@ -480,18 +448,8 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
             "retriever": self.task.retriever_name,
         }
 
-    def step(self, action: np.ndarray) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
-        """Score the action; the episode ends (``terminated``) after this one step."""
-        split, index = self._current()
-        result = self.score(np.asarray(action)[None], index, split)
-        info = {
-            **self._info(split, index),
-            "metrics": {key: float(v[0]) for key, v in result.metrics.items()},
-            "ranking": result.ranking[0].tolist(),
-        }
-        self._done = True
-        self._last = {"reward": float(result.rewards[0]), **info}
-        return self.observation(index, split), float(result.rewards[0]), True, False, info
+    def _step_info(self, result: RankScores, action: np.ndarray) -> dict[str, Any]:
+        return {"ranking": result.ranking[0].tolist()}
 
     def render(self) -> str | None:
         """``"ansi"``: the history, the candidates in the agent's order and the target."""

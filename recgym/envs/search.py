@@ -8,13 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recgym.envs.text import (
-    SPLITS,
-    RetrievalTextEnv,
-    SplitEpisodes,
-    TextTask,
-    to_charset,
-)
+from recgym.envs.one_step import SPLITS
+from recgym.envs.spaces import to_charset
+from recgym.envs.text import RetrievalTextEnv, SplitEpisodes, TextTask
 
 __all__ = ["SEARCH_PROMPT", "RecSearchEnv"]
 
@@ -29,12 +25,16 @@ SEARCH_PROMPT = (
 """The observation template; ``{request}`` is the shopper's request."""
 
 _STORES = {
-    "clothing-reviews": ("women's clothing", "each product is described by its department, class "
-                         "and customer reviews"),
-    "esci": ("Amazon", "each product is described by its title, description, bullet points, "
-             "brand and colour"),
+    "clothing-reviews": (
+        "women's clothing",
+        "each product is described by its department, class and customer reviews",
+    ),
+    "esci": (
+        "Amazon",
+        "each product is described by its title, description, bullet points, brand and colour",
+    ),
     "amazon-c4": ("Amazon", "each product is described by its title and metadata"),
-}  # fmt: skip
+}
 _MAX_REQUEST_CHARS = 4000
 
 
@@ -112,14 +112,19 @@ class RecSearchEnv(RetrievalTextEnv):
         render_mode: str | None = None,
     ) -> None:
         super().__init__(
-            split=split, k=k, reward=reward, max_query_tokens=max_query_tokens,
-            backend=backend, render_mode=render_mode,
-        )  # fmt: skip
+            split=split,
+            k=k,
+            reward=reward,
+            max_query_tokens=max_query_tokens,
+            backend=backend,
+            render_mode=render_mode,
+        )
         self.dataset = dataset
         self.dataset_kwargs = dict(dataset_kwargs or {})
 
     def _task_key(self) -> tuple[Any, ...]:
-        return (self.dataset, tuple(sorted((k, repr(v)) for k, v in self.dataset_kwargs.items())))
+        kwargs = tuple(sorted((k, repr(v)) for k, v in self.dataset_kwargs.items()))
+        return (*super()._task_key(), self.dataset, kwargs)
 
     def _build_task(self) -> TextTask:
         from recgym.data import load_dataset

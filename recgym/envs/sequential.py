@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from recgym.envs.text import SPLITS, RetrievalTextEnv, SplitEpisodes, TextTask, to_charset
+from recgym.envs.one_step import SPLITS, leave_one_out_examples
+from recgym.envs.spaces import to_charset
+from recgym.envs.text import RetrievalTextEnv, SplitEpisodes, TextTask
 
 __all__ = ["SEQ_PROMPT", "RecSeqEnv", "history_prompt"]
 
@@ -82,27 +84,26 @@ class RecSeqEnv(RetrievalTextEnv):
         render_mode: str | None = None,
     ) -> None:
         super().__init__(
-            split=split, k=k, reward=reward, max_query_tokens=max_query_tokens,
-            backend=backend, render_mode=render_mode,
-        )  # fmt: skip
+            split=split,
+            k=k,
+            reward=reward,
+            max_query_tokens=max_query_tokens,
+            backend=backend,
+            render_mode=render_mode,
+        )
         if history_len < 1:
             raise ValueError(f"history_len must be >= 1; got {history_len}")
         self.history_len = int(history_len)
 
     def _task_key(self) -> tuple[Any, ...]:
-        return (self.history_len,)
+        return (*super()._task_key(), self.history_len)
 
     def _build_task(self) -> TextTask:
-        from recgym.data import leave_one_out, load_dataset
-
-        data = load_dataset("ml-100k")
-        assert data.interactions is not None
-        split = leave_one_out(data.interactions)
+        data, examples = leave_one_out_examples("ml-100k")
         texts = [to_charset(t) for t in data.items.texts()]
-        splits: dict[str, SplitEpisodes] = {}
-        for name in SPLITS:
-            users, histories, targets = split.examples(name)  # type: ignore[arg-type]
-            splits[name] = _Histories(users, histories, targets, texts, self.history_len)
+        splits: dict[str, SplitEpisodes] = {
+            name: _Histories(*examples[name], texts, self.history_len) for name in SPLITS
+        }
         return self._make_task(texts, data.items.item_ids, texts, splits)
 
 

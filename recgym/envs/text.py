@@ -1,49 +1,49 @@
 """The base of the Rec-R1 text envs: one prompt, one completion, a BM25 retrieval, one reward.
 
-:class:`RetrievalTextEnv` owns ``reset``/``step``/``render`` and the batched scorer; a subclass
-only builds its :class:`TextTask` (prompts, targets, a retriever) in :meth:`_build_task`. Tasks
-are built on first use, not in ``__init__``, and shared between env instances of one process
-with the same data arguments, so ``gym.make_vec`` indexes the catalog once.
+:class:`RetrievalTextEnv` adds to :class:`~recgym.envs.one_step.OneStepEnv` the batched scorer
+(parse, retrieve, NDCG, reward) and ``render``; a subclass only builds its :class:`TextTask`
+(prompts, targets, a retriever) in :meth:`_build_task`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from gymnasium import spaces
 
-from recgym.envs.one_step import OneStepEnv, episode_index, reset_episode
-from recgym.error import RecGymError
+from recgym.envs.one_step import OneStepEnv, episode_index, score_rows
+from recgym.envs.spaces import prompt_space, text_action_space
 from recgym.metrics import metrics_at_k, ndcg_at_k
 from recgym.retrieval import BM25Retriever
 from recgym.rewards import RewardSpec, get_reward, parse_completion
+from recgym.utils.moved import moved_names
 
 __all__ = [
     "EVAL_METRICS",
-    "MAX_ACTION_CHARS",
-    "MAX_PROMPT_CHARS",
-    "SPLITS",
     "SYSTEM_PROMPT",
-    "TEXT_CHARSET",
     "RetrievalTextEnv",
     "ScoreBatch",
     "SplitEpisodes",
     "TextTask",
-    "episode_index",
     "fenced_block",
-    "reset_episode",
-    "score_rows",
-    "split_name",
-    "to_charset",
 ]
 
-SPLITS = ("train", "validation", "test")
+# Moved out of this module (they serve every one-step env, not only the BM25 text envs).
+__getattr__ = moved_names(
+    __name__,
+    {
+        **dict.fromkeys(["SPLITS", "reset_episode", "split_name"], "recgym.envs.one_step"),
+        **dict.fromkeys(
+            ["MAX_ACTION_CHARS", "MAX_PROMPT_CHARS", "TEXT_CHARSET", "to_charset"],
+            "recgym.envs.spaces",
+        ),
+    },
+)
+
 SYSTEM_PROMPT = (
     "You are a helpful AI assistant. You first think about the reasoning process in the mind "
     "and then provide the user with the answer."
@@ -51,28 +51,13 @@ SYSTEM_PROMPT = (
 """Rec-R1's system prompt; LLM policies send it before the env's observation."""
 
 EVAL_METRICS: tuple[tuple[str, int], ...] = (
-    ("ndcg", 10), ("ndcg", 100), ("recall", 10), ("recall", 50), ("recall", 100),
-)  # fmt: skip
+    ("ndcg", 10),
+    ("ndcg", 100),
+    ("recall", 10),
+    ("recall", 50),
+    ("recall", 100),
+)
 """The metrics in ``info["metrics"]``: Rec-R1's evaluation cut-offs (NDCG@10/100, R@10/50/100)."""
-
-# Text spaces: every character of the Basic Multilingual Plane but the surrogates. Prompts are
-# mapped into it (rarer characters become U+FFFD); actions may hold any character at all.
-TEXT_CHARSET = frozenset(chr(c) for c in range(0x10000) if not 0xD800 <= c < 0xE000)
-MAX_PROMPT_CHARS = 32_768
-"""Longest observation (characters)."""
-MAX_ACTION_CHARS = 16_384
-"""Longest action the action space samples; longer strings are still accepted by ``step``."""
-
-
-def to_charset(text: str) -> str:
-    """``text`` with characters outside :data:`TEXT_CHARSET` replaced by U+FFFD."""
-    return (
-        text
-        if text.isascii()
-        else "".join(
-            c if c <= "\uffff" and not "\ud800" <= c <= "\udfff" else "\ufffd" for c in text
-        )
-    )
 
 
 def fenced_block(prompt: str) -> str:
@@ -82,39 +67,6 @@ def fenced_block(prompt: str) -> str:
     if len(parts) < 3:
         raise ValueError("the prompt has no ``` fenced block")
     return parts[1].strip("\n")
-
-
-def split_name(split: str | None, default: str) -> str:
-    """``split`` (``default`` when ``None``), checked to be one of :data:`SPLITS`."""
-    name = default if split is None else split
-    if name not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}; got {name!r}")
-    return name
-
-
-def score_rows(
-    indices: Sequence[int] | int | None,
-    split: str | None,
-    n: int,
-    current: tuple[str, int] | None,
-    n_episodes: Callable[[str | None], int],
-    what: str,
-) -> tuple[str | None, list[int]]:
-    """The ``(split, episode indices)`` a batched ``score`` call of ``n`` ``what`` refers to.
-
-    ``indices`` gives each item's episode, or one episode for all of them (a GRPO group);
-    ``None`` means the ``current`` episode (and its split).
-    """
-    if indices is None:
-        if current is None:
-            raise RecGymError("no current episode: call reset() or pass indices")
-        split, indices = current
-    if isinstance(indices, (int, np.integer)):
-        indices = [int(indices)] * n
-    if len(indices) != n:
-        raise ValueError(f"got {len(indices)} episode indices for {n} {what}")
-    size = n_episodes(split)
-    return split, [episode_index(i, size) for i in indices]
 
 
 class SplitEpisodes(ABC):
@@ -183,17 +135,13 @@ class ScoreBatch:
     retrieved: np.ndarray
 
 
-_TASKS: dict[tuple[Any, ...], TextTask] = {}
-_TASKS_LOCK = threading.Lock()
-
-
 class RetrievalTextEnv(OneStepEnv[str, str]):
     """Base class of the one-step text envs scored by BM25 retrieval (see the subclasses).
 
-    Subclasses set :attr:`default_k` and implement :meth:`_build_task` and :meth:`_task_key`.
+    Subclasses set :attr:`default_k` and implement :meth:`_build_task` (with
+    :meth:`_make_task`) and :meth:`_task_key` (extending this class's key).
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 (Gymnasium's own attribute)
     default_k: ClassVar[int] = 100
     top_in_info: ClassVar[int] = 10
 
@@ -207,42 +155,26 @@ class RetrievalTextEnv(OneStepEnv[str, str]):
         backend: str = "bm25s",
         render_mode: str | None = None,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be None or one of {self.metadata['render_modes']}; got "
-                f"{render_mode!r}"
-            )
+        super().__init__(split=split, render_mode=render_mode)
         self.k = int(k if k is not None else self.default_k)
         if self.k < 1:
             raise ValueError(f"k must be >= 1; got {k}")
         self.reward_spec: RewardSpec = get_reward(reward)
-        self.split = split
+        self.reward = self.reward_spec.name
         self.max_query_tokens = int(max_query_tokens)
         self.backend = backend
-        self.render_mode = render_mode
-        self.observation_space = spaces.Text(MAX_PROMPT_CHARS, min_length=0, charset=TEXT_CHARSET)
-        self.action_space = spaces.Text(MAX_ACTION_CHARS, min_length=0, charset=TEXT_CHARSET)
+        self.observation_space = prompt_space()
+        self.action_space = text_action_space()
 
     # ----- the task -------------------------------------------------------------------------
 
     def _task_key(self) -> tuple[Any, ...]:
-        """The arguments that decide the task's data (equal keys share one built task)."""
-        raise NotImplementedError
+        """The retriever's settings; subclasses add their data arguments."""
+        return (self.max_query_tokens, self.backend)
 
     def _build_task(self) -> TextTask:
         """Load the data and build prompts, targets and the retriever."""
         raise NotImplementedError
-
-    @property
-    def task(self) -> TextTask:
-        """The built task (built on first access, shared by envs with the same data)."""
-        key = (type(self).__name__, self.max_query_tokens, self.backend, *self._task_key())
-        with _TASKS_LOCK:
-            if key not in _TASKS:
-                _TASKS[key] = self._build_task()
-            return _TASKS[key]
 
     def _make_task(
         self,
@@ -259,15 +191,6 @@ class RetrievalTextEnv(OneStepEnv[str, str]):
         digest = hashlib.sha256("\x00".join(documents).encode()).hexdigest()[:16]
         return TextTask(retriever, documents, item_titles, splits, data_version=digest)
 
-    @property
-    def reward_name(self) -> str:
-        """The reward's registered name (``"rec-r1"``, ``"ndcg"``), for leaderboard rows."""
-        return self.reward_spec.name
-
-    def num_episodes(self, split: str | None = None) -> int:
-        """Number of episodes in ``split`` (default: the env's split)."""
-        return len(self._split(split))
-
     def observation(self, index: int, split: str | None = None) -> str:
         """The prompt of episode ``index`` of ``split`` (default: the env's split)."""
         episodes = self._split(split)
@@ -275,9 +198,6 @@ class RetrievalTextEnv(OneStepEnv[str, str]):
 
     def _info(self, split: str, index: int) -> dict[str, Any]:
         return {"split": split, "index": index, **self._split(split).describe(index)}
-
-    def _split(self, split: str | None) -> SplitEpisodes:
-        return self.task.splits[split_name(split, self.split)]
 
     # ----- scoring --------------------------------------------------------------------------
 
@@ -331,33 +251,26 @@ class RetrievalTextEnv(OneStepEnv[str, str]):
 
     # ----- the Gymnasium API ----------------------------------------------------------------
 
-    def step(self, action: str | bytes) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        """Score the completion; the episode ends (``terminated``) after this one step."""
-        split, index = self._current()
-        result = self.score([action], index, split)
-        episodes = self._split(split)
+    def _step_info(self, result: ScoreBatch, action: str | bytes) -> dict[str, Any]:
         top = result.retrieved[0, : self.top_in_info]
-        info = {
-            "split": split,
-            "index": index,
+        return {
             "query": result.queries[0],
             "format_error": result.errors[0],
             "rewards": {
                 "format": 0.0 if result.format_ok[0] else self.reward_spec.low,
                 "ndcg": float(result.ndcg[0]),
             },
-            "metrics": {key: float(v[0]) for key, v in result.metrics.items()},
             "retrieved": self.task.retriever.to_item_ids(top[top >= 0]).tolist(),
         }
-        self._done = True
-        self._last = {
+
+    def _render_state(
+        self, result: ScoreBatch, action: str | bytes, split: str, index: int
+    ) -> dict[str, Any]:
+        return {
             "completion": action if isinstance(action, str) else action.decode("utf-8", "replace"),
-            "reward": float(result.rewards[0]),
-            "ranked": top,
-            "targets": episodes.targets(index),
-            **info,
+            "ranked": result.retrieved[0, : self.top_in_info],
+            "targets": self._split(split).targets(index),
         }
-        return episodes.prompt(index), float(result.rewards[0]), True, False, info
 
     def render(self) -> str | None:
         """``"ansi"``: the prompt, the completion, the reward and the top retrieved titles."""
@@ -375,11 +288,12 @@ class RetrievalTextEnv(OneStepEnv[str, str]):
         error = last["format_error"]
         targets = set(last["targets"].tolist())
         lines += [
-            "COMPLETION:", last["completion"][:2000],
+            "COMPLETION:",
+            last["completion"][:2000],
             f"QUERY: {last['query']!r}" + (f" (format error: {error})" if error else ""),
             f"REWARD: {last['reward']:.4f}  NDCG@{self.k}: {last['rewards']['ndcg']:.4f}",
             "TOP RETRIEVED:",
-        ]  # fmt: skip
+        ]
         ranked = last["ranked"][:5]
         for rank, item in enumerate(ranked[ranked >= 0], 1):  # -1 pads a short list
             mark = "*" if int(item) in targets else " "
@@ -388,10 +302,6 @@ class RetrievalTextEnv(OneStepEnv[str, str]):
             lines.append("   (nothing)")
         lines.append("TARGET: " + "; ".join(titles[t] for t in sorted(targets)))
         return "\n".join(lines) + "\n"
-
-    def close(self) -> None:
-        """Nothing to release (the shared task stays cached for other envs)."""
-        self._episode = None
 
 
 def _without(items: np.ndarray, keep: np.ndarray) -> np.ndarray:

@@ -14,11 +14,11 @@ import importlib.machinery
 import importlib.util
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
-__all__ = ["alias_modules", "moved_modules"]
+__all__ = ["alias_modules", "moved_modules", "moved_names"]
 
 _MOVES: dict[str, str] = {}
 
@@ -101,3 +101,30 @@ def alias_modules(moves: Mapping[str, str]) -> None:
 def moved_modules() -> dict[str, str]:
     """Every registered move, old path → new path."""
     return dict(_MOVES)
+
+
+def moved_names(module: str, names: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module-level ``__getattr__`` for names that left ``module`` (which stays).
+
+    Args:
+        module: the old module's dotted path (its ``__name__``).
+        names: each moved name → the dotted path of the module that now defines it.
+
+    Returns:
+        ``__getattr__(name)``: the object from its new module, with a ``DeprecationWarning``;
+        an ``AttributeError`` for any other name.
+    """
+
+    def module_getattr(name: str) -> Any:
+        new = names.get(name)
+        if new is None:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        warnings.warn(
+            f"{module}.{name} moved to {new}.{name}; import it from there (the old path goes "
+            "away in the next release)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(new), name)
+
+    return module_getattr
