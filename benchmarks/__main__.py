@@ -142,6 +142,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def report(argv: Sequence[str] | None = None) -> int:
+    """``recgym report ...``: ``python -m benchmarks report ...``."""
+    return main(["report", *(sys.argv[1:] if argv is None else argv)])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)

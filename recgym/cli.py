@@ -1,5 +1,6 @@
-"""The ``recgym`` command line: ``data list``, ``data fetch NAME``, ``info``, ``demo``, and
-``bench ...`` / ``report`` (aliases of ``python -m benchmarks ...``)."""
+"""The ``recgym`` command line: ``data list``, ``data fetch NAME``, ``info``, ``demo``, and the
+commands that installed packages add through the ``recgym.commands`` entry-point group (recgym's
+own distribution adds ``bench ...`` and ``report``, aliases of ``python -m benchmarks ...``)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,13 @@ from recgym.error import RecGymError
 
 __all__ = ["main"]
 
-_VERSIONED = ("numpy", "pandas", "gymnasium", "bm25s", "rank-bm25", "torch", "transformers",
-              "peft", "gguf", "stable-baselines3")  # fmt: skip
+_VERSIONED = (
+    *("numpy", "pandas", "gymnasium", "bm25s", "rank-bm25"),
+    *("torch", "transformers", "peft", "gguf", "stable-baselines3"),
+)
+COMMANDS_GROUP = "recgym.commands"
+"""The entry-point group of plug-in commands: ``name = "module:function"``, where ``function``
+takes the command's arguments (a list of strings) and returns an exit status."""
 
 
 def _data_list(_: argparse.Namespace) -> int:
@@ -79,16 +85,21 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _benchmarks(argv: Sequence[str]) -> int:
-    """Hand ``argv`` to ``python -m benchmarks`` (a source checkout or an installed recgym)."""
+def _plugins() -> dict[str, importlib.metadata.EntryPoint]:
+    """The plug-in commands of the installed distributions, by name."""
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=COMMANDS_GROUP)}
+
+
+def _run_plugin(entry: importlib.metadata.EntryPoint, argv: Sequence[str]) -> int:
+    """Load a plug-in command and hand it ``argv``."""
     try:
-        from benchmarks.__main__ import main as benchmarks_main
+        command = entry.load()
     except ImportError as exc:
         raise RecGymError(
-            "the benchmarks package is not importable; run from a recgym checkout or install "
-            f"recgym with its benchmarks ({exc})"
+            f"the command {entry.name!r} ({entry.value}) cannot be imported: {exc}; run from a "
+            "recgym checkout (pip install -e .) or reinstall the package that provides it"
         ) from exc
-    return benchmarks_main(list(argv))
+    return int(command(list(argv)))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -114,21 +125,20 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--max-new-tokens", type=int, default=48)
     demo.set_defaults(func=_demo)
     # Listed for --help; main() forwards their arguments untouched before parsing.
-    sub.add_parser("bench", help="alias of python -m benchmarks (run, table, report, demo)")
-    sub.add_parser("report", help="alias of python -m benchmarks report")
+    for name, entry in sorted(_plugins().items()):
+        sub.add_parser(name, help=f"{entry.value} (a plug-in command; {name} --help)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:
-        return _benchmarks(argv[1:])
-    if argv[:1] == ["report"]:
-        return _benchmarks(argv)
-    args = _parser().parse_args(argv)
+    plugins = _plugins()
     start = time.perf_counter()
     try:
+        if argv[:1] and argv[0] in plugins:
+            return _run_plugin(plugins[argv[0]], argv[1:])
+        args = _parser().parse_args(argv)
         status: int = args.func(args)
     except RecGymError as exc:
         print(f"recgym: error: {exc}", file=sys.stderr)

@@ -69,3 +69,26 @@ def test_demo_runs_end_to_end() -> None:
     for expected in ("items 1,682, users 943, interactions 100,000", "reviews 23,486", "NDCG@10"):
         assert expected in out.stdout
     assert "greedy reply" in out.stdout
+
+
+def test_bench_and_report_are_entry_point_plugins() -> None:
+    """The library reaches the benchmark runner through entry points, not an import."""
+    from recgym import cli
+
+    plugins = cli._plugins()
+    assert plugins["bench"].value == "benchmarks.__main__:main"
+    assert plugins["report"].value == "benchmarks.__main__:report"
+
+
+def test_a_plugin_that_cannot_import_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.metadata
+
+    from recgym import cli
+
+    entry = importlib.metadata.EntryPoint("broken", "no_such_module_xyz:main", cli.COMMANDS_GROUP)
+    monkeypatch.setattr(cli, "_plugins", lambda: {"broken": entry})
+    assert main(["broken", "--flag"]) == 1
+    err = capsys.readouterr().err
+    assert "'broken'" in err and "cannot be imported" in err
