@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from recgym.envs.user import RecUserEnv, RecUserVectorEnv, user_model
+from recgym.envs.user import RecUserEnv, RecUserVectorEnv
+from recgym.envs.users import user_model
 from recgym.le import UserModel
 
 
