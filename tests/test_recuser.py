@@ -608,7 +608,7 @@ def test_ppo_beats_a_random_policy() -> None:
 
 
 def test_throughput_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
-    from benchmarks import recuser_throughput
+    from benchmarks.perf import recuser_throughput
 
     recuser_throughput.main(
         ["--le", "fake", "--le-kwargs", '{"n_items": 20}', "--steps", "3", "--sizes", "1", "4"]
@@ -627,7 +627,7 @@ def test_throughput_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
 def test_sb3_comparison_benchmark_plays_every_agent_on_the_same_episodes(tmp_path: Path) -> None:
     import json
 
-    from benchmarks import recuser_sb3
+    from benchmarks.studies import recuser_sb3
 
     argv = ["--le", "fake", "--le-kwargs", '{"n_items": 20}', "--seeds", "0"]
     argv += ["--algos", "A2C", "sb3_contrib:MaskablePPO", "--save-dir", str(tmp_path / "models")]
