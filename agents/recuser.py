@@ -109,7 +109,7 @@ class PopularItemAgent(_ItemAgent):
     def from_env(cls, env: gym.Env[Any, Any]) -> PopularItemAgent:
         """Counts of the items in the logged histories of the env's LE *training* users (the
         users the LE learned from; never the evaluation users)."""
-        from recgym.envs.user import logged_users
+        from recgym.envs.users import logged_users
 
         batch = getattr(env.unwrapped, "batch", None)
         if batch is None:

@@ -2,7 +2,7 @@
 
 SB3's ``DummyVecEnv`` steps its envs one by one, so with an LLM user model it runs one RM and
 one SM pass per env per step. :class:`RecUserVecEnv` steps the N users of one
-:class:`recgym.envs.user.UserBatch` together: one RM and one SM call per step for all of
+:class:`recgym.envs.user_batch.UserBatch` together: one RM and one SM call per step for all of
 them. It follows SB3's conventions: an ended episode restarts in the same step, whose
 observation is the new episode's; the last observation is in
 ``infos[i]["terminal_observation"]``, ``infos[i]["TimeLimit.truncated"]`` says whether the end
@@ -29,7 +29,7 @@ from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from recgym.envs.user import UserBatch
+from recgym.envs.user_batch import UserBatch
 
 __all__ = ["RecUserVecEnv", "make_recuser_vec_env"]
 

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import bm25_throughput, reward_scoring
-from benchmarks.perf import grpo_step, reward_sweep, rollout
+from benchmarks.perf import bm25_throughput, grpo_step, reward_scoring, reward_sweep, rollout
 
 
 def test_bm25_throughput_smoke(capsys: pytest.CaptureFixture[str]) -> None:
@@ -54,3 +53,58 @@ def test_grpo_step_smoke(tiny_dir: Path, capsys: pytest.CaptureFixture[str]) -> 
                             "--max-new-tokens", "4", "--steps", "1"])  # fmt: skip
     assert set(means) == set(grpo_step.PARTS) and all(v > 0 for v in means.values())
     assert "scoring share" in capsys.readouterr().out
+
+
+# ------------------------------------------------------- old paths of the moved scripts (issue 23)
+
+MOVED = {
+    "benchmarks.bm25_throughput": "benchmarks.perf.bm25_throughput",
+    "benchmarks.recuser_throughput": "benchmarks.perf.recuser_throughput",
+    "benchmarks.reward_scoring": "benchmarks.perf.reward_scoring",
+    "benchmarks.recpo_refresh_bias": "benchmarks.studies.recpo_refresh_bias",
+    "benchmarks.recpref_lift": "benchmarks.studies.recpref_lift",
+    "benchmarks.recuser_sb3": "benchmarks.studies.recuser_sb3",
+    "benchmarks.rl4rec_ablation": "benchmarks.studies.rl4rec_ablation",
+    "benchmarks.seqrec": "benchmarks.studies.seqrec",
+}
+
+
+def test_every_moved_script_is_registered_and_lives_at_its_new_path() -> None:
+    import importlib.util
+
+    import benchmarks
+    from recgym.utils.moved import moved_modules
+
+    registered = {k: v for k, v in moved_modules().items() if k.startswith("benchmarks.")}
+    assert registered == MOVED
+    root = Path(benchmarks.__file__).parent
+    for old, new in MOVED.items():
+        assert not (root / f"{old.split('.')[-1]}.py").exists()  # no shim file left behind
+        assert importlib.util.find_spec(new) is not None
+
+
+def test_an_old_script_path_imports_the_moved_module_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+    import sys
+
+    monkeypatch.delitem(sys.modules, "benchmarks.reward_scoring", raising=False)
+    with pytest.warns(DeprecationWarning, match=r"benchmarks\.reward_scoring moved to benchmarks"):
+        old = importlib.import_module("benchmarks.reward_scoring")
+    assert old is reward_scoring
+    assert old.timed is reward_scoring.timed
+
+
+def test_python_dash_m_of_an_old_script_path_runs_the_moved_script() -> None:
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-W", "always::DeprecationWarning", "-m", "benchmarks.recuser_throughput",
+         "--le", "fake", "--le-kwargs", '{"n_items": 20}', "--steps", "2", "--sizes", "2"],
+        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )  # fmt: skip
+    assert "run python -m benchmarks.perf.recuser_throughput" in done.stderr
+    assert "torch threads" in done.stdout

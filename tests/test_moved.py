@@ -59,7 +59,9 @@ def test_unknown_paths_are_left_alone(packages: Path) -> None:
 def test_python_dash_m_runs_the_moved_script(packages: Path) -> None:
     import subprocess
 
-    (packages / "newpkg_t" / "script.py").write_text("print('ran', __name__)\n")
+    (packages / "newpkg_t" / "script.py").write_text(
+        "import sys\nprint('ran', __name__, sys.argv[0])\n"
+    )
     (packages / "oldpkg_t" / "__init__.py").write_text(
         "from recgym.utils.moved import alias_modules\n"
         "alias_modules({'oldpkg_t.script': 'newpkg_t.script'})\n"
@@ -72,7 +74,8 @@ def test_python_dash_m_runs_the_moved_script(packages: Path) -> None:
         env=env,
         check=True,
     )
-    assert done.stdout.strip() == "ran __main__"
+    # argv[0] is the moved script's file, as argparse expects of ``python -m``.
+    assert done.stdout.strip() == f"ran __main__ {packages / 'newpkg_t' / 'script.py'}"
     assert "oldpkg_t.script moved to newpkg_t.script" in done.stderr
 
 

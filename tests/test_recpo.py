@@ -313,7 +313,7 @@ def test_other_envs_and_configs_are_refused(tiny_dir: Path, tmp_path: Path) -> N
 def test_the_refresh_bias_benchmark_scores_one_run_against_both_tables(
     tiny_dir: Path, tmp_path: Path, env: gym.Env
 ) -> None:
-    from benchmarks import recpo_refresh_bias
+    from benchmarks.studies import recpo_refresh_bias
 
     out = tmp_path / "run"
     config = _config(tiny_dir, out, max_steps=1, eval_every=1, test_episodes=0)

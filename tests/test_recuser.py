@@ -25,14 +25,9 @@ import recgym
 from agents.recuser import PopularItemAgent
 from agents.sb3 import SB3Agent
 from benchmarks.runner import evaluate
-from recgym.envs import user as user_module
-from recgym.envs.user import (
-    RecUserEnv,
-    RecUserVectorEnv,
-    logged_users,
-    synthetic_users,
-    user_model,
-)
+from recgym.envs import users as users_module
+from recgym.envs.user import RecUserEnv, RecUserVectorEnv
+from recgym.envs.users import logged_users, synthetic_users, user_model
 from recgym.error import RecGymError
 from recgym.le import FakeUserModel
 
@@ -247,9 +242,9 @@ def users_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeUserModel]:
         "train": [np.arange(8), np.arange(10, 19)],
         "validation": [np.array([5, 6])],
     }
-    monkeypatch.setattr(user_module, "_MODELS", {})
-    monkeypatch.setattr(user_module, "_USERS", {})
-    monkeypatch.setattr(user_module, "load_user_model", lambda name, **kw: model)
+    monkeypatch.setattr(users_module, "_MODELS", {})
+    monkeypatch.setattr(users_module, "_USERS", {})
+    monkeypatch.setattr(users_module, "load_user_model", lambda name, **kw: model)
     yield model
 
 
@@ -377,6 +372,42 @@ def test_pickle_and_spec_round_trip() -> None:
     env.step(1)
     clone = pickle.loads(pickle.dumps(env.unwrapped))
     assert clone.model is env.unwrapped.model  # the model stays in the process cache
+    assert data_equivalence(clone.step(3), env.step(3), exact=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "home"),
+    [
+        ("UserBatch", "recgym.envs.user_batch"),
+        ("BatchStep", "recgym.envs.user_batch"),
+        ("OBSERVATIONS", "recgym.envs.user_batch"),
+        ("ACCEPTS", "recgym.envs.user_batch"),
+        ("user_model", "recgym.envs.users"),
+        ("logged_users", "recgym.envs.users"),
+        ("synthetic_users", "recgym.envs.users"),
+        ("FAKE_USERS", "recgym.envs.users"),
+    ],
+)
+def test_names_that_left_the_env_module_still_import_with_a_warning(name: str, home: str) -> None:
+    import importlib
+
+    old = importlib.import_module("recgym.envs.user")
+    with pytest.warns(DeprecationWarning, match=rf"recgym\.envs\.user\.{name} moved to {home}"):
+        moved = getattr(old, name)
+    assert moved is getattr(importlib.import_module(home), name)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        old.nope  # noqa: B018
+
+
+def test_an_env_pickled_before_the_split_still_loads() -> None:
+    env = make()
+    env.reset(seed=4)
+    env.step(2)
+    data = pickle.dumps(env, protocol=0)  # protocol 0 names classes as text lines
+    assert b"crecgym.envs.user_batch\n_User\n" in data
+    old = data.replace(b"crecgym.envs.user_batch\n", b"crecgym.envs.user\n")
+    with pytest.warns(DeprecationWarning, match="moved to recgym.envs.user_batch"):
+        clone = pickle.loads(old)
     assert data_equivalence(clone.step(3), env.step(3), exact=True)
 
 
@@ -577,7 +608,7 @@ def test_ppo_beats_a_random_policy() -> None:
 
 
 def test_throughput_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
-    from benchmarks import recuser_throughput
+    from benchmarks.perf import recuser_throughput
 
     recuser_throughput.main(
         ["--le", "fake", "--le-kwargs", '{"n_items": 20}', "--steps", "3", "--sizes", "1", "4"]
@@ -596,7 +627,7 @@ def test_throughput_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
 def test_sb3_comparison_benchmark_plays_every_agent_on_the_same_episodes(tmp_path: Path) -> None:
     import json
 
-    from benchmarks import recuser_sb3
+    from benchmarks.studies import recuser_sb3
 
     argv = ["--le", "fake", "--le-kwargs", '{"n_items": 20}', "--seeds", "0"]
     argv += ["--algos", "A2C", "sb3_contrib:MaskablePPO", "--save-dir", str(tmp_path / "models")]

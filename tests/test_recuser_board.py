@@ -123,7 +123,7 @@ def test_random_and_popular_items_respect_the_mask() -> None:
 
 
 def test_popular_item_counts_the_training_users() -> None:
-    from recgym.envs.user import logged_users
+    from recgym.envs.users import logged_users
 
     env = gym.make("RecUser-v0", users="test", **FAKE)
     agent = make_agent("popular-item", env)

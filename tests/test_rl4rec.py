@@ -381,7 +381,7 @@ def test_lea_and_rm_rewards_train(data: RL4RecData) -> None:
 def test_ablation_script_runs_end_to_end(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from benchmarks.rl4rec_ablation import main
+    from benchmarks.studies.rl4rec_ablation import main
 
     args = ["--users", "30", "--max-epochs", "1", "--seeds", "0", "1", "--le", "fake"]
     args += ["--le-kwargs", '{"n_items": 1682}', "--out", str(tmp_path), "--max-len", "20"]
@@ -401,7 +401,7 @@ def test_ablation_script_runs_end_to_end(
 
 
 def test_ablation_overrides_reach_every_cell(tmp_path: Path) -> None:
-    from benchmarks.rl4rec_ablation import main
+    from benchmarks.studies.rl4rec_ablation import main
 
     args = ["--users", "20", "--max-epochs", "1", "--seeds", "0", "--max-len", "20"]
     args += ["--variants", "base", "rating", "--algos", "sqn", "--out", str(tmp_path)]

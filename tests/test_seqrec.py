@@ -261,7 +261,7 @@ def test_lrurec_beats_popularity_on_movielens() -> None:
 def test_benchmark_script_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from benchmarks.seqrec import main
+    from benchmarks.studies.seqrec import main
 
     out = tmp_path / "seqrec.json"
     args = "--models gru4rec --seeds 0 --users 30 --max-epochs 1 --no-cache --quiet --out"

@@ -5,7 +5,7 @@ cross-entropy head and trains on the logged transitions of each user's sequence.
 environment (:mod:`recgym.le`) can replace the rating rewards by its reward model's (RM),
 add its state model's (SM) state to the RL state, and propose extra positives (LEA,
 :class:`recgym.wrappers.LEAWrapper`). :data:`VARIANTS` names the ablation's cells;
-``python -m benchmarks.rl4rec_ablation`` runs them. See ``docs/guides/rl4rec.md``.
+``python -m benchmarks.studies.rl4rec_ablation`` runs them. See ``docs/guides/rl4rec.md``.
 """
 
 from __future__ import annotations

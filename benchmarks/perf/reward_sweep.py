@@ -28,7 +28,7 @@ rewards agree. Corpora:
   0.3 and adds two random corpus words; with probability ``--dup`` a completion repeats an
   earlier one of its group (sampled LLM completions often coincide).
 - ``RecSearch-v0`` / ``RecSeq-v0``: the envs' real catalogs and train episodes, with the
-  completions of :func:`benchmarks.reward_scoring.grpo_batch` (the request with words dropped).
+  completions of :func:`benchmarks.perf.reward_scoring.grpo_batch` (the request with words dropped).
 
 ``--profile`` adds the time of each part of the recgym way (parsing, query analysis, the
 kernel on 1 and on all threads at depth 1 and at full depth, NDCG). It also prints index
@@ -56,7 +56,7 @@ from importlib.metadata import version
 import numba
 import numpy as np
 
-from benchmarks.reward_scoring import timed
+from benchmarks.perf.reward_scoring import timed
 from recgym.metrics import ndcg_at_k
 from recgym.retrieval import BM25Retriever
 from recgym.retrieval.backends import Bm25sBackend, RankBM25Backend, select_top
@@ -127,7 +127,7 @@ def real_batch(env_id: str, *, prompts: int, group: int, seed: int) -> Batch:
     import gymnasium as gym
 
     import recgym  # noqa: F401 (registers the env ids)
-    from benchmarks.reward_scoring import grpo_batch
+    from benchmarks.perf.reward_scoring import grpo_batch
     from recgym.envs.text import RetrievalTextEnv
 
     inner = gym.make(env_id).unwrapped

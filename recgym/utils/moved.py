@@ -70,7 +70,11 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
         new = _MOVES.get(fullname)
         if new is None:
             return None
-        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(fullname, new))
+        # The new module's file as the origin: ``python -m old.path`` sets ``sys.argv[0]`` from
+        # it (argparse reads its program name there). No ``has_location``: ``__file__`` stays.
+        found = importlib.util.find_spec(new)
+        origin = found.origin if found is not None else None
+        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(fullname, new), origin=origin)
 
 
 def _stacklevel() -> int:

@@ -13,7 +13,7 @@ It prints each metric without and with the text, the paired difference with its 
 interval (normal approximation over users), and how many users gained or lost. It can also
 write a JSON record with a few example texts. Run::
 
-    python -m benchmarks.recpref_lift --split test --episodes 200 [--adapter RUN/rounds/2]
+    python -m benchmarks.studies.recpref_lift --split test --episodes 200 [--adapter RUN/rounds/2]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parse the arguments, write the texts, score them, print the table."""
     from agents.llm.zero_shot import ZeroShotLLMAgent
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.recpref_lift")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.recpref_lift")
     parser.add_argument("--split", default="test", choices=("train", "validation", "test"))
     parser.add_argument("--episodes", type=int, default=200, help="first N users of the split")
     parser.add_argument("--model", default="smollm2-135m")

@@ -13,7 +13,8 @@ two tables:
 A higher reward against the first table means the targets' fresh rows win over stale rows for
 no reason the ranking keeps. Run::
 
-    python -m benchmarks.recpo_refresh_bias RUN_DIR [--episodes 32] [--out refresh-bias.json]
+    python -m benchmarks.studies.recpo_refresh_bias RUN_DIR [--episodes 32] \\
+        [--out refresh-bias.json]
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     from agents.llm.rec_head import RecHeadAgent
 
-    parser = argparse.ArgumentParser("python -m benchmarks.recpo_refresh_bias", description=__doc__)
+    parser = argparse.ArgumentParser(
+        "python -m benchmarks.studies.recpo_refresh_bias", description=__doc__
+    )
     parser.add_argument("run", type=Path, help="a RecPO run folder (its training.json and adapter)")
     parser.add_argument("--episodes", type=int, default=32, help="train users (seeded sample)")
     parser.add_argument("--seed", type=int, default=0)

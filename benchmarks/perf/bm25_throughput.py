@@ -7,7 +7,7 @@ same batch; the script prints index build times, queries per second, their ratio
 check (top-10 overlap and score differences) and how often a held-out review's own garment is
 retrieved. Run::
 
-    python -m benchmarks.bm25_throughput --queries 384 --k 1000 --docs-from clothing
+    python -m benchmarks.perf.bm25_throughput --queries 384 --k 1000 --docs-from clothing
 
 ``--docs-from synthetic`` uses a generated corpus instead (no data needed; for smoke tests).
 """

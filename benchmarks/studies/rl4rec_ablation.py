@@ -9,8 +9,8 @@ NDCG@10 (:mod:`recgym.metrics`; one target per user, so HR@10 = Recall@10). Cell
 ``mean ± ci95`` over seeds (Student t). The LE runs once, before the first run that needs it,
 and every seed and variant reuses its output. Run::
 
-    python -m benchmarks.rl4rec_ablation --seeds 0 1 2
-    python -m benchmarks.rl4rec_ablation --le fake --le-kwargs '{"n_items": 1682}'
+    python -m benchmarks.studies.rl4rec_ablation --seeds 0 1 2
+    python -m benchmarks.studies.rl4rec_ablation --le fake --le-kwargs '{"n_items": 1682}'
 
 ``--users 50 --max-epochs 1 --seeds 0`` is a smoke run. The output folder gets
 ``results.json`` (every run's config, metrics and time, the command, commit and machine) and
@@ -142,7 +142,7 @@ def run(
             "leave-one-out by time, full ranking, history excluded, CE-head scores; "
             "early stopping on validation NDCG@10; mean ± 95% t-interval over seeds"
         ),
-        "command": "python -m benchmarks.rl4rec_ablation " + shlex.join(sys.argv[1:]),
+        "command": "python -m benchmarks.studies.rl4rec_ablation " + shlex.join(sys.argv[1:]),
         "commit": git_commit(),
         "machine": {
             "platform": platform.platform(),
@@ -183,7 +183,7 @@ def table(record: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.rl4rec_ablation")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.rl4rec_ablation")
     parser.add_argument("--algos", nargs="+", default=["sqn", "sa2c"])
     parser.add_argument("--variants", nargs="+", default=["base", "rating", "rm", "sm", "lea"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -233,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress=args.progress,
     )
     given = sys.argv[1:] if argv is None else list(argv)
-    record["command"] = "python -m benchmarks.rl4rec_ablation " + shlex.join(given)
+    record["command"] = "python -m benchmarks.studies.rl4rec_ablation " + shlex.join(given)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(record, indent=2) + "\n")
     text = table(record)

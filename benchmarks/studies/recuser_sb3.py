@@ -19,7 +19,8 @@ agent, the mean episode return (± 95 % interval over episodes, averaged over se
 episode length (steps before the user left or the time limit), the share of recommendations
 taken, and the training minutes; and writes the rows to ``--out`` as JSON. Run::
 
-    python -m benchmarks.recuser_sb3 [--le ml-100k-smollm2] [--timesteps 4096] [--seeds 0 1 2]
+    python -m benchmarks.studies.recuser_sb3 [--le ml-100k-smollm2] [--timesteps 4096] \\
+        [--seeds 0 1 2]
 """
 
 from __future__ import annotations

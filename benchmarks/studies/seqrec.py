@@ -8,7 +8,7 @@ on validation NDCG@10, once per seed; the popularity row ranks items by their co
 training events. Cells are ``mean ± ci95``: per-user values averaged over seeds, then the
 95 % Student-t interval over users (:func:`benchmarks.runner.summarize`). Run::
 
-    python -m benchmarks.seqrec --seeds 0 1 2
+    python -m benchmarks.studies.seqrec --seeds 0 1 2
 
 Trained models are taken from (or put into) the ``pretrained()`` cache; ``--retrain`` trains
 again. ``--users 50 --max-epochs 1 --no-cache`` is a smoke run. On a CPU shared with other
@@ -123,7 +123,7 @@ def run(
         "users": len(examples["test"][1]),
         "n_items": n_items,
         "protocol": "leave-one-out by time, full ranking, history excluded, ties to lower index",
-        "command": "python -m benchmarks.seqrec " + shlex.join(sys.argv[1:]),
+        "command": "python -m benchmarks.studies.seqrec " + shlex.join(sys.argv[1:]),
         "commit": git_commit(),
         "machine": {
             "platform": platform.platform(),

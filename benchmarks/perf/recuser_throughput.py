@@ -7,8 +7,9 @@ item not yet in the history), restart ended episodes, and are timed after a warm
 script prints user-steps per second of each, their ratio, and the LE calls each made per step
 of all N users, with the device and torch's thread count. Run::
 
-    python -m benchmarks.recuser_throughput --le ml-100k-smollm2 --le-kwargs '{"device": "cuda"}'
-    python -m benchmarks.recuser_throughput --le fake --steps 200   # the numpy double, no LLM
+    python -m benchmarks.perf.recuser_throughput --le ml-100k-smollm2 \\
+        --le-kwargs '{"device": "cuda"}'
+    python -m benchmarks.perf.recuser_throughput --le fake --steps 200   # the numpy double, no LLM
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from recgym.envs.user import RecUserEnv, RecUserVectorEnv, user_model
+from recgym.envs.user import RecUserEnv, RecUserVectorEnv
+from recgym.envs.users import user_model
 from recgym.le import UserModel
 
 

@@ -14,7 +14,8 @@ with the retriever's query cache emptied before every timed run, so each run ret
 query afresh. It prints the median wall time of ``--repeats`` runs, the ratio, the reward's NDCG
 cut-off ``k``, and checks that both ways give the same rewards. Run::
 
-    python -m benchmarks.reward_scoring [--env RecSeq-v0] [--prompts 32] [--group 12] [--repeats 5]
+    python -m benchmarks.perf.reward_scoring [--env RecSeq-v0] [--prompts 32] [--group 12] \\
+        [--repeats 5]
 """
 
 from __future__ import annotations
