@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from gymnasium import spaces
 
@@ -51,7 +53,7 @@ def history_space(n_items: int, length: int) -> spaces.Box:
     return spaces.Box(-1, n_items - 1, (length,), np.int64)
 
 
-def padded_history(history: np.ndarray, length: int) -> np.ndarray:
+def padded_history(history: Sequence[int] | np.ndarray, length: int) -> np.ndarray:
     """The last ``length`` item indices of ``history`` (oldest first), left-padded with -1."""
     if length < 1:
         raise ValueError(f"a history array holds at least one item; got length {length}")

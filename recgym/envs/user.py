@@ -16,8 +16,6 @@ Stable-Baselines3); the user model and the logged users come from :mod:`recgym.e
 
 from __future__ import annotations
 
-import importlib
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,6 +27,7 @@ from gymnasium.vector.utils import batch_space
 from recgym.envs.user_batch import Obs, _check_int
 from recgym.envs.user_batch import UserBatch as _UserBatch  # private: UserBatch here warns
 from recgym.le import UserModel
+from recgym.utils.moved import moved_names
 
 __all__ = ["RecUserEnv", "RecUserVectorEnv"]
 
@@ -47,17 +46,7 @@ _MOVED = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _MOVED.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"recgym.envs.user.{name} moved to {home}.{name}; import it from there (the old path "
-        "goes away in the next release)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(home), name)
+__getattr__ = moved_names(__name__, _MOVED)
 
 
 class RecUserEnv(gym.Env[Obs, np.int64]):

@@ -21,6 +21,7 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 
+from recgym.envs.spaces import history_space, padded_history
 from recgym.envs.users import logged_users, user_model
 from recgym.error import RecGymError
 from recgym.le import UserModel
@@ -160,7 +161,7 @@ class UserBatch:
             else spaces.Dict(
                 {
                     "state": state,
-                    "history": spaces.Box(-1, self.n_items - 1, (self.max_history,), np.int64),
+                    "history": history_space(self.n_items, self.max_history),
                 }
             )
         )
@@ -390,18 +391,15 @@ class UserBatch:
             "action_mask": (~row.seen).astype(np.int8),
         }
 
-    def _padded(self, row: _User) -> np.ndarray:
-        padded = np.full(self.max_history, -1, dtype=np.int64)
-        recent = row.history[-self.max_history :]
-        padded[len(padded) - len(recent) :] = recent
-        return padded
-
     def observation(self, i: int) -> Obs:
         """User ``i``'s observation: the SM state (and the padded history)."""
         row = self._row(i)
         if self.observation_mode == "state":
             return _state(row).copy()
-        return {"state": _state(row).copy(), "history": self._padded(row)}
+        return {
+            "state": _state(row).copy(),
+            "history": padded_history(row.history, self.max_history),
+        }
 
     def has_episode(self, i: int) -> bool:
         """Whether user ``i`` was ever started."""
@@ -413,7 +411,8 @@ class UserBatch:
         states = np.stack([_state(r) for r in rows])
         if self.observation_mode == "state":
             return states
-        return {"state": states, "history": np.stack([self._padded(r) for r in rows])}
+        histories = [padded_history(r.history, self.max_history) for r in rows]
+        return {"state": states, "history": np.stack(histories)}
 
     def action_masks(self) -> np.ndarray:
         """``(N, n_items)`` bool: True for the items not in each user's history."""
