@@ -12,30 +12,8 @@ Rows are appended to ``--out`` (default ``<recgym cache>/results/demo.jsonl``, s
 demo never dirties the checkout); each row carries the ``python -m benchmarks run ...`` command
 that regenerates it. ``--llm fake`` swaps in the deterministic fake LLM (for tests).
 
-Defaults, chosen so the whole demo ends in about 12 minutes on 2 idle CPU cores. Measured on
-2 shared CPU cores (torch 2.13 CPU, float32, Rec-R1 sampling T=0.6, top-p 0.95), SmolLM2-135M
-with the envs' prompts (about 250 prompt tokens for RecSearch, 390 for RecSeq, with the system
-prompt) 0.45-0.56 completions/s at batch 16 and 128 new tokens (54-65 new tokens/s; the
-prompts' prefill is a large share), with the load average at 2.5 from other jobs; with 2
-torch threads on 2 contended cores a 1-thread run was faster, so numbers on an idle machine
-are better (about 1 completion/s expected). The zero-shot runs dominate the demo: 2 envs x
-3 seeds x ``episodes`` completions of up to ``max_new_tokens`` tokens, so:
-
-- ``--max-new-tokens 128``: room for a short ``<think>`` and the ``<answer>`` JSON. Zero-shot
-  SmolLM2-135M breaks the answer format on nearly every prompt whatever the budget (14 of 16
-  completions ran to 128 tokens without closing, none passed the format gate), so a larger
-  budget only costs time; Rec-R1 trains the format in, which is what these rows are the
-  baseline for.
-- ``--episodes 50`` (not 100): 300 zero-shot completions, about 11 minutes on 2 idle cores
-  (measured: 150 RecSeq completions in 336 s) and 25 on contended ones; 100 episodes would
-  double that. The deterministic
-  baselines and the random-words rows use the same 50 episodes, so every row of a table is
-  compared on the same episodes.
-- ``--batch-size 16``: batches of left-padded prompts of similar length; larger batches
-  waste more padding and gain little on 2 cores.
-
-The baselines cost seconds. Everything else (dataset summaries, BM25 indexing, model loading)
-takes under a minute once the cache is warm.
+The defaults keep the whole demo to about 12 minutes on 2 CPU cores; the measurements behind
+them are in ``docs/quickstart.md`` ("What make demo costs").
 """
 
 from __future__ import annotations
