@@ -16,6 +16,23 @@ from agents.ranking import RandomOrderAgent, RetrieverOrderAgent
 from agents.recuser import PopularItemAgent, RandomItemAgent
 from agents.sb3 import SB3Agent  # imports stable-baselines3 only when a model is loaded
 from recgym.agent import Agent
+from recgym.utils.moved import alias_modules
+
+# The models that define envs moved into the library (recgym.models); their old paths keep
+# working for one release, with a DeprecationWarning. Every module is listed: an old path left
+# out would be loaded a second time, as another module, from the new package's folder.
+alias_modules(
+    {
+        "agents.seqrec": "recgym.models.seqrec",
+        "agents.seqrec.config": "recgym.models.seqrec.config",
+        "agents.seqrec.hub": "recgym.models.seqrec.hub",
+        "agents.seqrec.lru": "recgym.models.seqrec.lru",
+        "agents.seqrec.models": "recgym.models.seqrec.models",
+        "agents.seqrec.retriever": "recgym.models.seqrec.retriever",
+        "agents.seqrec.train": "recgym.models.seqrec.train",
+        "agents.seqrec.kar": "recgym.models.kar",
+    }
+)
 
 __all__ = [
     "AGENTS",

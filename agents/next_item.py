@@ -3,7 +3,7 @@ SQN / SA2C.
 
 An :class:`ItemScoresAgent` turns any item retriever (``score(histories) -> (B, n_items)``)
 into an agent: it reads the observation's ``history`` ids and returns the retriever's scores
-as the action. With SASRec, GRU4Rec or LRURec (``agents.seqrec``) its ``RecNext-v0`` test
+as the action. With SASRec, GRU4Rec or LRURec (``recgym.models.seqrec``) its ``RecNext-v0`` test
 figures are the models' own full-ranking evaluation.
 """
 
@@ -38,7 +38,7 @@ class ItemScoresAgent:
     @classmethod
     def popularity(cls) -> ItemScoresAgent:
         """Item counts over the training part of MovieLens-100k (the same for every user)."""
-        from agents.ranking import PopularityRetriever
+        from recgym.models.popularity import PopularityRetriever
 
         return cls(PopularityRetriever.movielens(), {"counts": "ml-100k training split"})
 
@@ -46,9 +46,10 @@ class ItemScoresAgent:
     def seqrec(
         cls, model: str = "lrurec", seed: int = 0, device: str | None = None, **overrides: Any
     ) -> ItemScoresAgent:
-        """A pretrained ``agents.seqrec`` model (trained and cached on first use, ~2 min on two
-        cores); ``overrides`` change its :class:`agents.seqrec.SeqRecConfig` fields."""
-        from agents.seqrec import pretrained  # imports torch
+        """A pretrained ``recgym.models.seqrec`` model (trained and cached on first use, ~2 min
+        on two cores); ``overrides`` change its :class:`recgym.models.seqrec.SeqRecConfig`
+        fields."""
+        from recgym.models.seqrec import pretrained  # imports torch
 
         retriever = pretrained(model, seed=seed, device=device, progress=False, **overrides)
         return cls(retriever, {"model": model, "seed": int(seed), **overrides})

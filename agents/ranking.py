@@ -1,15 +1,13 @@
-"""Reference agents and a reference retriever for ``RecRank-v0`` that need no model."""
+"""Reference agents for ``RecRank-v0`` that need no model."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
 from typing import Any
 
 import numpy as np
 
-from recgym.metrics import top_k
-
-__all__ = ["PopularityRetriever", "RandomOrderAgent", "RetrieverOrderAgent"]
+__all__ = ["RandomOrderAgent", "RetrieverOrderAgent"]
 
 
 class RetrieverOrderAgent:
@@ -48,41 +46,18 @@ class RandomOrderAgent:
         return {}
 
 
-class PopularityRetriever:
-    """Ranks items by how often they occur in training sequences (a ``RecRank-v0`` retriever).
+def __getattr__(name: str) -> Any:
+    # PopularityRetriever defines RecRank-v0's "popularity" retriever, so it moved into the
+    # library; the old name keeps working for one release.
+    if name == "PopularityRetriever":
+        warnings.warn(
+            "agents.ranking.PopularityRetriever moved to recgym.models.popularity."
+            "PopularityRetriever; import it from there (the old name goes away in the next "
+            "release)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from recgym.models.popularity import PopularityRetriever
 
-    Args:
-        sequences: training sequences of item indices.
-        n_items: catalog size.
-    """
-
-    name = "popularity"
-
-    def __init__(self, sequences: Sequence[np.ndarray], n_items: int) -> None:
-        counts = np.zeros(n_items, dtype=np.float64)
-        for seq in sequences:
-            np.add.at(counts, np.asarray(seq, dtype=np.int64), 1.0)
-        self.n_items = int(n_items)
-        self.counts = counts
-        self.data_version = f"pop-{int(counts.sum())}-{int(counts.argmax())}"
-
-    @classmethod
-    def movielens(cls) -> PopularityRetriever:
-        """Popularity over the training part of MovieLens-100k's leave-one-out split."""
-        from recgym.data import leave_one_out, load_dataset
-
-        data = load_dataset("ml-100k", progress=False)
-        assert data.interactions is not None
-        train = leave_one_out(data.interactions).train
-        return cls([train["item_idx"].to_numpy()], len(data.items))
-
-    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """The same popularity scores for every history, ``(B, n_items)``."""
-        return np.tile(self.counts.astype(np.float32), (len(histories), 1))
-
-    def retrieve(
-        self, histories: Sequence[np.ndarray], k: int, *, exclude_history: bool = True
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` most popular items per history (history removed when asked), best first;
-        ties go to the lower item index (:func:`recgym.metrics.top_k`)."""
-        return top_k(self.score(histories), k, list(histories) if exclude_history else None)
+        return PopularityRetriever
+    raise AttributeError(f"module 'agents.ranking' has no attribute {name!r}")

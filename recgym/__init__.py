@@ -13,12 +13,22 @@ from recgym.envs import ENVS, register_envs
 from recgym.error import RecGymError
 
 __version__ = "0.1.0"
-__all__ = ["ENVS", "RecGymError", "__version__", "data", "llm", "metrics", "retrieval", "rewards"]
+__all__ = [
+    "ENVS",
+    "RecGymError",
+    "__version__",
+    "data",
+    "llm",
+    "metrics",
+    "models",
+    "retrieval",
+    "rewards",
+]
 
-_LAZY = {"data", "llm", "metrics", "retrieval", "rewards"}
+_LAZY = {"data", "llm", "metrics", "models", "retrieval", "rewards"}
 
 if TYPE_CHECKING:
-    from recgym import data, llm, metrics, retrieval, rewards
+    from recgym import data, llm, metrics, models, retrieval, rewards
 
 register_envs()
 

@@ -14,10 +14,11 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import recgym  # noqa: F401 (registers the env ids)
-from agents.ranking import PopularityRetriever, RandomOrderAgent, RetrieverOrderAgent
+from agents.ranking import RandomOrderAgent, RetrieverOrderAgent
 from recgym.envs.rank import LETTERS, RecRankEnv, ranks_from_scores
 from recgym.error import RecGymError
 from recgym.metrics import ndcg_at_k, recall_at_k
+from recgym.models.popularity import PopularityRetriever
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +215,7 @@ def test_runner_makes_a_leaderboard_row(pop: PopularityRetriever) -> None:
 
 
 def test_a_named_retriever_is_trained_once_and_proposes_the_candidates() -> None:
-    from agents.seqrec import pretrained
+    from recgym.models.seqrec import pretrained
 
     tiny = {"max_epochs": 1, "d": 16, "layers": 1}
     env = RecRankEnv(split="test", retriever="gru4rec", retriever_kwargs=tiny)

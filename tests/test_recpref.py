@@ -1,4 +1,4 @@
-"""RecPref-v0 and its judge, the knowledge-augmented recommender (agents.seqrec.kar)."""
+"""RecPref-v0 and its judge, the knowledge-augmented recommender (recgym.models.kar)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import recgym  # noqa: F401 (registers the ids)
-from agents.seqrec.kar import KARAdaptor, KARConfig, KARRecommender, train_kar
 from recgym.envs.preference import RecPrefEnv, build_pref_task
 from recgym.error import RecGymError
+from recgym.models.kar import KARAdaptor, KARConfig, KARRecommender, train_kar
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

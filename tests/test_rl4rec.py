@@ -30,10 +30,10 @@ from agents.rl4rec import (
     variant_config,
 )
 from agents.rl4rec.train import _loss, _Sequences
-from agents.seqrec import build_model, default_config
 from recgym.error import DataFormatError, UnknownNameError
 from recgym.le import FakeUserModel
 from recgym.metrics import top_k
+from recgym.models.seqrec import build_model, default_config
 from recgym.wrappers import LEAWrapper, LEView, LoggedSequences, rating_rewards
 
 pytestmark = pytest.mark.usefixtures("one_thread")

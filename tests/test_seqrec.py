@@ -1,4 +1,5 @@
-"""agents.seqrec: the three next-item models, their trainer, the retriever API and its cache."""
+"""recgym.models.seqrec: the three next-item models, their trainer, the retriever API and its
+cache."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from agents.seqrec import (  # noqa: E402
+from recgym.models.seqrec import (  # noqa: E402
     MODELS,
     SeqRecConfig,
     SeqRecRetriever,
@@ -25,8 +26,8 @@ from agents.seqrec import (  # noqa: E402
     top_k,
     train_seqrec,
 )
-from agents.seqrec.lru import linear_recurrence, linear_recurrence_reference  # noqa: E402
-from agents.seqrec.models import Dropout  # noqa: E402
+from recgym.models.seqrec.lru import linear_recurrence, linear_recurrence_reference  # noqa: E402
+from recgym.models.seqrec.models import Dropout  # noqa: E402
 
 NAMES = sorted(MODELS)
 N_ITEMS = 24
@@ -235,7 +236,7 @@ def test_train_seqrec_on_movielens_keeps_the_best_validation_epoch(tmp_path: Pat
     assert metrics["validation/ndcg@10"] == pytest.approx(max(curve))
     assert metrics["train_users"] == 60 and len(retriever.data_version) == 16
     loaded = SeqRecRetriever.load(retriever.save(tmp_path / "m"))
-    from agents.seqrec.train import load_split
+    from recgym.models.seqrec.train import load_split
 
     split, _ = load_split(users=60, progress=False)
     _, histories, targets = split.examples("validation")
@@ -246,8 +247,8 @@ def test_train_seqrec_on_movielens_keeps_the_best_validation_epoch(tmp_path: Pat
 
 @pytest.mark.slow  # ~10-20 s on 2 shared cores: three epochs over all 943 users
 def test_lrurec_beats_popularity_on_movielens() -> None:
-    from agents.seqrec import evaluate_scores
-    from agents.seqrec.train import load_split
+    from recgym.models.seqrec import evaluate_scores
+    from recgym.models.seqrec.train import load_split
 
     split, n_items = load_split(progress=False)
     _, histories, targets = split.examples("validation")

@@ -29,8 +29,8 @@ from agents.llm.verbalizer_train import (  # noqa: E402
     main,
     train_verbalizer,
 )
-from agents.ranking import PopularityRetriever  # noqa: E402
 from recgym.envs.rank import LETTERS  # noqa: E402
+from recgym.models.popularity import PopularityRetriever  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

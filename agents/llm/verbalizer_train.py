@@ -389,7 +389,7 @@ def _make_env(retriever: str) -> gym.Env[Any, Any]:
     import recgym  # noqa: F401  (registers RecRank-v0)
 
     if retriever == "popularity":
-        from agents.ranking import PopularityRetriever
+        from recgym.models.popularity import PopularityRetriever
 
         return gym.make("RecRank-v0", split="train", retriever=PopularityRetriever.movielens())
     return gym.make("RecRank-v0", split="train", retriever=retriever)

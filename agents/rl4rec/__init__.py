@@ -1,6 +1,6 @@
 """SQN and SA2C (Xin et al.) on seqrec backbones, with an LLM environment's inputs.
 
-A next-item model (GRU4Rec or SASRec from :mod:`agents.seqrec`) gets a Q head next to its
+A next-item model (GRU4Rec or SASRec from :mod:`recgym.models.seqrec`) gets a Q head next to its
 cross-entropy head and trains on the logged transitions of each user's sequence. The LLM
 environment (:mod:`recgym.le`) can replace the rating rewards by its reward model's (RM),
 add its state model's (SM) state to the RL state, and propose extra positives (LEA,

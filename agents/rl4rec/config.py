@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.seqrec.config import SeqRecConfig, check_fields, default_config
 from recgym.error import UnknownNameError
+from recgym.models.seqrec.config import SeqRecConfig, check_fields, default_config
 
 __all__ = ["ALGOS", "VARIANTS", "RL4RecConfig", "variant_config"]
 

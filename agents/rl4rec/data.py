@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from agents.seqrec.train import data_version, load_split
 from recgym.data import LeaveOneOutSplit
 from recgym.le import UserModel, load_user_model
+from recgym.models.seqrec.train import data_version, load_split
 from recgym.wrappers import LEAWrapper, LEView, LoggedSequences
 
 __all__ = ["LEInputs", "RL4RecData", "le_inputs"]
@@ -32,7 +32,7 @@ class RL4RecData:
         validation: ``(histories, targets)``: the training sequences and the validation items.
         test: ``(histories, targets)``: training plus validation item, and the test items.
         n_items: the catalog size.
-        version: a digest of the split (:func:`agents.seqrec.train.data_version`).
+        version: a digest of the split (:func:`recgym.models.seqrec.train.data_version`).
     """
 
     logged: LoggedSequences
@@ -57,7 +57,7 @@ class RL4RecData:
     def load(
         cls, dataset: str = "ml-100k", *, users: int | None = None, progress: bool = False
     ) -> RL4RecData:
-        """The data of an embedded dataset (:func:`agents.seqrec.train.load_split`)."""
+        """The data of an embedded dataset (:func:`recgym.models.seqrec.train.load_split`)."""
         split, n_items = load_split(dataset, users=users, progress=progress)
         return cls.from_split(split, n_items)
 

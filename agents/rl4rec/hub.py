@@ -1,5 +1,5 @@
 """``pretrained_rl4rec(algo, variant)``: a trained SQN / SA2C model from the on-disk cache,
-trained on first use (as :func:`agents.seqrec.pretrained` does for the plain backbones)."""
+trained on first use (as :func:`recgym.models.seqrec.pretrained` does for the plain backbones)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 
 from agents.rl4rec.config import RL4RecConfig, variant_config
 from agents.rl4rec.train import RL4RecRecommender, train_rl4rec
-from agents.seqrec import default_config
 from recgym.data.cache import cache_dir, install_dir
+from recgym.models.seqrec import default_config
 
 __all__ = ["CACHE_VERSION", "pretrained_rl4rec", "rl4rec_config", "rl4rec_dir"]
 
@@ -33,7 +33,7 @@ def rl4rec_config(
 ) -> RL4RecConfig:
     """The configuration of one (algorithm, variant): the ablation's cell
     (:func:`agents.rl4rec.variant_config`) on ``backbone`` with ``seed`` and ``max_len``;
-    ``backbone_kwargs`` change other :class:`agents.seqrec.SeqRecConfig` fields (``d``,
+    ``backbone_kwargs`` change other :class:`recgym.models.seqrec.SeqRecConfig` fields (``d``,
     ``max_epochs``...), ``overrides`` other :class:`RL4RecConfig` fields (``q_weight``...).
 
     Raises:

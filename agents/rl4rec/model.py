@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from agents.seqrec.models import SeqRecModel
+from recgym.models.seqrec.models import SeqRecModel
 
 __all__ = [
     "RL4RecModel",
@@ -34,7 +34,7 @@ class RL4RecModel(nn.Module):
     (``W`` starts at zero, so training starts from the plain backbone).
 
     Args:
-        backbone: a model of :mod:`agents.seqrec.models`.
+        backbone: a model of :mod:`recgym.models.seqrec.models`.
         le_dim: length of the LE state (0: none).
     """
 

@@ -4,7 +4,7 @@
 configuration reads it, trains with :func:`fit_rl4rec` (early stopping on validation NDCG@10)
 and evaluates on the test split. Every position but the last of a training sequence's last
 ``max_len`` items is a transition; one batch of sequences is one optimiser step, as in
-:func:`agents.seqrec.fit`.
+:func:`recgym.models.seqrec.fit`.
 """
 
 from __future__ import annotations
@@ -32,10 +32,15 @@ from agents.rl4rec.model import (
     sample_negatives,
     td_targets,
 )
-from agents.seqrec.models import build_model, pad_batch
-from agents.seqrec.retriever import SeqRecRetriever, evaluate_scores, read_module, write_module
-from agents.seqrec.train import _batches, _optimizer, fit
 from recgym.le import UserModel, load_user_model
+from recgym.models.seqrec.models import build_model, pad_batch
+from recgym.models.seqrec.retriever import (
+    SeqRecRetriever,
+    evaluate_scores,
+    read_module,
+    write_module,
+)
+from recgym.models.seqrec.train import _batches, _optimizer, fit
 from recgym.wrappers import LEView
 
 __all__ = ["RL4RecRecommender", "fit_rl4rec", "train_rl4rec"]
@@ -108,7 +113,7 @@ class RL4RecRecommender:
         le_states: np.ndarray | None = None,
     ) -> dict[str, float]:
         """Mean ``ndcg@10``, ``recall@10`` and ``hit@10`` of the full ranking, history excluded
-        (:func:`agents.seqrec.evaluate_scores`)."""
+        (:func:`recgym.models.seqrec.evaluate_scores`)."""
         return evaluate_scores(self.score(histories, le_states), histories, targets, 10)
 
     def save(self, directory: str | Path) -> Path:
@@ -299,7 +304,7 @@ def fit_rl4rec(
 ) -> RL4RecRecommender:
     """Train one configuration on ``data``, early-stopped on validation NDCG@10, and evaluate.
 
-    ``algo="ce"`` trains the backbone with :func:`agents.seqrec.fit` (the plain next-item
+    ``algo="ce"`` trains the backbone with :func:`recgym.models.seqrec.fit` (the plain next-item
     model). SQN and SA2C train both heads on every transition: the CE on the logged item, the
     Q head towards the double-DQN target ``r + γ Q_target(s', argmax_a Q(s', a))`` (``r``
     alone at the end of a sequence, unless ``end_is_terminal`` is off), with a target network
@@ -430,7 +435,8 @@ def train_rl4rec(
 
     Args:
         config: what to train.
-        dataset: an embedded dataset with ratings (see :func:`agents.seqrec.train.load_split`).
+        dataset: an embedded dataset with ratings (see
+            :func:`recgym.models.seqrec.train.load_split`).
         users: the first ``users`` users only (quick runs).
         user_model: the LE object; default ``load_user_model(config.le, **config.le_kwargs)``
             (whose passes are cached in memory for later runs on the same data).

@@ -35,9 +35,9 @@ import numpy as np
 import torch
 
 from agents.rl4rec import VARIANTS, RL4RecData, fit_rl4rec, le_inputs, variant_config
-from agents.seqrec import default_config
 from benchmarks.runner import git_commit, t_quantile_975
 from recgym.error import UnknownNameError
+from recgym.models.seqrec import default_config
 
 __all__ = ["main", "run", "table"]
 

@@ -3,7 +3,7 @@
 Protocol: leave-one-out by time (:func:`recgym.data.leave_one_out`), full ranking of all items,
 the user's history excluded (the target never), ties to the lower item index; Recall@10 and
 NDCG@10 from :mod:`recgym.metrics` (one target per user, so HR@10 = Recall@10). Each model
-trains with its default configuration (:func:`agents.seqrec.default_config`), early-stopped
+trains with its default configuration (:func:`recgym.models.seqrec.default_config`), early-stopped
 on validation NDCG@10, once per seed; the popularity row ranks items by their count among
 training events. Cells are ``mean ± ci95``: per-user values averaged over seeds, then the
 95 % Student-t interval over users (:func:`benchmarks.runner.summarize`). Run::
@@ -31,7 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.seqrec import (
+from benchmarks.runner import git_commit, summarize
+from recgym.metrics import metrics_at_k
+from recgym.models.seqrec import (
     DEFAULTS,
     SeqRecRetriever,
     default_config,
@@ -39,9 +41,7 @@ from agents.seqrec import (
     top_k,
     train_seqrec,
 )
-from agents.seqrec.train import data_version, load_split
-from benchmarks.runner import git_commit, summarize
-from recgym.metrics import metrics_at_k
+from recgym.models.seqrec.train import data_version, load_split
 
 __all__ = ["main", "popularity_scores", "run"]
 

@@ -3,7 +3,7 @@
 After RLRF4Rec / DPO4Rec (arXiv 2410.05939): the agent (an LLM) reads a MovieLens-100k user's
 history with star ratings and writes a text of the user's inferred preferences. The text,
 embedded by a frozen sentence encoder through a small adaptor, augments an ID-based
-sequential recommender (KAR-style knowledge augmentation, :mod:`agents.seqrec.kar`); the
+sequential recommender (KAR-style knowledge augmentation, :mod:`recgym.models.kar`); the
 reward is the NDCG of that recommender's ranking of a candidate list (the user's held-out
 next movie and sampled negatives) given the text. A text that tells the recommender something
 true about the user lifts the held-out movie; an empty text leaves the plain recommender.
@@ -126,7 +126,7 @@ class PrefTask:
 
 
 class PreferenceScorer(Protocol):
-    """The recommender that judges a text (:class:`agents.seqrec.kar.KARRecommender`)."""
+    """The recommender that judges a text (:class:`recgym.models.kar.KARRecommender`)."""
 
     def score_candidates(
         self,
@@ -170,7 +170,7 @@ class RecPrefEnv(OneStepEnv[str, str]):
     *test* the last. The agent reads the user's recent rated movies and writes a text about
     the user's preferences. A knowledge-augmented recommender (KAR-style: a SASRec backbone
     whose user state is shifted by an adaptor of the text's all-MiniLM-L6-v2 embedding;
-    :mod:`agents.seqrec.kar`) ranks a **candidate list**: the held-out movie and
+    :mod:`recgym.models.kar`) ranks a **candidate list**: the held-out movie and
     ``n_negatives`` movies the user never rated, drawn once per user and split with a fixed
     seed (KAR's reranking protocol, not full ranking: a text's effect on a 20-item list is
     what RLRF4Rec's DPO pairs are built from). One step per episode.
@@ -214,7 +214,7 @@ class RecPrefEnv(OneStepEnv[str, str]):
     ## Arguments
     - ``split``: ``"train"`` (default), ``"validation"`` or ``"test"``.
     - ``recommender``: the judge: a seqrec backbone name for
-      :func:`agents.seqrec.kar.pretrained_kar` (``"sasrec"`` default; trained on first use
+      :func:`recgym.models.kar.pretrained_kar` (``"sasrec"`` default; trained on first use
       with texts written by ``text_llm``, then cached), or an object with
       ``score_candidates(histories, texts, candidates)``.
     - ``text_llm``: the LLM that wrote the recommender's training texts (default
@@ -285,8 +285,8 @@ class RecPrefEnv(OneStepEnv[str, str]):
     def recommender(self) -> PreferenceScorer:
         """The judge (loaded, or trained and cached, on first access)."""
         if isinstance(self._recommender, str):
-            # agents.seqrec imports torch; only scoring needs it.
-            from agents.seqrec.kar import pretrained_kar
+            # recgym.models.seqrec imports torch; only scoring needs it.
+            from recgym.models.kar import pretrained_kar
 
             self._recommender = pretrained_kar(self._recommender, text_llm=self.text_llm)
         return self._recommender

@@ -1,6 +1,6 @@
 """``RecRank-v0``: rank a sequential retriever's top candidates, after LlamaRec (arXiv 2311.02089).
 
-A sequential recommender (the *retriever*, by default LRURec from :mod:`agents.seqrec`)
+A sequential recommender (the *retriever*, by default LRURec from :mod:`recgym.models.seqrec`)
 proposes 20 candidates for a user's next movie; the agent scores them; the reward is the NDCG
 of the target in the induced order. The observation carries LlamaRec's prompt (history titles
 numbered, candidates lettered A–T) for LLM rankers and the same facts as ids for numeric ones.
@@ -69,7 +69,7 @@ candidates."""
 
 @runtime_checkable
 class ItemRetriever(Protocol):
-    """A sequential recommender proposing candidates (``agents.seqrec.SeqRecRetriever``)."""
+    """A sequential recommender proposing candidates (``recgym.models.seqrec.SeqRecRetriever``)."""
 
     name: str
     n_items: int
@@ -222,7 +222,7 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
 
     ## Arguments
     - ``split``: ``"train"`` (default), ``"validation"`` or ``"test"``.
-    - ``retriever``: a name of ``agents.seqrec.MODELS`` (``"lrurec"`` default, ``"sasrec"``,
+    - ``retriever``: a name of ``recgym.models.seqrec.MODELS`` (``"lrurec"`` default, ``"sasrec"``,
       ``"gru4rec"``), trained on first use and cached; ``"popularity"`` (most-rated movies of
       the training part, no training); or any :class:`ItemRetriever`.
     - ``retriever_kwargs``: config overrides for a named retriever (``{"max_epochs": 5}``).
@@ -311,11 +311,11 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
         if not isinstance(self.retriever, str):
             return self.retriever
         if self.retriever == "popularity":
-            from agents.ranking import PopularityRetriever
+            from recgym.models.popularity import PopularityRetriever
 
             return PopularityRetriever.movielens()
-        # agents.seqrec imports torch; only a trained retriever needs it.
-        from agents.seqrec import pretrained
+        # recgym.models.seqrec imports torch; only a trained retriever needs it.
+        from recgym.models.seqrec import pretrained
 
         model: ItemRetriever = pretrained(
             self.retriever, seed=self.retriever_seed, progress=False, **self.retriever_kwargs

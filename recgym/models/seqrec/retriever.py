@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from agents.seqrec.config import SeqRecConfig
-from agents.seqrec.models import SeqRecModel, build_model, pad_batch
 from recgym.metrics import metrics_at_k, top_k
+from recgym.models.seqrec.config import SeqRecConfig
+from recgym.models.seqrec.models import SeqRecModel, build_model, pad_batch
 
 # top_k: re-exported from recgym.metrics
 __all__ = ["SeqRecRetriever", "evaluate_scores", "read_module", "top_k", "write_module"]

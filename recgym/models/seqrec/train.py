@@ -17,11 +17,11 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from tqdm.auto import tqdm
 
-from agents.seqrec.config import SeqRecConfig
-from agents.seqrec.models import SeqRecModel, build_model, pad_batch
-from agents.seqrec.retriever import SeqRecRetriever
 from recgym.data import LeaveOneOutSplit, leave_one_out, list_datasets, load_dataset
 from recgym.error import UnknownNameError
+from recgym.models.seqrec.config import SeqRecConfig
+from recgym.models.seqrec.models import SeqRecModel, build_model, pad_batch
+from recgym.models.seqrec.retriever import SeqRecRetriever
 
 __all__ = ["FitResult", "data_version", "fit", "load_split", "train_seqrec"]
 
@@ -90,7 +90,7 @@ def fit(
     improvement, and the best epoch's weights are put back.
 
     Args:
-        model: the model to train (from :func:`agents.seqrec.models.build_model`).
+        model: the model to train (from :func:`recgym.models.seqrec.models.build_model`).
         sequences: training sequences; those shorter than 2 items are skipped.
         config: optimiser, batch and stopping settings (``seed`` seeds dropout and batches).
         validate: a score of the model in eval mode, or ``None`` to train ``max_epochs``.
@@ -219,7 +219,7 @@ def train_seqrec(
 
     Training sequences are each user's training events in time order; early stopping watches
     validation NDCG@10 of the full-catalog ranking (history excluded). With the defaults of
-    :func:`agents.seqrec.config.default_config`, each model trains on MovieLens-100k in at
+    :func:`recgym.models.seqrec.config.default_config`, each model trains on MovieLens-100k in at
     most 2.5 minutes on 2 free CPU cores (40 epochs at most, early stopping after 10 without
     improvement).
 

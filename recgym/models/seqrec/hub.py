@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agents.seqrec.config import default_config
-from agents.seqrec.retriever import SeqRecRetriever
-from agents.seqrec.train import train_seqrec
 from recgym.data.cache import cache_dir, install_dir
+from recgym.models.seqrec.config import default_config
+from recgym.models.seqrec.retriever import SeqRecRetriever
+from recgym.models.seqrec.train import train_seqrec
 
 __all__ = ["CACHE_VERSION", "pretrained", "pretrained_dir"]
 
@@ -61,7 +61,7 @@ def pretrained(
             there too.
         progress: show training progress.
         retrain: train again even if the cache holds the model, and replace it.
-        **overrides: :class:`agents.seqrec.SeqRecConfig` fields to change.
+        **overrides: :class:`recgym.models.seqrec.SeqRecConfig` fields to change.
 
     Returns:
         The retriever, with its validation and test metrics.

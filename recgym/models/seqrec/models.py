@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from agents.seqrec.config import SeqRecConfig
-from agents.seqrec.lru import linear_recurrence
 from recgym.error import UnknownNameError
+from recgym.models.seqrec.config import SeqRecConfig
+from recgym.models.seqrec.lru import linear_recurrence
 
 __all__ = [
     "MODELS",
@@ -157,7 +157,7 @@ class _LRULayer(nn.Module):
 
     λ is complex and diagonal, ``|λ|`` initialised uniformly on the ring ``[r_min, r_max]``
     and the phase in ``[0, 2π)``; γ = sqrt(1 - |λ|²) keeps the state's scale (Orvieto et al.,
-    2023). The recurrence is :func:`agents.seqrec.lru.linear_recurrence`.
+    2023). The recurrence is :func:`recgym.models.seqrec.lru.linear_recurrence`.
     """
 
     def __init__(self, d: int, dropout: float, r_min: float = 0.8, r_max: float = 0.99) -> None:

@@ -7,11 +7,11 @@ history's ``k`` best next items. :func:`train_seqrec` trains any :class:`SeqRecC
 
 from __future__ import annotations
 
-from agents.seqrec.config import DEFAULTS, SeqRecConfig, default_config
-from agents.seqrec.hub import pretrained, pretrained_dir
-from agents.seqrec.models import MODELS, GRU4Rec, LRURec, SASRec, SeqRecModel, build_model
-from agents.seqrec.retriever import SeqRecRetriever, evaluate_scores, top_k
-from agents.seqrec.train import FitResult, fit, train_seqrec
+from recgym.models.seqrec.config import DEFAULTS, SeqRecConfig, default_config
+from recgym.models.seqrec.hub import pretrained, pretrained_dir
+from recgym.models.seqrec.models import MODELS, GRU4Rec, LRURec, SASRec, SeqRecModel, build_model
+from recgym.models.seqrec.retriever import SeqRecRetriever, evaluate_scores, top_k
+from recgym.models.seqrec.train import FitResult, fit, train_seqrec
 
 __all__ = [
     "DEFAULTS",

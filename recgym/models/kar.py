@@ -20,7 +20,7 @@ Training, in two stages, with no leak of a target into what predicts it:
    on a held-out tenth of the users.
 
 :func:`pretrained_kar` trains on first use and caches the result (safetensors and JSON), like
-:func:`agents.seqrec.pretrained`.
+:func:`recgym.models.seqrec.pretrained`.
 """
 
 from __future__ import annotations
@@ -42,11 +42,16 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from agents.seqrec.config import default_config
-from agents.seqrec.models import build_model
-from agents.seqrec.retriever import SeqRecRetriever, evaluate_scores, read_module, write_module
-from agents.seqrec.train import fit
 from recgym.data.cache import cache_dir, install_dir
+from recgym.models.seqrec.config import default_config
+from recgym.models.seqrec.models import build_model
+from recgym.models.seqrec.retriever import (
+    SeqRecRetriever,
+    evaluate_scores,
+    read_module,
+    write_module,
+)
+from recgym.models.seqrec.train import fit
 
 __all__ = [
     "KAR_CACHE_VERSION",
@@ -71,7 +76,7 @@ class KARConfig:
     backbone: str = "sasrec"
     """The seqrec model (``"sasrec"``, ``"gru4rec"``, ``"lrurec"``) with its defaults."""
     backbone_overrides: dict[str, Any] = field(default_factory=dict)
-    """:class:`~agents.seqrec.SeqRecConfig` fields to change (e.g. ``{"max_epochs": 2}``)."""
+    """:class:`~recgym.models.seqrec.SeqRecConfig` fields to change (e.g. ``{"max_epochs": 2}``)."""
     text_llm: str = "smollm2-135m"
     """The LLM that writes the training texts (:func:`recgym.llm.load`)."""
     encoder: str = "all-minilm-l6-v2"
