@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
+
+from recgym.utils.moved import moved_names
 
 __all__ = ["RandomOrderAgent", "RetrieverOrderAgent"]
 
@@ -46,18 +47,5 @@ class RandomOrderAgent:
         return {}
 
 
-def __getattr__(name: str) -> Any:
-    # PopularityRetriever defines RecRank-v0's "popularity" retriever, so it moved into the
-    # library; the old name keeps working for one release.
-    if name == "PopularityRetriever":
-        warnings.warn(
-            "agents.ranking.PopularityRetriever moved to recgym.models.popularity."
-            "PopularityRetriever; import it from there (the old name goes away in the next "
-            "release)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        from recgym.models.popularity import PopularityRetriever
-
-        return PopularityRetriever
-    raise AttributeError(f"module 'agents.ranking' has no attribute {name!r}")
+# PopularityRetriever defines RecRank-v0's "popularity" retriever, so it moved into the library.
+__getattr__ = moved_names(__name__, {"PopularityRetriever": "recgym.models.popularity"})

@@ -26,13 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {"recgym": ("agents", "benchmarks"), "agents": ("benchmarks",)}
 """Package → the top-level packages its modules must not import."""
 
-ALLOWED = {
-    # removed by the CLI entry-point change: `recgym bench` hands its arguments to
-    # `python -m benchmarks` through a lazy import inside recgym/cli.py.
-    ("recgym/cli.py", "benchmarks.__main__"),
-}
-"""(file, imported module) pairs that break the rule and are known; each says when it goes."""
-
 
 def _imported_names(tree: ast.AST) -> list[tuple[int, str]]:
     """``(line, module)`` of every absolute import in ``tree``: statements at any depth and the
@@ -59,14 +52,14 @@ def _imported_names(tree: ast.AST) -> list[tuple[int, str]]:
 
 def _violations(package: str) -> list[str]:
     """``file:line: import module`` for every import of ``package``'s source that breaks the
-    rule and is not in :data:`ALLOWED`."""
+    rule."""
     bad: list[str] = []
     for path in sorted((ROOT / package).rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=rel)
         for line, module in _imported_names(tree):
             top = module.split(".")[0]
-            if top in FORBIDDEN[package] and (rel, module) not in ALLOWED:
+            if top in FORBIDDEN[package]:
                 bad.append(f"{rel}:{line}: import {module}")
     return bad
 
