@@ -10,16 +10,24 @@ from typing import Any
 
 import gymnasium as gym
 
-from agents.baselines import FixedTextAgent, HistoryAgent, RandomWordsAgent, RawQueryAgent
-from agents.next_item import ItemScoresAgent
-from agents.ranking import RandomOrderAgent, RetrieverOrderAgent
-from agents.recuser import PopularItemAgent, RandomItemAgent
+from agents.baselines import (
+    FixedTextAgent,
+    HistoryAgent,
+    ItemScoresAgent,
+    PopularItemAgent,
+    RandomItemAgent,
+    RandomOrderAgent,
+    RandomWordsAgent,
+    RawQueryAgent,
+    RetrieverOrderAgent,
+)
 from agents.sb3 import SB3Agent  # imports stable-baselines3 only when a model is loaded
 from recgym.agent import Agent
 from recgym.utils.moved import alias_modules
 
-# The models that define envs moved into the library (recgym.models); their old paths keep
-# working for one release, with a DeprecationWarning. Every module is listed: an old path left
+# Moved modules (docs/layout.md lists every move): the models that define envs went into the
+# library (recgym.models), and agents were grouped by family. The old paths keep working for
+# one release, with a DeprecationWarning. Every module is listed: an old path left
 # out would be loaded a second time, as another module, from the new package's folder.
 alias_modules(
     {
@@ -31,6 +39,11 @@ alias_modules(
         "agents.seqrec.retriever": "recgym.models.seqrec.retriever",
         "agents.seqrec.train": "recgym.models.seqrec.train",
         "agents.seqrec.kar": "recgym.models.kar",
+        # The baselines and the SB3 pieces, grouped by what they are.
+        "agents.next_item": "agents.baselines.next_item",
+        "agents.ranking": "agents.baselines.ranking",
+        "agents.recuser": "agents.baselines.recuser",
+        "agents.sb3_vec": "agents.sb3.vec_env",
     }
 )
 

@@ -13,6 +13,7 @@ import ast
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -215,13 +216,44 @@ def test_every_moved_module_has_an_old_path() -> None:
 
 
 def test_old_popularity_retriever_name_warns() -> None:
-    import agents.ranking
+    import agents.baselines.ranking as ranking
     from recgym.models.popularity import PopularityRetriever
 
     with pytest.warns(DeprecationWarning, match="recgym.models.popularity.PopularityRetriever"):
-        old = agents.ranking.PopularityRetriever
+        old = ranking.PopularityRetriever
     assert old is PopularityRetriever
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
-            agents.ranking.Nothing  # noqa: B018
+            ranking.Nothing  # noqa: B018
+
+
+AGENT_MOVES = {
+    "agents.next_item": ("agents.baselines.next_item", "ItemScoresAgent"),
+    "agents.ranking": ("agents.baselines.ranking", "RetrieverOrderAgent"),
+    "agents.recuser": ("agents.baselines.recuser", "PopularItemAgent"),
+    "agents.sb3_vec": ("agents.sb3.vec_env", "RecUserVecEnv"),
+}
+
+
+@pytest.mark.parametrize("old", sorted(AGENT_MOVES))
+def test_old_agent_module_paths_warn_and_are_the_grouped_modules(old: str) -> None:
+    new, name = AGENT_MOVES[old]
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=rf"{re.escape(old)} moved to {re.escape(new)}"):
+        module = importlib.import_module(old)
+    assert module is importlib.import_module(new)
+    assert getattr(module, name) is getattr(importlib.import_module(new), name)
+
+
+def test_grouped_packages_keep_their_names() -> None:
+    """``agents.baselines`` and ``agents.sb3`` were modules; as packages they export the same
+    names, and ``import agents.sb3`` still leaves stable-baselines3 unloaded."""
+    import agents.baselines
+    import agents.baselines.ranking
+    import agents.baselines.text
+
+    assert agents.baselines.FixedTextAgent is agents.baselines.text.FixedTextAgent
+    assert agents.baselines.RandomOrderAgent is agents.baselines.ranking.RandomOrderAgent
+    code = "import agents.sb3, sys; assert 'stable_baselines3' not in sys.modules, 'sb3 loaded'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -14,7 +14,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import recgym  # noqa: F401 (registers the env ids)
-from agents.ranking import RandomOrderAgent, RetrieverOrderAgent
+from agents.baselines.ranking import RandomOrderAgent, RetrieverOrderAgent
 from recgym.envs.rank import LETTERS, RecRankEnv, ranks_from_scores
 from recgym.error import RecGymError
 from recgym.metrics import ndcg_at_k, recall_at_k

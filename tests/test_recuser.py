@@ -22,7 +22,7 @@ from gymnasium.utils.env_checker import check_env, data_equivalence
 from gymnasium.vector import AutoresetMode
 
 import recgym
-from agents.recuser import PopularItemAgent
+from agents.baselines.recuser import PopularItemAgent
 from agents.sb3 import SB3Agent
 from benchmarks.runner import evaluate
 from recgym.envs import users as users_module
@@ -525,7 +525,7 @@ def test_sb3_vec_env_equals_dummy_vec_env(observation: str) -> None:
     pytest.importorskip("stable_baselines3")
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from agents.sb3_vec import make_recuser_vec_env
+    from agents.sb3.vec_env import make_recuser_vec_env
 
     n, kwargs = 3, {**FAKE, "observation": observation, "max_steps": 8}
     ours = make_recuser_vec_env(n, seed=21, **kwargs)
@@ -563,7 +563,7 @@ def test_ppo_learns_on_the_sb3_vec_env(observation: str, policy: str) -> None:
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import VecCheckNan
 
-    from agents.sb3_vec import make_recuser_vec_env
+    from agents.sb3.vec_env import make_recuser_vec_env
 
     env = VecCheckNan(make_recuser_vec_env(4, seed=0, observation=observation, **FAKE))
     model = PPO(policy, env, n_steps=16, batch_size=32, seed=0, device="cpu")
@@ -590,7 +590,7 @@ def test_ppo_beats_a_random_policy() -> None:
     pytest.importorskip("stable_baselines3")
     from stable_baselines3 import PPO
 
-    from agents.sb3_vec import make_recuser_vec_env
+    from agents.sb3.vec_env import make_recuser_vec_env
 
     env = make_recuser_vec_env(8, seed=0, **FAKE)
     model = PPO(

@@ -17,7 +17,7 @@ import pytest
 
 import recgym  # noqa: F401 (registers the envs)
 from agents import make_agent
-from agents.recuser import PopularItemAgent, RandomItemAgent
+from agents.baselines.recuser import PopularItemAgent, RandomItemAgent
 from benchmarks.episodes import EPISODE_SEED, is_episodic, play_episodes, split_kwargs
 from benchmarks.runner import evaluate, load_rows
 from benchmarks.store import check_rows

@@ -3,7 +3,7 @@
 Each SB3 algorithm (default DQN, PPO, A2C and sb3-contrib's MaskablePPO; ``MlpPolicy`` on the
 SM state; ``--algos`` takes names or ``module:Class``) trains for
 ``--timesteps`` steps on the LE's training users (``users="train"``) through the batched
-``agents.sb3_vec.RecUserVecEnv``, once per seed. Every agent then plays the same
+``agents.sb3.vec_env.RecUserVecEnv``, once per seed. Every agent then plays the same
 ``--episodes`` evaluation episodes on the held-out users (``users="test"``): episode ``j``
 starts user ``j`` with the reset seed ``10_000 + j``, so every agent meets the same users, start
 histories and acceptance draws (one uniform per step, whatever the action). The baselines:
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.recuser import PopularItemAgent, RandomItemAgent
+from agents.baselines.recuser import PopularItemAgent, RandomItemAgent
 from benchmarks.episodes import play_episodes
 from benchmarks.runner import summarize
 from recgym.agent import Agent, reset_agent
@@ -81,7 +81,7 @@ def train(
 ) -> tuple[Any, float]:
     """Train ``algo`` on the training users; returns the model and its minutes."""
     from agents.sb3 import resolve_algo
-    from agents.sb3_vec import make_recuser_vec_env
+    from agents.sb3.vec_env import make_recuser_vec_env
 
     env = make_recuser_vec_env(n_envs, seed=seed, **env_kwargs, users="train")
     cls = resolve_algo(algo)

@@ -158,7 +158,7 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
     all 1,682 movies; the movies the user has watched are masked; the reward measures where
     the held-out next movie lands. One step per episode.
 
-    Every full-ranking recommender plays it unchanged (``agents.next_item``: popularity,
+    Every full-ranking recommender plays it unchanged (``agents.baselines.next_item``: popularity,
     SASRec, GRU4Rec, LRURec), so its test split is the field's plain full-ranking leaderboard.
     R²ec's reasoning recommender reads the prompt, reasons, and scores the items by the
     similarity of its hidden state to item embeddings (``agents.llm.rec_head``; trained by

@@ -10,7 +10,7 @@ This module holds the two Gymnasium envs: :class:`RecUserEnv`, a batch of one, a
 dynamics they share are :class:`~recgym.envs.user_batch.UserBatch`
 (:mod:`recgym.envs.user_batch`), which makes at most one
 :meth:`~recgym.le.base.UserModel.rewards` and one :meth:`~recgym.le.base.UserModel.states`
-call per step for all users (``agents.sb3_vec.RecUserVecEnv`` is the same batch for
+call per step for all users (``agents.sb3.vec_env.RecUserVecEnv`` is the same batch for
 Stable-Baselines3); the user model and the logged users come from :mod:`recgym.envs.users`.
 """
 
@@ -67,7 +67,7 @@ class RecUserEnv(gym.Env[Obs, np.int64]):
 
     LE calls are batched across users: ``gym.make_vec("RecUser-v0", num_envs=N)`` builds
     :class:`RecUserVectorEnv`, which makes at most one RM and one SM call per step for all N users
-    with Gymnasium's next-step autoreset (``agents.sb3_vec.RecUserVecEnv`` is the same batch for
+    with Gymnasium's next-step autoreset (``agents.sb3.vec_env.RecUserVecEnv`` is the same batch for
     Stable-Baselines3, with SB3's same-step autoreset). With the same seeds, both play exactly
     the episodes of N single envs.
 

@@ -4,7 +4,7 @@ together.
 A batch makes at most one :meth:`~recgym.le.base.UserModel.rewards` and one
 :meth:`~recgym.le.base.UserModel.states` call per step for all of its users.
 :class:`~recgym.envs.user.RecUserEnv` is a batch of one,
-:class:`~recgym.envs.user.RecUserVectorEnv` a batch of N, and ``agents.sb3_vec.RecUserVecEnv``
+:class:`~recgym.envs.user.RecUserVectorEnv` a batch of N, and ``agents.sb3.vec_env.RecUserVecEnv``
 the same batch for Stable-Baselines3. :class:`BatchStep` is what one step returns.
 """
 

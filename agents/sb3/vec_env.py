@@ -9,7 +9,7 @@ observation is the new episode's; the last observation is in
 was the step limit, and the new episode's info is in ``reset_infos[i]``::
 
     from stable_baselines3 import PPO
-    from agents.sb3_vec import make_recuser_vec_env
+    from agents.sb3.vec_env import make_recuser_vec_env
 
     env = make_recuser_vec_env(16, seed=0, le="ml-100k-smollm2", le_kwargs={"device": "cuda"})
     PPO("MlpPolicy", env, n_steps=64).learn(50_000)
