@@ -85,8 +85,18 @@ document.querySelectorAll("table.board").forEach(function (table) {
 """
 
 _W, _H, _PAD = 420, 240, 46
-_PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
-            "#ff9da7", "#9c755f", "#bab0ac")  # fmt: skip
+_PALETTE = (
+    "#4e79a7",
+    "#f28e2b",
+    "#e15759",
+    "#76b7b2",
+    "#59a14f",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+)
 
 
 def _e(value: object) -> str:
@@ -254,9 +264,16 @@ def _row_html(row: Mapping[str, Any], metrics: Sequence[str], stale: bool) -> st
 def _table_html(
     rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], *, stale: bool, env_id: str
 ) -> str:
-    heads = [("agent", "text"), *((m, "num") for m in metrics), ("split", "text"),
-             ("episodes", "num"), ("seeds", "num"), ("budget", "num"), ("device", "text"),
-             ("command", "text")]  # fmt: skip
+    heads = [
+        ("agent", "text"),
+        *((m, "num") for m in metrics),
+        ("split", "text"),
+        ("episodes", "num"),
+        ("seeds", "num"),
+        ("budget", "num"),
+        ("device", "text"),
+        ("command", "text"),
+    ]
     if stale:
         heads.append(("stale because", "text"))
     head = "".join(f'<th scope="col" data-type="{t}">{_e(h)}</th>' for h, t in heads)
@@ -278,13 +295,17 @@ def html_page(rows: Sequence[Mapping[str, Any]], *, sources: Sequence[str] = ())
         main = sort_metric(metrics)
         parts = [f'<section id="{_e(env_id)}"><h2>{_e(env_id)}</h2>']
         if fresh:
-            parts.append(f'<p class="setting">{_e(board.settings)}. Ranked by {_e(main)}; '
-                         "click a column to sort.</p>")  # fmt: skip
+            parts.append(
+                f'<p class="setting">{_e(board.settings)}. Ranked by {_e(main)}; '
+                "click a column to sort.</p>"
+            )
             parts.append(_table_html(fresh, metrics, stale=False, env_id=env_id))
             parts.append(
-                '<div class="plots">' + _budget_plot(fresh, main) + _spread_plot(fresh, main)
+                '<div class="plots">'
+                + _budget_plot(fresh, main)
+                + _spread_plot(fresh, main)
                 + "</div>"
-            )  # fmt: skip
+            )
         if stale:
             parts.append(f"<h3>Stale rows ({len(stale)}, not ranked)</h3>")
             parts.append(_table_html(stale, metrics, stale=True, env_id=env_id))

@@ -58,9 +58,16 @@ def load_results(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
 
 
 _IDENTITY = (
-    "env_id", "env_kwargs", "agent", "agent_config", "split", "episodes", "seeds", "budget",
+    "env_id",
+    "env_kwargs",
+    "agent",
+    "agent_config",
+    "split",
+    "episodes",
+    "seeds",
+    "budget",
     "budget_device",
-)  # fmt: skip
+)
 
 
 def row_key(row: Mapping[str, Any]) -> str:

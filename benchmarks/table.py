@@ -32,13 +32,18 @@ DEFAULT_METRICS = ("reward", "ndcg@10", "ndcg@100", "recall@10", "recall@50", "f
 """The columns of the text envs' tables; the first after ``reward`` orders the rows."""
 ENV_METRICS: dict[str, tuple[str, ...]] = {
     "RecRank-v0": (
-        "reward", "full/ndcg@10", "full/recall@10", "full/ndcg@20", "full/recall@20",
-        "cand/recall@1", "cand/hit",
+        "reward",
+        "full/ndcg@10",
+        "full/recall@10",
+        "full/ndcg@20",
+        "full/recall@20",
+        "cand/recall@1",
+        "cand/hit",
     ),
     "RecNext-v0": ("reward", "ndcg@10", "ndcg@20", "hit@5", "hit@10", "hit@20"),
     "RecPref-v0": ("reward", "ndcg@10", "ndcg@5", "hit@1", "hit@5", "hit@10"),
     "RecUser-v0": ("reward", "return", "length", "taken"),
-}  # fmt: skip
+}
 """Columns of the envs whose metrics differ from :data:`DEFAULT_METRICS`."""
 
 

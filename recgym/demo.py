@@ -29,8 +29,10 @@ def movielens_summary() -> None:
     split = leave_one_out(ds.interactions)
     _section(f"MovieLens-100k (from {ds.source})")
     print("  " + ", ".join(f"{k} {v:,}" for k, v in ds.summary().items()))
-    print(f"  leave-one-out: train {len(split.train):,} / validation {len(split.validation):,}"
-          f" / test {len(split.test):,} events")  # fmt: skip
+    print(
+        f"  leave-one-out: train {len(split.train):,} / validation {len(split.validation):,}"
+        f" / test {len(split.test):,} events"
+    )
     users, histories, targets = split.examples("test")
     print(f"  user {users[0]}: last watched " + "; ".join(ds.items.texts(histories[0][-3:])))
     print(f"  -> held-out next movie: {ds.items.text(targets[0])}")
@@ -62,15 +64,21 @@ def clothing_summary(n_queries: int = 384, k: int = 10, *, bm25: bool = True) ->
     ranked, _ = retriever.retrieve(texts.iloc[queries].tolist(), k=k)
     searched = time.perf_counter() - start
     targets = ds.reviews["item_idx"].to_numpy()[queries]
-    print(f"  BM25 (k1=1.2, b=0.75) over {len(retriever):,} garments: index {built:.2f} s, "
-          f"{n_queries} queries in {searched * 1000:.0f} ms")  # fmt: skip
-    print(f"  raw review as query: NDCG@{k} {ndcg_at_k(ranked, targets, k).mean():.4f}, "
-          f"Recall@{k} {recall_at_k(ranked, targets, k).mean():.4f}")  # fmt: skip
+    print(
+        f"  BM25 (k1=1.2, b=0.75) over {len(retriever):,} garments: index {built:.2f} s, "
+        f"{n_queries} queries in {searched * 1000:.0f} ms"
+    )
+    print(
+        f"  raw review as query: NDCG@{k} {ndcg_at_k(ranked, targets, k).mean():.4f}, "
+        f"Recall@{k} {recall_at_k(ranked, targets, k).mean():.4f}"
+    )
     q = queries[0]
     print(f"  e.g. request: {texts.iloc[q][:110]!r}...")
     ids = ds.items.item_ids
-    print(f"       its garment: #{ids[targets[0]]} ({ds.items.text(targets[0])}); "
-          f"BM25 top-5: {['#' + ids[i] for i in ranked[0, :5]]}")  # fmt: skip
+    print(
+        f"       its garment: #{ids[targets[0]]} ({ds.items.text(targets[0])}); "
+        f"BM25 top-5: {['#' + ids[i] for i in ranked[0, :5]]}"
+    )
 
 
 def generation_sample(max_new_tokens: int) -> None:
@@ -89,16 +97,19 @@ def generation_sample(max_new_tokens: int) -> None:
     out = llm.generate([prompt], max_new_tokens=max_new_tokens, temperature=0.0)[0]
     elapsed = time.perf_counter() - start
     print(f"  prompt: {prompt}")
-    print(f"  greedy reply ({len(out.token_ids)} tokens, {len(out.token_ids) / elapsed:.1f} tok/s"
-          f", finish={out.finish_reason}): {out.text.strip()}")  # fmt: skip
+    print(
+        f"  greedy reply ({len(out.token_ids)} tokens, {len(out.token_ids) / elapsed:.1f} tok/s"
+        f", finish={out.finish_reason}): {out.text.strip()}"
+    )
 
 
 def run_demo(max_new_tokens: int = 48) -> None:
     """Run the demo, printing to stdout."""
     import recgym
 
-    print(f"recgym {recgym.__version__}: embedded data and model (cache: "
-          f"{recgym.data.cache_dir()})")  # fmt: skip
+    print(
+        f"recgym {recgym.__version__}: embedded data and model (cache: {recgym.data.cache_dir()})"
+    )
     movielens_summary()
     clothing_summary()
     generation_sample(max_new_tokens)

@@ -157,11 +157,14 @@ def _ndcg(ndcg: np.ndarray, ok: np.ndarray) -> np.ndarray:
 
 REWARDS: dict[str, RewardSpec] = {
     "rec-r1": RewardSpec(
-        "rec-r1", _rec_r1, FORMAT_PENALTY, 1.1,
+        "rec-r1",
+        _rec_r1,
+        FORMAT_PENALTY,
+        1.1,
         "-2 if the format is broken, else 0.1 + NDCG@K if NDCG@K > 0, else 0 (Rec-R1)",
     ),
     "ndcg": RewardSpec("ndcg", _ndcg, 0.0, 1.0, "NDCG@K; 0 if the format is broken"),
-}  # fmt: skip
+}
 """Reward specs by name."""
 
 

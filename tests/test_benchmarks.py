@@ -28,9 +28,24 @@ def test_reward_scoring_smoke(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_reward_sweep_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     reward_sweep.main(
-        ["--corpora", "zipf-3000", "--prompts", "3", "--group", "4", "--k", "50",
-         "--repeats", "1", "--reference-queries", "2", "--vocab", "2000", "--profile"]
-    )  # fmt: skip
+        [
+            "--corpora",
+            "zipf-3000",
+            "--prompts",
+            "3",
+            "--group",
+            "4",
+            "--k",
+            "50",
+            "--repeats",
+            "1",
+            "--reference-queries",
+            "2",
+            "--vocab",
+            "2000",
+            "--profile",
+        ]
+    )
     out = capsys.readouterr().out
     assert "zipf-3000: 3000 documents, 12 completions, NDCG@50" in out
     # The three ways score the same rewards (rank-bm25 on its timed rows).
@@ -40,8 +55,21 @@ def test_reward_sweep_smoke(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_rollout_smoke(tiny_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rollout.main(["--model", str(tiny_dir), "--batch-sizes", "2", "--max-new-tokens", "4",
-                  "--repeats", "1", "--device", "cpu", "--profile"])  # fmt: skip
+    rollout.main(
+        [
+            "--model",
+            str(tiny_dir),
+            "--batch-sizes",
+            "2",
+            "--max-new-tokens",
+            "4",
+            "--repeats",
+            "1",
+            "--device",
+            "cpu",
+            "--profile",
+        ]
+    )
     out = capsys.readouterr().out
     assert "batch 2:" in out and "recgym vs generate" in out
     assert out.count("tokens/s") == 2  # no static+compile row on CPU
@@ -49,8 +77,20 @@ def test_rollout_smoke(tiny_dir: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_grpo_step_smoke(tiny_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    means = grpo_step.main(["--model", str(tiny_dir), "--prompts", "2", "--group", "2",
-                            "--max-new-tokens", "4", "--steps", "1"])  # fmt: skip
+    means = grpo_step.main(
+        [
+            "--model",
+            str(tiny_dir),
+            "--prompts",
+            "2",
+            "--group",
+            "2",
+            "--max-new-tokens",
+            "4",
+            "--steps",
+            "1",
+        ]
+    )
     assert set(means) == set(grpo_step.PARTS) and all(v > 0 for v in means.values())
     assert "scoring share" in capsys.readouterr().out
 
@@ -102,9 +142,25 @@ def test_python_dash_m_of_an_old_script_path_runs_the_moved_script() -> None:
     import sys
 
     done = subprocess.run(
-        [sys.executable, "-W", "always::DeprecationWarning", "-m", "benchmarks.recuser_throughput",
-         "--le", "fake", "--le-kwargs", '{"n_items": 20}', "--steps", "2", "--sizes", "2"],
-        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": os.getcwd()},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-W",
+            "always::DeprecationWarning",
+            "-m",
+            "benchmarks.recuser_throughput",
+            "--le",
+            "fake",
+            "--le-kwargs",
+            '{"n_items": 20}',
+            "--steps",
+            "2",
+            "--sizes",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     assert "run python -m benchmarks.perf.recuser_throughput" in done.stderr
     assert "torch threads" in done.stdout

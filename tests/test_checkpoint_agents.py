@@ -34,14 +34,21 @@ def _finite(row: dict[str, Any]) -> None:
 
 
 def test_a_saved_model_folder_plays_zero_shot(tiny_dir: Path) -> None:
-    kwargs = {"model": str(tiny_dir), "max_new_tokens": 8,
-              "model_kwargs": {"device": "cpu", "progress": False}}  # fmt: skip
+    kwargs = {
+        "model": str(tiny_dir),
+        "max_new_tokens": 8,
+        "model_kwargs": {"device": "cpu", "progress": False},
+    }
     agent = build_agent("zero-shot", gym.make("RecSeq-v0", split="test"), kwargs)
     assert agent.llm.model.config.hidden_size == 32  # the folder's model, not the default
     row = evaluate(
-        "RecSeq-v0", agent, agent_name="zero-shot", agent_kwargs=kwargs, episodes=EPISODES,
+        "RecSeq-v0",
+        agent,
+        agent_name="zero-shot",
+        agent_kwargs=kwargs,
+        episodes=EPISODES,
         batch_size=4,
-    )  # fmt: skip
+    )
     _finite(row)
     assert row["agent_config"]["model"] == str(tiny_dir)
     assert row["episodes"] == EPISODES and str(tiny_dir) in row["command"]
@@ -61,10 +68,19 @@ def test_a_trained_verbalizer_adapter_plays_by_path(tiny_dir: Path, tmp_path: Pa
 
     out = tmp_path / "adapter"
     config = VerbalizerTrainConfig(
-        model=str(tiny_dir), retriever="popularity", lr=3e-2, warmup_steps=0, batch_size=4,
-        train_examples=8, max_steps=8, eval_every=8, eval_episodes=8, output_dir=str(out),
-        device="cpu", progress=False,
-    )  # fmt: skip
+        model=str(tiny_dir),
+        retriever="popularity",
+        lr=3e-2,
+        warmup_steps=0,
+        batch_size=4,
+        train_examples=8,
+        max_steps=8,
+        eval_every=8,
+        eval_episodes=8,
+        output_dir=str(out),
+        device="cpu",
+        progress=False,
+    )
     summary = train_verbalizer(config)
     assert (out / "adapter_config.json").is_file() and (out / "training.json").is_file()
 
@@ -80,9 +96,14 @@ def test_a_trained_verbalizer_adapter_plays_by_path(tiny_dir: Path, tmp_path: Pa
         torch.testing.assert_close(loaded[key], value)
 
     row = evaluate(
-        "RecRank-v0", agent, agent_name="verbalizer", agent_kwargs=kwargs,
-        env_kwargs=RANK_KWARGS, episodes=EPISODES, batch_size=4,
-    )  # fmt: skip
+        "RecRank-v0",
+        agent,
+        agent_name="verbalizer",
+        agent_kwargs=kwargs,
+        env_kwargs=RANK_KWARGS,
+        episodes=EPISODES,
+        batch_size=4,
+    )
     _finite(row)
     assert row["agent_config"]["model"] == str(tiny_dir)
     assert row["agent_config"]["adapter"] == str(out)

@@ -26,9 +26,17 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _config(tiny_dir: Path, **overrides: Any) -> LEConfig:
     fields: dict[str, Any] = {
-        "model": str(tiny_dir), "users": 24, "eval_users": 60, "max_items": 60, "window": 4,
-        "state_dim": 8, "lora_r": 2, "sm_epochs": 2, "rm_epochs": 2, "batch_size": 8,
-    }  # fmt: skip
+        "model": str(tiny_dir),
+        "users": 24,
+        "eval_users": 60,
+        "max_items": 60,
+        "window": 4,
+        "state_dim": 8,
+        "lora_r": 2,
+        "sm_epochs": 2,
+        "rm_epochs": 2,
+        "batch_size": 8,
+    }
     return LEConfig(**(fields | overrides))
 
 

@@ -147,9 +147,13 @@ def test_batched_score_equals_steps(env: RecNextEnv) -> None:
 def test_seqrec_agent_scores_are_the_models_own_evaluation(env: RecNextEnv) -> None:
     agent: Any = make_agent("seqrec", env, model="gru4rec", **TINY)
     row = evaluate(
-        "RecNext-v0", agent, agent_name="seqrec", agent_kwargs={"model": "gru4rec", **TINY},
-        episodes=300, batch_size=100,
-    )  # fmt: skip
+        "RecNext-v0",
+        agent,
+        agent_name="seqrec",
+        agent_kwargs={"model": "gru4rec", **TINY},
+        episodes=300,
+        batch_size=100,
+    )
     episodes = env.task.splits["test"]
     hist, targets = episodes.histories[:300], episodes.targets[:300]
     expected = agent.retriever.evaluate(hist, targets, k=10)

@@ -201,9 +201,14 @@ def test_runner_makes_a_leaderboard_row(pop: PopularityRetriever) -> None:
     from benchmarks.table import markdown_table
 
     row = evaluate(
-        "RecRank-v0", RetrieverOrderAgent(), agent_name="retriever-order", split="test",
-        episodes=943, env_kwargs={"retriever": "popularity"}, batch_size=500,
-    )  # fmt: skip
+        "RecRank-v0",
+        RetrieverOrderAgent(),
+        agent_name="retriever-order",
+        split="test",
+        episodes=943,
+        env_kwargs={"retriever": "popularity"},
+        batch_size=500,
+    )
     assert row["reward"] == "ndcg" and row["k"] == 10 and row["episodes"] == 943
     split = RecRankEnv(retriever=pop).task.splits["test"]
     top, _ = pop.retrieve(split.histories, 20)

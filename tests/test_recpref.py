@@ -107,9 +107,11 @@ def test_no_text_is_the_plain_backbone(env: RecPrefEnv, kar: KARRecommender) -> 
 
 def test_untrained_adaptor_changes_nothing(kar: KARRecommender) -> None:
     zero = KARRecommender(
-        kar.backbone, KARAdaptor(384, kar.backbone.config.d, 2, 8, 0.0), kar.config,
+        kar.backbone,
+        KARAdaptor(384, kar.backbone.config.d, 2, 8, 0.0),
+        kar.config,
         encoder=kar.encoder,
-    )  # fmt: skip
+    )
     histories = kar_histories(3)
     lists = np.tile(np.arange(20), (3, 1))
     with_text = zero.score_candidates(histories, ["likes sci-fi", "hates horror", "x"], lists)

@@ -594,9 +594,16 @@ def test_ppo_beats_a_random_policy() -> None:
 
     env = make_recuser_vec_env(8, seed=0, **FAKE)
     model = PPO(
-        "MlpPolicy", env, n_steps=64, batch_size=256, n_epochs=4, learning_rate=1e-3,
-        ent_coef=0.01, seed=0, device="cpu",
-    )  # fmt: skip
+        "MlpPolicy",
+        env,
+        n_steps=64,
+        batch_size=256,
+        n_epochs=4,
+        learning_rate=1e-3,
+        ent_coef=0.01,
+        seed=0,
+        device="cpu",
+    )
     model.learn(16_384)
     rng = np.random.default_rng(0)
     random = _mean_return(lambda obs: int(rng.integers(N_ITEMS)))

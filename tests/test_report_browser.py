@@ -23,9 +23,14 @@ from benchmarks.store import RESULTS
 HOSTILE = '<img src=x onerror="console.error(\'xss\')"><script>console.error("xss")</script>'
 # Chromium's background services reach for the network, which is closed here.
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _chromium() -> str | None:

@@ -110,10 +110,18 @@ def test_trainer_loss_is_ce_plus_double_q_td_with_lea_terms(
     n_items, gamma = 12, 0.5
     backbone = default_config("gru4rec", d=8, rnn_hidden=8, dropout=0.0, max_len=10)
     config = RL4RecConfig(
-        algo=algo, backbone=backbone, gamma=gamma, q_weight=0.7, negatives=2, lea_k=2,
-        lea_ce_weight=0.3, lea_q_weight=0.4, adv_clip=5.0, le="fake",
+        algo=algo,
+        backbone=backbone,
+        gamma=gamma,
+        q_weight=0.7,
+        negatives=2,
+        lea_k=2,
+        lea_ce_weight=0.3,
+        lea_q_weight=0.4,
+        adv_clip=5.0,
+        le="fake",
         end_is_terminal=end_is_terminal,
-    )  # fmt: skip
+    )
     model = RL4RecModel(build_model(backbone, n_items)).eval()
     target = copy.deepcopy(model)
     with torch.no_grad():

@@ -89,9 +89,14 @@ def test_runner_row_replays_the_saved_model(saved: tuple[PPO, Path], test_env: g
     assert isinstance(agent, SB3Agent) and agent.model is not model  # loaded from the file
     recorder = Recorder(agent)
     row = evaluate(
-        "RecRank-v0", recorder, agent_name="sb3", agent_kwargs=kwargs, env_kwargs=ENV_KWARGS,
-        episodes=EPISODES, batch_size=16,
-    )  # fmt: skip
+        "RecRank-v0",
+        recorder,
+        agent_name="sb3",
+        agent_kwargs=kwargs,
+        env_kwargs=ENV_KWARGS,
+        episodes=EPISODES,
+        batch_size=16,
+    )
     assert row["agent_config"] == {"algo": "PPO", "path": str(path), "deterministic": True}
     assert row["env_kwargs"]["retriever"] == "popularity" and row["episodes"] == EPISODES
     assert '"algo": "PPO"' in row["command"] and str(path) in row["command"]
@@ -188,10 +193,25 @@ def test_clear_errors(saved: tuple[PPO, Path], test_env: gym.Env, tmp_path: Path
 def test_command_line_end_to_end(saved: tuple[PPO, Path], tmp_path: Path) -> None:
     _, path = saved
     out = tmp_path / "rows.jsonl"
-    args = [sys.executable, "-m", "benchmarks", "run", "--env", "RecRank-v0",
-            "--env-kwargs", json.dumps(ENV_KWARGS), "--agent", "sb3",
-            "--agent-kwargs", json.dumps({"algo": "PPO", "path": str(path)}),
-            "--episodes", "20", "--out", str(out), "--quiet"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "benchmarks",
+        "run",
+        "--env",
+        "RecRank-v0",
+        "--env-kwargs",
+        json.dumps(ENV_KWARGS),
+        "--agent",
+        "sb3",
+        "--agent-kwargs",
+        json.dumps({"algo": "PPO", "path": str(path)}),
+        "--episodes",
+        "20",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| sb3 (PPO) |" in done.stdout  # the table names an SB3 row by its algorithm

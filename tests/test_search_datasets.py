@@ -17,8 +17,14 @@ from recgym.rewards import format_answer
 
 
 def test_esci_from_local_files(tmp_path: Path) -> None:
-    env = gym.make("RecSearch-v0", dataset="esci", dataset_kwargs={"path": str(tmp_path)},
-                   split="test", reward="ndcg", k=10)  # fmt: skip
+    env = gym.make(
+        "RecSearch-v0",
+        dataset="esci",
+        dataset_kwargs={"path": str(tmp_path)},
+        split="test",
+        reward="ndcg",
+        k=10,
+    )
     _write_esci(tmp_path)
     base = env.unwrapped
     assert [base.num_episodes(s) for s in ("train", "validation", "test")] == [1, 0, 1]
@@ -48,9 +54,12 @@ def test_amazon_c4_single_test_split_is_cut(tmp_path: Path) -> None:
 
 def test_split_queries_is_leak_free_and_deterministic() -> None:
     queries = pd.DataFrame(
-        {"query_id": [str(i) for i in range(100)], "query": ["q"] * 100,
-         "split": ["train"] * 80 + ["test"] * 20}
-    )  # fmt: skip
+        {
+            "query_id": [str(i) for i in range(100)],
+            "query": ["q"] * 100,
+            "split": ["train"] * 80 + ["test"] * 20,
+        }
+    )
     a, b = _split_queries(queries), _split_queries(queries)
     assert a["split"].tolist() == b["split"].tolist()
     counts = a["split"].value_counts()

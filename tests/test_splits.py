@@ -16,11 +16,22 @@ def _log(rows: list[tuple[str, int, int]]) -> pd.DataFrame:
     )
 
 
-LOG = _log([
-    ("u1", 10, 5), ("u1", 11, 1), ("u1", 12, 3), ("u1", 13, 4), ("u1", 14, 2),
-    ("u2", 20, 1), ("u2", 21, 1), ("u2", 22, 1), ("u2", 23, 1), ("u2", 24, 1),  # all tied
-    ("u3", 30, 1), ("u3", 31, 2),  # too short
-])  # fmt: skip
+LOG = _log(
+    [
+        ("u1", 10, 5),
+        ("u1", 11, 1),
+        ("u1", 12, 3),
+        ("u1", 13, 4),
+        ("u1", 14, 2),
+        ("u2", 20, 1),
+        ("u2", 21, 1),
+        ("u2", 22, 1),
+        ("u2", 23, 1),
+        ("u2", 24, 1),  # all tied
+        ("u3", 30, 1),
+        ("u3", 31, 2),  # too short
+    ]
+)
 
 
 def test_last_is_test_second_last_is_validation() -> None:

@@ -104,15 +104,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the held-out sample")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats of bm25s runs")
     parser.add_argument(
-        "--reference-queries", type=int, default=None,
+        "--reference-queries",
+        type=int,
+        default=None,
         help="time rank-bm25 on only this many queries and extrapolate (default: all)",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}, numpy {np.__version__}, "
-          f"bm25s {version('bm25s')}, numba {version('numba')}, "
-          f"rank-bm25 {version('rank-bm25')}")  # fmt: skip
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, numpy {np.__version__}, "
+        f"bm25s {version('bm25s')}, numba {version('numba')}, "
+        f"rank-bm25 {version('rank-bm25')}"
+    )
     docs, ids, queries, sources = CORPORA[args.docs_from](args.queries, args.seed)
     print(f"corpus: {args.docs_from}, {len(docs)} documents, {len(queries)} queries, k={args.k}")
 
@@ -140,8 +144,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nthroughput ({len(queries)} queries, k={args.k}, median of repeats):")
     for label, value in qps.items():
         print(f"  {label:<48} {value:>10.1f} queries/s")
-    print(f"  bm25s batched / rank-bm25: {t_ref / t_batch:.0f}x; "
-          f"batched / one per call: {t_single / t_batch:.2f}x")  # fmt: skip
+    print(
+        f"  bm25s batched / rank-bm25: {t_ref / t_batch:.0f}x; "
+        f"batched / one per call: {t_single / t_batch:.2f}x"
+    )
     t_analysis = timed(lambda: fast.analyzer.analyze_batch(queries, max_tokens=1024), args.repeats)
     print(
         f"  of which query analysis alone (pure Python): {len(queries) / t_analysis:.1f} queries/s"
@@ -156,10 +162,12 @@ def main(argv: list[str] | None = None) -> None:
     finite = np.isfinite(ref_scores)
     rel = np.abs(scores_f[finite] - ref_scores[finite]) / np.abs(ref_scores[finite])
     same = (ids_f[:, :depth] == ref_ids[:, :depth]).all(axis=1).mean()
-    print(f"\nparity on {n_ref} queries: top-{depth} overlap {np.mean(overlap):.4f} (mean), "
-          f"identical top-{depth} lists {same:.4f}, "
-          f"same padding {np.array_equal(ids_f == -1, ref_ids == -1)}, "
-          f"max relative score difference {rel.max(initial=0.0):.2e}")  # fmt: skip
+    print(
+        f"\nparity on {n_ref} queries: top-{depth} overlap {np.mean(overlap):.4f} (mean), "
+        f"identical top-{depth} lists {same:.4f}, "
+        f"same padding {np.array_equal(ids_f == -1, ref_ids == -1)}, "
+        f"max relative score difference {rel.max(initial=0.0):.2e}"
+    )
     ids_all, _ = fast.retrieve(queries, k=args.k)
     for cut in sorted({depth, args.k}):
         hit = (ids_all[:, :cut] == sources[:, None]).any(axis=1).mean()

@@ -124,22 +124,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     loaded = time.perf_counter() - start
     torch = sys.modules.get("torch")  # loaded by an LLM user model, not by the fake
     threads = torch.get_num_threads() if torch is not None else "n/a (torch not loaded)"
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}, numpy {np.__version__}"
-          + (f", torch {torch.__version__}" if torch is not None else ""))  # fmt: skip
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, numpy {np.__version__}"
+        + (f", torch {torch.__version__}" if torch is not None else "")
+    )
     name = f"{args.le} {json.dumps(le_kwargs)}" if le_kwargs else args.le
-    print(f"user model: {name} ({model.n_items} items, state_dim "
-          f"{model.state_dim}, window {model.window}; loaded in {loaded:.1f} s), device "
-          f"{getattr(model, 'device', 'cpu')}, torch threads {threads}")  # fmt: skip
+    print(
+        f"user model: {name} ({model.n_items} items, state_dim "
+        f"{model.state_dim}, window {model.window}; loaded in {loaded:.1f} s), device "
+        f"{getattr(model, 'device', 'cpu')}, torch threads {threads}"
+    )
     print(f"{args.steps} timed steps of all N users (user-steps/s = N * steps / seconds)\n")
-    print("|    N | single envs, one by one | vector env, batched | vector / single "
-          "| LE calls/step (single -> vector) |")  # fmt: skip
+    print(
+        "|    N | single envs, one by one | vector env, batched | vector / single "
+        "| LE calls/step (single -> vector) |"
+    )
     print("|---:|---:|---:|---:|---|")
     for n in args.sizes:
         t_single, c_single = time_singles(n, args.steps, env_kwargs, args.seed)
         t_vector, c_vector = time_vector(n, args.steps, env_kwargs, args.seed)
-        print(f"| {n:>4} | {n * args.steps / t_single:>22.1f} | {n * args.steps / t_vector:>19.1f} "
-              f"| {t_single / t_vector:>14.2f}x | {c_single:.1f} -> {c_vector:.1f} |")  # fmt: skip
+        print(
+            f"| {n:>4} | {n * args.steps / t_single:>22.1f} | {n * args.steps / t_vector:>19.1f} "
+            f"| {t_single / t_vector:>14.2f}x | {c_single:.1f} -> {c_vector:.1f} |"
+        )
 
 
 if __name__ == "__main__":

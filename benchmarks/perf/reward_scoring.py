@@ -102,10 +102,14 @@ def time_env(env_id: str, prompts: int, group: int, repeats: int, seed: int) -> 
     t_batch = timed(batched, retriever.cache_clear, repeats)
     t_single = timed(one_by_one, retriever.cache_clear, repeats)
     n = len(completions)
-    print(f"\n{env_id}: k={inner.k}, {len(retriever)} items, {n_train} train episodes, "
-          f"task built in {build:.2f} s")  # fmt: skip
-    print(f"  batch: {len(set(indices))} prompts x {group} completions = {n}, "
-          f"mean reward {rewards.mean():.4f}, rewards > 0: {(rewards > 0).mean():.3f}")  # fmt: skip
+    print(
+        f"\n{env_id}: k={inner.k}, {len(retriever)} items, {n_train} train episodes, "
+        f"task built in {build:.2f} s"
+    )
+    print(
+        f"  batch: {len(set(indices))} prompts x {group} completions = {n}, "
+        f"mean reward {rewards.mean():.4f}, rewards > 0: {(rewards > 0).mean():.3f}"
+    )
     print(f"  batched score():        {t_batch:8.3f} s  ({n / t_batch:8.1f} completions/s)")
     print(f"  reset()+step() x {n:<5}: {t_single:8.3f} s  ({n / t_single:8.1f} completions/s)")
     print(f"  one by one / batched:   {t_single / t_batch:8.2f}x; same rewards: {same}")
@@ -125,12 +129,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.prompts < 1 or args.group < 1 or args.repeats < 1:
         parser.error("--prompts, --group and --repeats must be >= 1")
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}, numpy {np.__version__}, "
-          f"bm25s {version('bm25s')}, numba {version('numba')}, "
-          f"gymnasium {version('gymnasium')}")  # fmt: skip
-    print(f"one GRPO batch: {args.prompts} prompts x {args.group} completions, "
-          f"median of {args.repeats} runs, retriever cache emptied before each run")  # fmt: skip
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, numpy {np.__version__}, "
+        f"bm25s {version('bm25s')}, numba {version('numba')}, "
+        f"gymnasium {version('gymnasium')}"
+    )
+    print(
+        f"one GRPO batch: {args.prompts} prompts x {args.group} completions, "
+        f"median of {args.repeats} runs, retriever cache emptied before each run"
+    )
     env_ids = list(TEXT_ENVS) if args.env == "all" else [args.env]
     for env_id in env_ids:
         time_env(env_id, args.prompts, args.group, args.repeats, args.seed)

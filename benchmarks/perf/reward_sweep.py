@@ -234,22 +234,32 @@ def sweep_corpus(
         rewards["rank-bm25"] = rank_bm25_way(rows)
         seconds["rank-bm25"] = (time.perf_counter() - start) * n / rows
 
-    print(f"  {'way':<10} {'build s':>8} {'index MiB':>10} {'batch s':>9} {'completions/s':>14}"
-          f" {'mean NDCG':>10} {'vs recgym':>10}")  # fmt: skip
+    print(
+        f"  {'way':<10} {'build s':>8} {'index MiB':>10} {'batch s':>9} {'completions/s':>14}"
+        f" {'mean NDCG':>10} {'vs recgym':>10}"
+    )
     for way, took in seconds.items():
         rows = len(rewards[way])
-        note = "" if rows == n else f"  (on its {rows} timed rows; recgym's mean there: " \
-            f"{rewards['recgym'][:rows].mean():.4f})"  # fmt: skip
+        note = (
+            ""
+            if rows == n
+            else f"  (on its {rows} timed rows; recgym's mean there: "
+            f"{rewards['recgym'][:rows].mean():.4f})"
+        )
         mean = rewards[way].mean()
-        print(f"  {way:<10} {built[way]:>8.2f} {memory[way]:>10.0f} {took:>9.3f} {n / took:>14.1f}"
-              f" {mean:>10.4f} {took / seconds['recgym']:>9.1f}x{note}")  # fmt: skip
+        print(
+            f"  {way:<10} {built[way]:>8.2f} {memory[way]:>10.0f} {took:>9.3f} {n / took:>14.1f}"
+            f" {mean:>10.4f} {took / seconds['recgym']:>9.1f}x{note}"
+        )
     agree = {
         way: float(np.abs(r - rewards["recgym"][: len(r)]).max()) for way, r in rewards.items()
     }
     print(f"  peak resident memory of the process so far: {peak_rss_mib():.0f} MiB")
     diffs = ", ".join(f"{w} {d:.2e}" for w, d in agree.items() if w != "recgym")
-    print(f"  within-batch duplicates scored once by recgym: {duplicates} of {n}; "
-          f"max |NDCG difference| vs recgym: {diffs}")  # fmt: skip
+    print(
+        f"  within-batch duplicates scored once by recgym: {duplicates} of {n}; "
+        f"max |NDCG difference| vs recgym: {diffs}"
+    )
     if profile:
         profile_recgym(retriever, batch, depth, k, repeats)
     return {f"{way}_s": took for way, took in seconds.items()}
@@ -297,49 +307,78 @@ def profile_recgym(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--corpora", nargs="+", default=list(DEFAULT_CORPORA),
-                        help="zipf-N (N synthetic documents) or a text env id")  # fmt: skip
+    parser.add_argument(
+        "--corpora",
+        nargs="+",
+        default=list(DEFAULT_CORPORA),
+        help="zipf-N (N synthetic documents) or a text env id",
+    )
     parser.add_argument("--prompts", type=int, default=32, help="prompts per GRPO batch")
     parser.add_argument("--group", type=int, default=12, help="completions per prompt")
     parser.add_argument("--k", type=int, default=1000, help="NDCG cut-off and retrieval depth")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs (median reported)")
-    parser.add_argument("--reference-queries", type=int, default=24,
-                        help="completions rank-bm25 is timed on (then extrapolated)")  # fmt: skip
-    parser.add_argument("--skip-rank-bm25-above", type=int, default=2_000_000,
-                        help="leave rank-bm25 out on corpora larger than this")  # fmt: skip
+    parser.add_argument(
+        "--reference-queries",
+        type=int,
+        default=24,
+        help="completions rank-bm25 is timed on (then extrapolated)",
+    )
+    parser.add_argument(
+        "--skip-rank-bm25-above",
+        type=int,
+        default=2_000_000,
+        help="leave rank-bm25 out on corpora larger than this",
+    )
     parser.add_argument("--vocab", type=int, default=100_000, help="zipf vocabulary size")
     parser.add_argument("--zipf", type=float, default=1.1, help="zipf exponent")
     parser.add_argument("--doc-len", type=int, default=60, help="mean zipf document length")
-    parser.add_argument("--dup", type=float, default=0.25,
-                        help="probability a zipf completion repeats one of its group")  # fmt: skip
+    parser.add_argument(
+        "--dup",
+        type=float,
+        default=0.25,
+        help="probability a zipf completion repeats one of its group",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--profile", action="store_true",
-                        help="also time the parts of the recgym way")  # fmt: skip
+    parser.add_argument(
+        "--profile", action="store_true", help="also time the parts of the recgym way"
+    )
     args = parser.parse_args(argv)
     if min(args.prompts, args.group, args.k, args.repeats, args.reference_queries) < 1:
         parser.error("--prompts, --group, --k, --repeats and --reference-queries must be >= 1")
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}, numpy {np.__version__}, "
-          f"bm25s {version('bm25s')}, numba {version('numba')}, "
-          f"rank-bm25 {version('rank-bm25')}")  # fmt: skip
-    print(f"one GRPO batch: {args.prompts} prompts x {args.group} completions; "
-          f"median of {args.repeats} runs (rank-bm25: one run, extrapolated)")  # fmt: skip
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, numpy {np.__version__}, "
+        f"bm25s {version('bm25s')}, numba {version('numba')}, "
+        f"rank-bm25 {version('rank-bm25')}"
+    )
+    print(
+        f"one GRPO batch: {args.prompts} prompts x {args.group} completions; "
+        f"median of {args.repeats} runs (rank-bm25: one run, extrapolated)"
+    )
     results = {}
     for name in args.corpora:
         if name.startswith("zipf-"):
             batch = zipf_batch(
-                int(name.removeprefix("zipf-")), prompts=args.prompts, group=args.group,
-                seed=args.seed, vocab=args.vocab, exponent=args.zipf, doc_len=args.doc_len,
+                int(name.removeprefix("zipf-")),
+                prompts=args.prompts,
+                group=args.group,
+                seed=args.seed,
+                vocab=args.vocab,
+                exponent=args.zipf,
+                doc_len=args.doc_len,
                 dup=args.dup,
-            )  # fmt: skip
+            )
         else:
             batch = real_batch(name, prompts=args.prompts, group=args.group, seed=args.seed)
         results[name] = sweep_corpus(
-            batch, k=args.k, repeats=args.repeats, reference_queries=args.reference_queries,
+            batch,
+            k=args.k,
+            repeats=args.repeats,
+            reference_queries=args.reference_queries,
             skip_rank_bm25=len(batch.documents) > args.skip_rank_bm25_above,
             profile=args.profile,
-        )  # fmt: skip
+        )
         del batch
     print("\nsummary (batch seconds; ratios = way / recgym):")
     for name, row in results.items():

@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs (median reported)")
     parser.add_argument("--device", default=None, help="default: CUDA when available")
     parser.add_argument("--no-compile", action="store_true", help="skip static cache + compile")
-    parser.add_argument("--profile", action="store_true",
-                        help="torch.profiler table of one recgym call")  # fmt: skip
+    parser.add_argument(
+        "--profile", action="store_true", help="torch.profiler table of one recgym call"
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     llm = recgym.llm.load(args.model, device=str(device), progress=False)
@@ -86,9 +87,11 @@ def main(argv: list[str] | None = None) -> None:
         name = torch.cuda.get_device_name(device)
     else:
         name = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"device: {name} ({os.cpu_count()} CPUs); torch {torch.__version__}, transformers "
-          f"{version('transformers')}; {llm.name} in {llm.model.dtype}; "
-          f"{args.max_new_tokens} new tokens, temperature 0.6, top-p 0.95")  # fmt: skip
+    print(
+        f"device: {name} ({os.cpu_count()} CPUs); torch {torch.__version__}, transformers "
+        f"{version('transformers')}; {llm.name} in {llm.model.dtype}; "
+        f"{args.max_new_tokens} new tokens, temperature 0.6, top-p 0.95"
+    )
     fast = StaticCacheLLM(llm, force=True)
     tok, model = llm.tokenizer, llm.model
     sampling = {"do_sample": True, "temperature": 0.6, "top_p": 0.95, "top_k": None}
@@ -97,17 +100,25 @@ def main(argv: list[str] | None = None) -> None:
         enc = tok(texts, return_tensors="pt", padding=True, padding_side="left").to(device)
         with torch.inference_mode():
             out = model.generate(
-                **enc, max_new_tokens=args.max_new_tokens, pad_token_id=llm.pad_id,
-                eos_token_id=llm.eos_ids, **sampling, **extra,
-            )  # fmt: skip
+                **enc,
+                max_new_tokens=args.max_new_tokens,
+                pad_token_id=llm.pad_id,
+                eos_token_id=llm.eos_ids,
+                **sampling,
+                **extra,
+            )
         new = out[:, enc["input_ids"].shape[1] :].tolist()
         return sum(len(llm.to_generation(row, "", None).token_ids) for row in new)
 
     def ours(texts: list[str]) -> int:
         gens = fast.generate(
-            texts, max_new_tokens=args.max_new_tokens, temperature=0.6, top_p=0.95, seed=0,
+            texts,
+            max_new_tokens=args.max_new_tokens,
+            temperature=0.6,
+            top_p=0.95,
+            seed=0,
             chat=False,
-        )  # fmt: skip
+        )
         return sum(len(g.token_ids) for g in gens)
 
     for batch in args.batch_sizes:
@@ -123,10 +134,12 @@ def main(argv: list[str] | None = None) -> None:
         for way, fn in ways.items():
             seconds, tokens = time_tokens(fn, args.repeats, device)
             rates[way] = tokens / seconds
-            print(f"  {way:<15} {tokens:>7} tokens in {seconds:7.3f} s: "
-                  f"{rates[way]:>9.0f} tokens/s")  # fmt: skip
-        ratios = ", ".join(f"vs {w} {rates['recgym'] / r:.2f}x" for w, r in rates.items()
-                           if w != "recgym")  # fmt: skip
+            print(
+                f"  {way:<15} {tokens:>7} tokens in {seconds:7.3f} s: {rates[way]:>9.0f} tokens/s"
+            )
+        ratios = ", ".join(
+            f"vs {w} {rates['recgym'] / r:.2f}x" for w, r in rates.items() if w != "recgym"
+        )
         print(f"  recgym {ratios}")
     if args.profile:
         profile(lambda: ours(prompts_from_catalog(max(args.batch_sizes))), device)

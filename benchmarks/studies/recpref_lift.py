@@ -67,9 +67,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     n = min(args.episodes, env.num_episodes(args.split))
     rows = list(range(n))
     agent = ZeroShotLLMAgent(
-        args.model, max_new_tokens=80, temperature=0.0, batch_size=args.batch_size,
-        system_prompt=None, adapter=args.adapter,
-    )  # fmt: skip
+        args.model,
+        max_new_tokens=80,
+        temperature=0.0,
+        batch_size=args.batch_size,
+        system_prompt=None,
+        adapter=args.adapter,
+    )
     t0 = time.perf_counter()
     texts = agent.act_batch(env.observations(rows, args.split))
     seconds = time.perf_counter() - t0
@@ -100,12 +104,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             f"{r['ci95']:.4f} | {r['gained']} / {r['lost']} |"
         )
     record = {
-        "split": args.split, "episodes": n, "model": args.model, "adapter": args.adapter,
-        "metrics": report, "write_seconds": round(seconds, 1),
+        "split": args.split,
+        "episodes": n,
+        "model": args.model,
+        "adapter": args.adapter,
+        "metrics": report,
+        "write_seconds": round(seconds, 1),
         "examples": [
             {"index": i, "user": str(episodes.users[i]), "text": texts[i]} for i in range(min(3, n))
         ],
-    }  # fmt: skip
+    }
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=2) + "\n")

@@ -25,10 +25,32 @@ _NUMBER = re.compile(r"^\s*\d+\.\s*")
 _YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
 _ARTICLE = re.compile(r",\s*(?:the|a|an|les|la|le|il|das|der|die|el)$", re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]+")
-_STOPWORDS = frozenset((
-    "a", "an", "and", "the", "of", "in", "on", "at", "to", "for", "from", "with", "by", "is",
-    "it", "its", "my", "his", "her", "your", "our", "their",
-))  # fmt: skip
+_STOPWORDS = frozenset(
+    (
+        "a",
+        "an",
+        "and",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "from",
+        "with",
+        "by",
+        "is",
+        "it",
+        "its",
+        "my",
+        "his",
+        "her",
+        "your",
+        "our",
+        "their",
+    )
+)
 
 
 def parse_history(observation: str) -> list[tuple[str, str, list[str]]]:

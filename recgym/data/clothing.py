@@ -28,11 +28,17 @@ __all__ = [
 ]
 
 _COLUMNS = {
-    "Clothing ID": "item_id", "Age": "age", "Title": "title", "Review Text": "text",
-    "Rating": "rating", "Recommended IND": "recommended",
-    "Positive Feedback Count": "positive_feedback", "Division Name": "division",
-    "Department Name": "department", "Class Name": "class",
-}  # fmt: skip
+    "Clothing ID": "item_id",
+    "Age": "age",
+    "Title": "title",
+    "Review Text": "text",
+    "Rating": "rating",
+    "Recommended IND": "recommended",
+    "Positive Feedback Count": "positive_feedback",
+    "Division Name": "division",
+    "Department Name": "department",
+    "Class Name": "class",
+}
 _N_REVIEWS, _N_ITEMS = 23_486, 1_206
 
 

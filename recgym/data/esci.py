@@ -39,13 +39,23 @@ TEXT_FIELDS = ("title", "description", "bullet_points", "brand", "color")
 _EXAMPLES = "shopping_queries_dataset_examples.parquet"
 _PRODUCTS = "shopping_queries_dataset_products.parquet"
 _EXAMPLE_COLUMNS = (
-    "query_id", "query", "product_id", "product_locale", "esci_label", "small_version",
-    "large_version", "split",
-)  # fmt: skip
+    "query_id",
+    "query",
+    "product_id",
+    "product_locale",
+    "esci_label",
+    "small_version",
+    "large_version",
+    "split",
+)
 _PRODUCT_COLUMNS = {
-    "product_id": "item_id", "product_title": "title", "product_description": "description",
-    "product_bullet_point": "bullet_points", "product_brand": "brand", "product_color": "color",
-}  # fmt: skip
+    "product_id": "item_id",
+    "product_title": "title",
+    "product_description": "description",
+    "product_bullet_point": "bullet_points",
+    "product_brand": "brand",
+    "product_color": "color",
+}
 
 
 def _relevance_of(

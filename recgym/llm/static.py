@@ -260,9 +260,15 @@ class StaticCacheLLM:
         """
         if not self.active:
             return self.llm.generate(
-                prompts, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                seed=seed, chat=chat, stop=stop, batch_size=batch_size,
-            )  # fmt: skip
+                prompts,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                seed=seed,
+                chat=chat,
+                stop=stop,
+                batch_size=batch_size,
+            )
         check_prompts(prompts, chat)
         check_sampling(max_new_tokens, temperature, top_p)
         texts = [self.chat_prompt(p) if chat else str(p) for p in prompts]
@@ -275,8 +281,9 @@ class StaticCacheLLM:
         for start in range(0, len(texts), size):
             rows = slice(start, start + size)
             with off:
-                ids = self._generate_batch(texts[rows], seeds[rows], max_new_tokens, temperature,
-                                           top_p, chat)  # fmt: skip
+                ids = self._generate_batch(
+                    texts[rows], seeds[rows], max_new_tokens, temperature, top_p, chat
+                )
             results += [
                 self.llm.to_generation(row, text, stop)
                 for row, text in zip(ids, texts[rows], strict=True)
@@ -425,8 +432,9 @@ class StaticCacheLLM:
         """Feed ``batch.tokens`` at ``batch.slot``, sample the next ones: the graphed step."""
         batch.valid.index_fill_(1, batch.slot, True)
         mask = batch.valid[:, None, None, :]
-        logits = self._forward(batch.tokens[:, None], batch.positions[:, None], batch, mask,
-                               batch.slot)  # fmt: skip
+        logits = self._forward(
+            batch.tokens[:, None], batch.positions[:, None], batch, mask, batch.slot
+        )
         batch.step += 1
         self._advance(self._sample(logits, batch), batch)
         batch.positions += 1
@@ -448,11 +456,18 @@ class StaticCacheLLM:
         batch = _Batch(
             k=[zeros(*cache, dtype=self.dtype) for _ in self._layers],
             v=[zeros(*cache, dtype=self.dtype) for _ in self._layers],
-            tokens=zeros(rows), positions=zeros(rows), slot=zeros(1), step=zeros(),
-            valid=zeros(rows, length, dtype=torch.bool), finished=zeros(rows, dtype=torch.bool),
-            out=zeros(rows, length), seeds=zeros(rows), eos=self._eos.to(dev),
-            temperature=zeros(dtype=torch.float32), top_p=zeros(dtype=torch.float32),
-        )  # fmt: skip
+            tokens=zeros(rows),
+            positions=zeros(rows),
+            slot=zeros(1),
+            step=zeros(),
+            valid=zeros(rows, length, dtype=torch.bool),
+            finished=zeros(rows, dtype=torch.bool),
+            out=zeros(rows, length),
+            seeds=zeros(rows),
+            eos=self._eos.to(dev),
+            temperature=zeros(dtype=torch.float32),
+            top_p=zeros(dtype=torch.float32),
+        )
         if self.graphs:
             batch.slot.fill_(length - 1)  # warm-up steps write to the last slot, in range
             batch.sampling = True  # warm up and capture both branches: any temperature replays
@@ -482,9 +497,12 @@ class StaticCacheLLM:
         chat: bool,
     ) -> list[list[int]]:
         enc = self.llm.tokenizer(
-            texts, return_tensors="pt", padding=True, padding_side="left",
+            texts,
+            return_tensors="pt",
+            padding=True,
+            padding_side="left",
             add_special_tokens=not chat,
-        )  # fmt: skip
+        )
         dev = self.device
         n, prompt_len = enc["input_ids"].shape
         rows = n if not self.graphs else -(-n // self.batch_step) * self.batch_step

@@ -376,9 +376,11 @@ def train_kar(
         encoder = load_encoder(config.encoder, device=device, progress=progress)
     emb = torch.as_tensor(encoder.encode(texts), device=backbone.device)
     kar = KARRecommender(
-        backbone, _adaptor(config, emb.shape[1], bconf.d).to(backbone.device), config,
+        backbone,
+        _adaptor(config, emb.shape[1], bconf.d).to(backbone.device),
+        config,
         encoder=encoder,
-    )  # fmt: skip
+    )
     states = kar.states(train.histories)
     has_text = torch.tensor([bool(t) for t in texts], device=states.device)
     rng = np.random.default_rng(config.seed)
@@ -388,12 +390,14 @@ def train_kar(
     stats = _fit_adaptor(kar, states, emb, has_text, train, fit_rows, hold, rng)
     plain = evaluate_scores(
         kar.backbone.model.item_logits(states[hold]).detach().cpu().numpy(),
-        [train.histories[i] for i in hold], train.targets[hold],
-    )  # fmt: skip
+        [train.histories[i] for i in hold],
+        train.targets[hold],
+    )
     shifted = evaluate_scores(
         kar.score_items([train.histories[i] for i in hold], [texts[i] for i in hold]),
-        [train.histories[i] for i in hold], train.targets[hold],
-    )  # fmt: skip
+        [train.histories[i] for i in hold],
+        train.targets[hold],
+    )
     kar.metrics = {
         **{f"holdout_plain/{k}": v for k, v in plain.items()},
         **{f"holdout_text/{k}": v for k, v in shifted.items()},

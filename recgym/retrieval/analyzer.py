@@ -44,10 +44,42 @@ from recgym.error import DataFormatError
 __all__ = ["ENGLISH_STOP_WORDS", "EnglishAnalyzer"]
 
 ENGLISH_STOP_WORDS: frozenset[str] = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
-     "it", "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there",
-     "these", "they", "this", "to", "was", "will", "with"]
-)  # fmt: skip
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "such",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "will",
+        "with",
+    ]
+)
 """Lucene's ``EnglishAnalyzer.ENGLISH_STOP_WORDS_SET`` (33 words), the set Anserini uses."""
 
 MAX_TOKEN_LENGTH = 255

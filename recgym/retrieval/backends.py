@@ -253,9 +253,18 @@ def _top_from_csc(data, indices, indptr, n_docs, q_ptr, q_terms, q_weights, dept
         for qi in range(w, n_queries, n_workers):
             a, b = q_ptr[qi], q_ptr[qi + 1]
             counts[qi] = _top_one(
-                data, indices, indptr, q_terms[a:b], q_weights[a:b], depths[qi],
-                acc, cand, touched, out_ids[qi], out_scores[qi],
-            )  # fmt: skip
+                data,
+                indices,
+                indptr,
+                q_terms[a:b],
+                q_weights[a:b],
+                depths[qi],
+                acc,
+                cand,
+                touched,
+                out_ids[qi],
+                out_scores[qi],
+            )
     return out_ids, out_scores, counts
 
 
@@ -306,9 +315,16 @@ class Bm25sBackend(ScoringBackend):
         ptr, terms, weights = self._encode(queries)
         workers = min(self.threads or numba.get_num_threads(), len(queries))
         ids, scores, counts = _top_from_csc(
-            self._data, self._indices, self._indptr, self.n_docs,
-            ptr, terms, weights, np.asarray(depths, dtype=np.int64), workers,
-        )  # fmt: skip
+            self._data,
+            self._indices,
+            self._indptr,
+            self.n_docs,
+            ptr,
+            terms,
+            weights,
+            np.asarray(depths, dtype=np.int64),
+            workers,
+        )
         # Copies, so that a cached ranking does not keep the whole batch's arrays alive.
         return [
             (ids[i, : counts[i]].copy(), scores[i, : counts[i]].copy()) for i in range(len(queries))
