@@ -352,3 +352,34 @@ def test_a_checkpoint_older_than_a_new_field_resumes(
         GRPOTrainer(
             _config(tiny_dir, tmp_path, select_metric="reward"), env, tiny_llm(tiny_dir), FakeLLM()
         )
+
+
+# ----- the module layout ---------------------------------------------------------------------
+
+
+def test_the_names_users_import_stay_where_they_were() -> None:
+    import agents.llm.grpo as grpo
+    from agents.llm import grpo_config, run_files, sampling, trainer_utils, training
+
+    assert grpo.GRPOConfig is grpo_config.GRPOConfig and grpo.ALGORITHMS is grpo_config.ALGORITHMS
+    assert grpo.plot_run is run_files.plot_run and grpo.Rollout is sampling.Rollout
+    assert issubclass(GRPOTrainer, training.PolicyTrainer)
+    homes = {"run_files": run_files, "trainer_utils": trainer_utils}
+    for name, module in training._MOVED.items():
+        with pytest.warns(DeprecationWarning, match=f"training.{name} moved to agents.llm"):
+            old = getattr(training, name)
+        assert old is getattr(homes[module], name)
+    with pytest.raises(AttributeError):
+        training.nothing  # noqa: B018
+
+
+def test_the_trainers_use_no_private_name_of_another_module() -> None:
+    import ast
+
+    import agents.llm
+
+    for path in Path(agents.llm.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("agents"):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.name} imports {private} from {node.module}"

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             response_prefix=args.response_prefix,
         )  # fmt: skip
         trainer = GRPOTrainer(config)
-        trainer._begin()
+        trainer.begin()
         device = trainer.device
         where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
         generator = type(trainer.generator).__name__
