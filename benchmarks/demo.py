@@ -96,6 +96,7 @@ def run_demo(
     from benchmarks.runner import append_rows, build_agent, evaluate
     from benchmarks.table import markdown_table
     from recgym.demo import clothing_summary, movielens_summary
+    from recgym.evaluation import EvalSpec
 
     start = time.perf_counter()
     path = Path(out) if out is not None else default_out()
@@ -129,11 +130,11 @@ def run_demo(
             env.close()
             eval_batch = 64
         _say(f"{env_id} / {name} ({len(agent_seeds)} seed{'s' * (len(agent_seeds) > 1)})")
-        row = evaluate(
-            env_id, agent, agent_name=name, agent_kwargs=kwargs, split="test",
-            episodes=episodes, seeds=agent_seeds, batch_size=eval_batch,
-            progress=_say if name == "zero-shot" else False,
+        spec = EvalSpec(
+            env_id, name, agent_kwargs=kwargs, split="test", episodes=episodes,
+            seeds=agent_seeds, batch_size=eval_batch,
         )  # fmt: skip
+        row = evaluate(spec, agent, progress=_say if name == "zero-shot" else False)
         append_rows(path, [row])
         rows.append(row)
         m = row["metrics"]

@@ -9,6 +9,7 @@ them; one test keeps the tiny model on-policy.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -301,6 +302,20 @@ def test_main_parses_every_field(tiny_dir: Path, tmp_path: Path) -> None:
     assert summary["algorithm"] == "rloo" and summary["env"]["k"] == 100
     assert list(summary["config"]["target_modules"]) == ["q_proj", "v_proj"]
     assert summary["test"] is None and summary["steps"] == 1
+    # The leaderboard command is an evaluation spec's: it parses back into the run's settings.
+    from benchmarks.__main__ import _parser, run_spec
+
+    command = summary["leaderboard_command"]
+    spec = run_spec(_parser().parse_args(shlex.split(command)[3:]))
+    assert spec.command() == command
+    assert (spec.env_id, spec.agent_name, spec.split, spec.seeds) == (
+        "RecSeq-v0",
+        "rloo",
+        "test",
+        (0, 1, 2),
+    )
+    assert spec.env_kwargs == {"k": 100} and spec.batch_size == 32 and spec.budget_device == "cpu"
+    assert spec.agent_kwargs["adapter"] == str(tmp_path) and spec.budget is not None
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from benchmarks.runner import evaluate, load_rows
 from benchmarks.store import check_rows
 from benchmarks.table import markdown_table
 from recgym.agent import act_batch, takes_action_masks
+from recgym.evaluation import EvalSpec
 
 REPO = Path(__file__).resolve().parents[1]
 N_ITEMS = 20
@@ -168,9 +169,17 @@ def popular_row() -> dict[str, Any]:
     agent = make_agent("popular-item", env)
     env.close()
     return evaluate(
-        "RecUser-v0", agent, agent_name="popular-item", split="test", episodes=12,
-        seeds=[0, 1], env_kwargs=FAKE, batch_size=5,
-    )  # fmt: skip
+        EvalSpec(
+            "RecUser-v0",
+            "popular-item",
+            split="test",
+            episodes=12,
+            seeds=[0, 1],
+            env_kwargs=FAKE,
+            batch_size=5,
+        ),
+        agent,
+    )
 
 
 def test_row_of_an_interactive_env(popular_row: dict[str, Any]) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import shlex
 import shutil
 import time
 import warnings
@@ -41,6 +40,7 @@ from agents.llm.sampling import GroupSampler
 from agents.llm.text_env import text_scorer
 from agents.llm.zero_shot import ZeroShotLLMAgent
 from recgym.envs.text import SYSTEM_PROMPT
+from recgym.evaluation import EvalSpec, score_episodes
 from recgym.llm import LLM
 
 __all__ = ["PolicyTrainer"]
@@ -283,22 +283,13 @@ class PolicyTrainer(GroupSampler, run_files.CheckpointedRun):
 
     def evaluate_split(self, split: str, indices: Sequence[int], seed: int) -> dict[str, float]:
         """Mean metrics of the current policy on episodes of ``split`` (sampled with ``seed``,
-        as the benchmark runner does)."""
+        by the benchmark runner's loop, :func:`recgym.evaluation.score_episodes`)."""
         self.model.eval()
-        self.agent.reset(seed)
-        rewards: list[np.ndarray] = []
-        parts: dict[str, list[np.ndarray]] = {}
-        for lo in range(0, len(indices), self.config.eval_batch_size):
-            chunk = list(indices[lo : lo + self.config.eval_batch_size])
-            with self.autocast():
-                actions = self.agent.act_batch(self.scorer.observations(chunk, split))
-            scores = self.scorer.score(actions, chunk, split)
-            rewards.append(scores.rewards)
-            parts.setdefault("format_ok", []).append(scores.format_ok.astype(np.float64))
-            for key, value in scores.metrics.items():
-                parts.setdefault(key, []).append(value)
-        out = {"reward": float(np.mean(np.concatenate(rewards)))}
-        out.update({k: float(np.mean(np.concatenate(v))) for k, v in parts.items()})
+        per_seed = score_episodes(
+            self.scorer, self.agent, split, indices, (seed,), self.config.eval_batch_size,
+            act_context=self.autocast,
+        )  # fmt: skip
+        out: dict[str, float] = {key: float(np.mean(values[0])) for key, values in per_seed.items()}
         out["episodes"] = len(indices)
         return out
 
@@ -343,16 +334,15 @@ class PolicyTrainer(GroupSampler, run_files.CheckpointedRun):
         """The ``python -m benchmarks run`` command that puts this run's policy on the
         leaderboard: the test split, sampled as in training, with the training budget."""
         cfg = self.config
-        kwargs = self.agent_kwargs()
         n = self.scorer.num_episodes("test")
-        args = ["python", "-m", "benchmarks", "run", "--env", cfg.env, "--agent", cfg.algorithm]
-        args += ["--agent-kwargs", json.dumps(kwargs, sort_keys=True), "--split", "test"]
-        args += ["--episodes", str(min(cfg.test_episodes or n, n))]
-        args += ["--seeds", *map(str, seeds), "--batch-size", str(cfg.eval_batch_size)]
-        if cfg.env_kwargs:
-            args += ["--env-kwargs", json.dumps(cfg.env_kwargs, sort_keys=True)]
-        args += ["--budget", f"{self.minutes():.1f}", "--budget-device", self.device_name]
-        return shlex.join(args)
+        # The budget in minutes to one decimal: what a leaderboard row shows.
+        spec = EvalSpec(
+            cfg.env, cfg.algorithm, agent_kwargs=self.agent_kwargs(), split="test",
+            episodes=min(cfg.test_episodes or n, n), seeds=seeds, env_kwargs=cfg.env_kwargs,
+            batch_size=cfg.eval_batch_size, budget=round(self.minutes(), 1),
+            budget_device=self.device_name,
+        )  # fmt: skip
+        return spec.command()
 
     # ----- the summary --------------------------------------------------------------------------
 
