@@ -22,9 +22,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["DEFAULT_RESULTS", "main"]
+if TYPE_CHECKING:
+    from recgym.evaluation import EvalSpec
+
+__all__ = ["DEFAULT_RESULTS", "main", "run_spec"]
 
 DEFAULT_RESULTS = Path("benchmarks/results/leaderboard.jsonl")
 
@@ -39,6 +42,25 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
+def run_spec(args: argparse.Namespace) -> EvalSpec:
+    """The evaluation settings of parsed ``run`` arguments (the inverse of
+    :meth:`EvalSpec.command <recgym.evaluation.EvalSpec.command>`)."""
+    from recgym.evaluation import EvalSpec
+
+    return EvalSpec(
+        args.env,
+        args.agent,
+        agent_kwargs=args.agent_kwargs,
+        split=args.split,
+        episodes=args.episodes,
+        seeds=args.seeds,
+        env_kwargs=args.env_kwargs,
+        batch_size=args.batch_size,
+        budget=args.budget,
+        budget_device=args.budget_device,
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
@@ -47,16 +69,11 @@ def _run(args: argparse.Namespace) -> int:
     from benchmarks.runner import append_rows, build_agent, evaluate
     from benchmarks.table import markdown_table
 
-    env = gym.make(args.env, **split_kwargs(args.env, args.split, args.env_kwargs))
-    agent = build_agent(args.agent, env, args.agent_kwargs)
+    spec = run_spec(args)
+    env = gym.make(spec.env_id, **split_kwargs(spec.env_id, spec.split, spec.env_kwargs))
+    agent = build_agent(spec.agent_name, env, spec.agent_kwargs)
     env.close()
-    # The row's command is built from the episodes actually played (a split may be shorter).
-    row = evaluate(
-        args.env, agent, agent_name=args.agent, agent_kwargs=args.agent_kwargs,
-        split=args.split, episodes=args.episodes, seeds=args.seeds, env_kwargs=args.env_kwargs,
-        batch_size=args.batch_size, budget=args.budget, budget_device=args.budget_device,
-        progress=not args.quiet,
-    )  # fmt: skip
+    row = evaluate(spec, agent, progress=not args.quiet)
     path = append_rows(args.out, [row])
     print(markdown_table([row]))
     print(f"appended to {path}")
@@ -89,9 +106,13 @@ def _demo(args: argparse.Namespace) -> int:
     from benchmarks.demo import run_demo
 
     run_demo(
-        episodes=args.episodes, max_new_tokens=args.max_new_tokens, llm=args.llm,
-        batch_size=args.batch_size, seeds=args.seeds, out=args.out,
-    )  # fmt: skip
+        episodes=args.episodes,
+        max_new_tokens=args.max_new_tokens,
+        llm=args.llm,
+        batch_size=args.batch_size,
+        seeds=args.seeds,
+        out=args.out,
+    )
     return 0
 
 

@@ -74,11 +74,11 @@ def run_demo(
     from benchmarks.runner import append_rows, build_agent, evaluate
     from benchmarks.table import markdown_table
     from recgym.demo import clothing_summary, movielens_summary
+    from recgym.evaluation import EvalSpec
 
     start = time.perf_counter()
     path = Path(out) if out is not None else default_out()
-    _say(f"recgym {recgym.__version__}: embedded data and model (cache: "
-         f"{recgym.data.cache_dir()})")  # fmt: skip
+    _say(f"recgym {recgym.__version__}: embedded data and model (cache: {recgym.data.cache_dir()})")
     movielens_summary()
     clothing_summary(bm25=False)
 
@@ -87,8 +87,10 @@ def run_demo(
     model = recgym.llm.load(llm) if llm == "fake" else recgym.llm.load(llm, progress=False)
     _say(f"  loaded {model!r} in {time.perf_counter() - loaded:.1f} s")
     zero_shot_kwargs: dict[str, Any] = {
-        "model": llm, "max_new_tokens": max_new_tokens, "batch_size": batch_size,
-    }  # fmt: skip
+        "model": llm,
+        "max_new_tokens": max_new_tokens,
+        "batch_size": batch_size,
+    }
 
     _say(f"\n== Test-split leaderboard: first {episodes} episodes per env, seeds {list(seeds)}")
     rows: list[dict[str, Any]] = []
@@ -107,16 +109,23 @@ def run_demo(
             env.close()
             eval_batch = 64
         _say(f"{env_id} / {name} ({len(agent_seeds)} seed{'s' * (len(agent_seeds) > 1)})")
-        row = evaluate(
-            env_id, agent, agent_name=name, agent_kwargs=kwargs, split="test",
-            episodes=episodes, seeds=agent_seeds, batch_size=eval_batch,
-            progress=_say if name == "zero-shot" else False,
-        )  # fmt: skip
+        spec = EvalSpec(
+            env_id,
+            name,
+            agent_kwargs=kwargs,
+            split="test",
+            episodes=episodes,
+            seeds=agent_seeds,
+            batch_size=eval_batch,
+        )
+        row = evaluate(spec, agent, progress=_say if name == "zero-shot" else False)
         append_rows(path, [row])
         rows.append(row)
         m = row["metrics"]
-        _say(f"  reward {m['reward']['mean']:.4f}, NDCG@10 {m['ndcg@10']['mean']:.4f}, "
-             f"format ok {m['format_ok']['mean']:.2f} ({row['wall_seconds']:.1f} s)")  # fmt: skip
+        _say(
+            f"  reward {m['reward']['mean']:.4f}, NDCG@10 {m['ndcg@10']['mean']:.4f}, "
+            f"format ok {m['format_ok']['mean']:.2f} ({row['wall_seconds']:.1f} s)"
+        )
 
     _say(f"\n== Results (appended to {path})\n")
     _say(markdown_table(rows))

@@ -1,8 +1,9 @@
 """The leaderboard runner: evaluate any agent on a recgym env and record one reproducible row.
 
-:func:`evaluate` plays the first ``episodes`` episodes of a split (the split's fixed order, so
-every agent sees the same episodes) once per seed and returns a JSON-serialisable row. A
-one-step text env's episodes are scored with its batched scorer; an interactive env
+:func:`evaluate` takes the settings as one :class:`recgym.evaluation.EvalSpec`, plays the first
+``episodes`` episodes of a split (the split's fixed order, so every agent sees the same
+episodes) once per seed and returns a JSON-serialisable row. A one-step text env's episodes are
+scored with its batched scorer (:func:`recgym.evaluation.score_episodes`); an interactive env
 (``RecUser-v0``) is played step by step, its split being its ``users`` (see
 :mod:`benchmarks.episodes`). The row holds the env and its full arguments, the agent and its
 config, the metric means with 95 % confidence intervals, the data digest, the commit, package
@@ -34,11 +35,11 @@ import json
 import math
 import platform
 import re
-import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,13 +50,13 @@ from tqdm.auto import tqdm
 
 import recgym
 from benchmarks.episodes import episode_kwargs, is_episodic, play_episodes
-from recgym.agent import Agent, act_batch, reset_agent
+from recgym.agent import Agent, reset_agent
+from recgym.evaluation import EvalSpec, score_episodes
 
 __all__ = [
     "METRICS",
     "append_rows",
     "build_agent",
-    "build_command",
     "evaluate",
     "git_commit",
     "load_rows",
@@ -72,6 +73,7 @@ _VERSIONED = ("numpy", "gymnasium", "torch", "transformers", "peft", "stable-bas
 
 # Two-sided 95 % quantiles of Student's t, t(0.975, df), for df = 1..30, then 40, 60, 120, inf
 # (the standard table; scipy.stats.t.ppf agrees to the 3 decimals shown).
+# A table, ten quantiles a row: the formatter would put one a line.
 _T975 = (
     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
     2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
@@ -124,10 +126,20 @@ def git_commit(repo: Path = _REPO) -> str:
             ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-             ":(exclude)benchmarks/results"],
-            cwd=repo, capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)benchmarks/results",
+            ],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if status.strip() else "") if head else "unknown"
@@ -166,91 +178,55 @@ def _env_version(env_id: str) -> str:
     return match.group(1) if match else "unversioned"
 
 
-def build_command(
-    env_id: str,
-    agent_name: str,
-    *,
-    agent_kwargs: Mapping[str, Any] | None = None,
-    split: str = "test",
-    episodes: int = 200,
-    seeds: Sequence[int] = (0,),
-    env_kwargs: Mapping[str, Any] | None = None,
-    batch_size: int = 64,
-    budget: float | None = None,
-    budget_device: str | None = None,
-    out: str | None = None,
-) -> str:
-    """The ``python -m benchmarks run ...`` command line for these arguments (shell-quoted)."""
-    args = ["python", "-m", "benchmarks", "run", "--env", env_id, "--agent", agent_name]
-    if agent_kwargs:
-        args += ["--agent-kwargs", json.dumps(dict(agent_kwargs), sort_keys=True)]
-    args += ["--split", split, "--episodes", str(episodes), "--seeds", *map(str, seeds)]
-    if env_kwargs:
-        # default=str: an object argument (a retriever instance) is named, though a command
-        # line cannot rebuild it; pass such arguments by name to keep rows reproducible.
-        args += ["--env-kwargs", json.dumps(dict(env_kwargs), sort_keys=True, default=str)]
-    args += ["--batch-size", str(batch_size)]
-    if budget is not None:
-        args += ["--budget", str(budget)]
-    if budget_device is not None:
-        args += ["--budget-device", budget_device]
-    if out is not None:
-        args += ["--out", out]
-    return shlex.join(args)
-
-
 def evaluate(
-    env_id: str,
+    spec: EvalSpec | str,
     agent: Agent,
     *,
-    agent_name: str,
     agent_config: Mapping[str, Any] | None = None,
-    agent_kwargs: Mapping[str, Any] | None = None,
-    split: str = "test",
-    episodes: int = 200,
-    seeds: Iterable[int] = (0,),
-    env_kwargs: Mapping[str, Any] | None = None,
-    batch_size: int = 64,
-    budget: float | None = None,
-    budget_device: str | None = None,
     command: str | None = None,
     progress: bool | Callable[[str], None] = False,
+    **legacy: Any,
 ) -> dict[str, Any]:
-    """Evaluate ``agent`` on the first ``episodes`` episodes of ``split``, once per seed.
+    """Evaluate ``agent`` as ``spec`` says: the first ``spec.episodes`` episodes of
+    ``spec.split``, once per seed.
 
     Args:
-        env_id: a registered text env (``"RecSearch-v0"``, ``"RecSeq-v0"``) or interactive
-            env (``"RecUser-v0"``: the agent gets the action masks if its ``act_batch`` takes
-            ``action_masks``).
+        spec: the settings (env, split, episodes, seeds, batch size, the agent's name and
+            arguments, the training budget). A text env (``"RecSearch-v0"``) is scored in
+            batches; an interactive env (``"RecUser-v0"``) is played step by step, and the agent
+            gets the action masks if its ``act_batch`` takes ``action_masks``.
         agent: anything with ``act`` (and optionally ``act_batch``, ``reset``, ``config``).
-        agent_name: the name in the row (a key of ``agents.AGENTS`` or ``module:Class``).
         agent_config: recorded as the row's ``agent_config``; default ``agent.config()`` if
-            the agent has it, else the ``agent_kwargs``.
-        agent_kwargs: the constructor arguments, for the row's ``command``.
-        split: ``"train"``, ``"validation"`` or ``"test"`` (``RecUser-v0``: ``"train"``, the
-            LE's training users, or ``"test"``, held-out users).
-        episodes: how many episodes, from the start of the split (fewer if it has fewer).
-        seeds: the agent is reset with each seed in turn and plays every episode.
-        env_kwargs: extra ``gym.make`` arguments (``{"k": 100}``).
-        batch_size: episodes per ``act_batch`` and ``score`` call.
-        budget: minutes of training behind the agent, ``None`` if untrained.
-        budget_device: the device that training ran on (``"NVIDIA H100"``, ``"cpu"``); the
-            row's ``device`` is the one the evaluation ran on.
-        command: the command that regenerates the row; default built by :func:`build_command`.
+            the agent has it, else ``spec.agent_kwargs``.
+        command: the command that regenerates the row; default ``spec.command()`` with the
+            episodes actually played.
         progress: ``True`` for a progress bar on stderr, or a callable given a short line
             after each batch (e.g. ``print``).
+        **legacy: deprecated: the old form ``evaluate(env_id, agent, agent_name=..., split=...,
+            ...)``, whose keywords are the fields of :class:`~recgym.evaluation.EvalSpec`.
 
     Returns:
         The row (see the module docstring); every value is JSON-serialisable.
     """
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("seeds must hold at least one seed")
-    if episodes < 1 or batch_size < 1:
-        raise ValueError(f"episodes and batch_size must be >= 1; got {episodes}, {batch_size}")
+    if isinstance(spec, str):
+        warnings.warn(
+            "evaluate(env_id, agent, agent_name=..., ...) is deprecated; pass the settings as "
+            "one spec: evaluate(EvalSpec(env_id, agent_name, ...), agent)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        spec = EvalSpec(spec, **legacy)
+    elif legacy:
+        raise TypeError(f"evaluate() takes the settings in the spec; got {', '.join(legacy)}")
     start = time.perf_counter()
+    seeds = spec.seeds
     bar = (
-        tqdm(total=episodes * len(seeds), desc=f"{env_id} {agent_name}", unit="ep", file=sys.stderr)
+        tqdm(
+            total=spec.episodes * len(seeds),
+            desc=f"{spec.env_id} {spec.agent_name}",
+            unit="ep",
+            file=sys.stderr,
+        )
         if progress is True
         else None
     )
@@ -262,35 +238,29 @@ def evaluate(
             bar.refresh()
         elif callable(progress):
             progress(
-                f"  {env_id} {agent_name} seed {seeds[seed_index]} ({seed_index + 1}/"
+                f"  {spec.env_id} {spec.agent_name} seed {seeds[seed_index]} ({seed_index + 1}/"
                 f"{len(seeds)}): {done}/{total} episodes, {time.perf_counter() - start:.0f} s"
             )
 
-    play = _play_episodic if is_episodic(env_id) else _play_text
+    play = _play_episodic if is_episodic(spec.env_id) else _play_text
     try:
-        job = _Job(seeds, split, episodes, env_kwargs or {}, batch_size, report)
-        played = play(env_id, agent, job)
+        played = play(spec, agent, report)
     finally:
         if bar is not None:
             bar.close()
-    metrics = {key: summarize(np.stack(rows)) for key, rows in played.per_seed.items()}
+    metrics = {key: summarize(values) for key, values in played.per_seed.items()}
     if agent_config is None:
         config = getattr(agent, "config", None)
-        agent_config = config() if callable(config) else dict(agent_kwargs or {})
-    default_command = build_command(
-        env_id, agent_name, agent_kwargs=agent_kwargs, split=split, episodes=played.episodes,
-        seeds=seeds, env_kwargs=env_kwargs, batch_size=batch_size, budget=budget,
-        budget_device=budget_device,
-    )  # fmt: skip
+        agent_config = config() if callable(config) else dict(spec.agent_kwargs)
     return {
-        "env_id": env_id,
-        "env_version": _env_version(env_id),
+        "env_id": spec.env_id,
+        "env_version": _env_version(spec.env_id),
         "env_kwargs": played.env_kwargs,
-        "agent": agent_name,
+        "agent": spec.agent_name,
         "agent_config": json.loads(json.dumps(dict(agent_config), default=str)),
-        "split": split,
+        "split": spec.split,
         "episodes": played.episodes,
-        "seeds": seeds,
+        "seeds": list(seeds),
         "metrics": metrics,
         "data_version": played.data_version,
         "k": played.k,
@@ -300,29 +270,19 @@ def evaluate(
         "device": _device(),
         "wall_seconds": round(time.perf_counter() - start, 3),
         "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "budget": budget,
-        "budget_device": budget_device,
-        "command": command or default_command,
+        "budget": spec.budget,
+        "budget_device": spec.budget_device,
+        # The command of the episodes actually played (a split may be shorter).
+        "command": command or spec.replace(episodes=played.episodes).command(),
     }
-
-
-@dataclass(frozen=True)
-class _Job:
-    """What :func:`evaluate` asks of an env's evaluation loop."""
-
-    seeds: list[int]
-    split: str
-    episodes: int
-    env_kwargs: Mapping[str, Any]
-    batch_size: int
-    report: Callable[..., None]
 
 
 @dataclass
 class _Played:
-    """What one env's evaluation loop hands to the row: per metric, one array per seed."""
+    """What one env's evaluation loop hands to the row: per metric, an ``(S seeds, N
+    episodes)`` array."""
 
-    per_seed: dict[str, list[np.ndarray]]
+    per_seed: dict[str, np.ndarray]
     episodes: int
     env_kwargs: dict[str, Any]
     data_version: str
@@ -330,55 +290,58 @@ class _Played:
     reward: str
 
 
-def _play_text(env_id: str, agent: Agent, job: _Job) -> _Played:
+def _play_text(spec: EvalSpec, agent: Agent, report: Callable[..., None]) -> _Played:
     """A one-step text env: the first ``episodes`` prompts of the split, scored in batches."""
-    split = job.split
-    env = gym.make(env_id, split=split, **dict(job.env_kwargs))
+    env = gym.make(spec.env_id, split=spec.split, **spec.env_kwargs)
     try:
         scorer: Any = env.unwrapped
-        n = min(int(job.episodes), scorer.num_episodes(split))
-        per_seed: dict[str, list[np.ndarray]] = {}
-        for s, seed in enumerate(job.seeds):
-            reset_agent(agent, seed)
-            parts: dict[str, list[np.ndarray]] = {}
-            for lo in range(0, n, job.batch_size):
-                indices = list(range(lo, min(lo + job.batch_size, n)))
-                actions = act_batch(agent, scorer.observations(indices, split))
-                scores = scorer.score(actions, indices, split)
-                values = {
-                    "reward": scores.rewards,
-                    "format_ok": scores.format_ok.astype(np.float64),
-                    **scores.metrics,
-                }
-                for key, value in values.items():
-                    parts.setdefault(key, []).append(np.asarray(value, dtype=np.float64))
-                job.report(s, indices[-1] + 1, total=n)
-            for key, chunks in parts.items():
-                per_seed.setdefault(key, []).append(np.concatenate(chunks))
+        n = min(spec.episodes, scorer.num_episodes(spec.split))
+        per_seed = score_episodes(
+            scorer,
+            agent,
+            spec.split,
+            range(n),
+            spec.seeds,
+            spec.batch_size,
+            report=lambda s, done: report(s, done, total=n),
+        )
         return _Played(
-            per_seed, n, _full_kwargs(env), scorer.data_version, int(scorer.k),
+            per_seed,
+            n,
+            _full_kwargs(env),
+            scorer.data_version,
+            int(scorer.k),
             str(scorer.reward_name),
-        )  # fmt: skip
+        )
     finally:
         env.close()
 
 
-def _play_episodic(env_id: str, agent: Agent, job: _Job) -> _Played:
+def _play_episodic(spec: EvalSpec, agent: Agent, report: Callable[..., None]) -> _Played:
     """An interactive env (``RecUser-v0``): the fixed episodes of :mod:`benchmarks.episodes`."""
     per_seed: dict[str, list[np.ndarray]] = {}
     env: Any = None
-    for s, seed in enumerate(job.seeds):
+    for s, seed in enumerate(spec.seeds):
         reset_agent(agent, seed)
         values, env = play_episodes(
-            env_id, agent, split=job.split, episodes=job.episodes, env_kwargs=job.env_kwargs,
-            batch_size=job.batch_size,
-            progress=functools.partial(job.report, s, total=job.episodes),
-        )  # fmt: skip
+            spec.env_id,
+            agent,
+            split=spec.split,
+            episodes=spec.episodes,
+            env_kwargs=spec.env_kwargs,
+            batch_size=spec.batch_size,
+            progress=functools.partial(report, s, total=spec.episodes),
+        )
         for key, value in values.items():
             per_seed.setdefault(key, []).append(value)
     batch = env.batch
     return _Played(
-        per_seed, job.episodes, episode_kwargs(env), batch.data_version, None, batch.reward_name
+        {key: np.stack(rows) for key, rows in per_seed.items()},
+        spec.episodes,
+        episode_kwargs(env),
+        batch.data_version,
+        None,
+        batch.reward_name,
     )
 
 

@@ -20,6 +20,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
 from benchmarks.runner import build_agent, evaluate  # noqa: E402
+from recgym.evaluation import EvalSpec  # noqa: E402
 
 EPISODES = 8
 RANK_KWARGS: dict[str, Any] = {"retriever": "popularity"}
@@ -42,12 +43,8 @@ def test_a_saved_model_folder_plays_zero_shot(tiny_dir: Path) -> None:
     agent = build_agent("zero-shot", gym.make("RecSeq-v0", split="test"), kwargs)
     assert agent.llm.model.config.hidden_size == 32  # the folder's model, not the default
     row = evaluate(
-        "RecSeq-v0",
+        EvalSpec("RecSeq-v0", "zero-shot", agent_kwargs=kwargs, episodes=EPISODES, batch_size=4),
         agent,
-        agent_name="zero-shot",
-        agent_kwargs=kwargs,
-        episodes=EPISODES,
-        batch_size=4,
     )
     _finite(row)
     assert row["agent_config"]["model"] == str(tiny_dir)
@@ -96,13 +93,15 @@ def test_a_trained_verbalizer_adapter_plays_by_path(tiny_dir: Path, tmp_path: Pa
         torch.testing.assert_close(loaded[key], value)
 
     row = evaluate(
-        "RecRank-v0",
+        EvalSpec(
+            "RecRank-v0",
+            "verbalizer",
+            agent_kwargs=kwargs,
+            env_kwargs=RANK_KWARGS,
+            episodes=EPISODES,
+            batch_size=4,
+        ),
         agent,
-        agent_name="verbalizer",
-        agent_kwargs=kwargs,
-        env_kwargs=RANK_KWARGS,
-        episodes=EPISODES,
-        batch_size=4,
     )
     _finite(row)
     assert row["agent_config"]["model"] == str(tiny_dir)

@@ -33,6 +33,7 @@ from agents.llm.dpo import (  # noqa: E402
 )
 from agents.llm.grpo import GRPOTrainer, text_scorer  # noqa: E402
 from agents.llm.policy_loss import dpo_loss  # noqa: E402
+from agents.llm.training import PolicyTrainer  # noqa: E402
 from recgym.llm import FakeLLM  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -46,12 +47,25 @@ def env() -> gym.Env:
 def _config(tiny_dir: Path, out: Path, **overrides: Any) -> DPOConfig:
     # The fake's completions are ~100 bytes (its tokens); 128 lets well-formed ones finish.
     settings: dict[str, Any] = {
-        "model": str(tiny_dir), "rounds": 2, "users_per_round": 4, "prompts_per_step": 2,
-        "samples_per_prompt": 4, "max_new_tokens": 128, "lr": 1e-2, "beta": 0.5, "epochs": 2,
-        "pair_batch_size": 2, "micro_batch_size": 1, "eval_episodes": 2, "eval_batch_size": 2,
-        "test_episodes": 2, "lora_r": 4, "output_dir": str(out), "device": "cpu",
+        "model": str(tiny_dir),
+        "rounds": 2,
+        "users_per_round": 4,
+        "prompts_per_step": 2,
+        "samples_per_prompt": 4,
+        "max_new_tokens": 128,
+        "lr": 1e-2,
+        "beta": 0.5,
+        "epochs": 2,
+        "pair_batch_size": 2,
+        "micro_batch_size": 1,
+        "eval_episodes": 2,
+        "eval_batch_size": 2,
+        "test_episodes": 2,
+        "lora_r": 4,
+        "output_dir": str(out),
+        "device": "cpu",
         "progress": False,
-    }  # fmt: skip
+    }
     settings.update(overrides)
     return DPOConfig(**settings)
 
@@ -94,10 +108,16 @@ def test_dpo_loss_matches_a_hand_computation_and_pushes_chosen_up() -> None:
     assert chosen.grad[1].abs() > chosen.grad[0].abs()
     # Micro-batches: with the step's pair count, the halves add up to the whole.
     halves = [
-        dpo_loss(chosen[i : i + 1], rejected[i : i + 1], ref_c[i : i + 1], ref_r[i : i + 1],
-                 beta=beta, total_pairs=2)[0].item()
+        dpo_loss(
+            chosen[i : i + 1],
+            rejected[i : i + 1],
+            ref_c[i : i + 1],
+            ref_r[i : i + 1],
+            beta=beta,
+            total_pairs=2,
+        )[0].item()
         for i in range(2)
-    ]  # fmt: skip
+    ]
     assert sum(halves) == pytest.approx(expected)
 
 
@@ -331,4 +351,4 @@ def test_the_grpo_trainer_refuses_a_dpo_config_and_vice_versa(
         GRPOConfig(algorithm="dpo")
     with pytest.raises(TypeError, match="DPOConfig"):
         DPOTrainer(GRPOConfig(), env)  # type: ignore[arg-type]
-    assert issubclass(DPOTrainer, GRPOTrainer)
+    assert issubclass(DPOTrainer, PolicyTrainer) and not issubclass(DPOTrainer, GRPOTrainer)

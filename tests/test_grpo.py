@@ -9,6 +9,7 @@ them; one test keeps the tiny model on-policy.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +47,22 @@ def env() -> gym.Env:
 
 def _config(tiny_dir: Path, out: Path, **overrides: Any) -> GRPOConfig:
     settings: dict[str, Any] = {
-        "model": str(tiny_dir), "prompts_per_step": 2, "samples_per_prompt": 4,
-        "max_new_tokens": 128, "lr": 1e-2, "max_steps": 2, "eval_every": 2, "eval_episodes": 4,
-        "eval_batch_size": 4, "test_episodes": 4, "micro_batch_size": 3, "lora_r": 4,
-        "output_dir": str(out), "device": "cpu", "progress": False,
-    }  # fmt: skip
+        "model": str(tiny_dir),
+        "prompts_per_step": 2,
+        "samples_per_prompt": 4,
+        "max_new_tokens": 128,
+        "lr": 1e-2,
+        "max_steps": 2,
+        "eval_every": 2,
+        "eval_episodes": 4,
+        "eval_batch_size": 4,
+        "test_episodes": 4,
+        "micro_batch_size": 3,
+        "lora_r": 4,
+        "output_dir": str(out),
+        "device": "cpu",
+        "progress": False,
+    }
     settings.update(overrides)
     return GRPOConfig(**settings)
 
@@ -291,16 +303,55 @@ def test_the_trained_adapter_is_an_agent_for_the_runner(
 def test_main_parses_every_field(tiny_dir: Path, tmp_path: Path) -> None:
     summary = main(
         [
-            "--model", str(tiny_dir), "--env", "RecSeq-v0", "--env-kwargs", '{"k": 100}',
-            "--algorithm", "rloo", "--prompts-per-step", "1", "--samples-per-prompt", "2",
-            "--max-new-tokens", "4", "--max-steps", "1", "--eval-episodes", "2",
-            "--test-episodes", "0", "--target-modules", "q_proj", "v_proj", "--no-progress",
-            "--output-dir", str(tmp_path), "--device", "cpu", "--kl-coef", "0",
+            "--model",
+            str(tiny_dir),
+            "--env",
+            "RecSeq-v0",
+            "--env-kwargs",
+            '{"k": 100}',
+            "--algorithm",
+            "rloo",
+            "--prompts-per-step",
+            "1",
+            "--samples-per-prompt",
+            "2",
+            "--max-new-tokens",
+            "4",
+            "--max-steps",
+            "1",
+            "--eval-episodes",
+            "2",
+            "--test-episodes",
+            "0",
+            "--target-modules",
+            "q_proj",
+            "v_proj",
+            "--no-progress",
+            "--output-dir",
+            str(tmp_path),
+            "--device",
+            "cpu",
+            "--kl-coef",
+            "0",
         ]
-    )  # fmt: skip
+    )
     assert summary["algorithm"] == "rloo" and summary["env"]["k"] == 100
     assert list(summary["config"]["target_modules"]) == ["q_proj", "v_proj"]
     assert summary["test"] is None and summary["steps"] == 1
+    # The leaderboard command is an evaluation spec's: it parses back into the run's settings.
+    from benchmarks.__main__ import _parser, run_spec
+
+    command = summary["leaderboard_command"]
+    spec = run_spec(_parser().parse_args(shlex.split(command)[3:]))
+    assert spec.command() == command
+    assert (spec.env_id, spec.agent_name, spec.split, spec.seeds) == (
+        "RecSeq-v0",
+        "rloo",
+        "test",
+        (0, 1, 2),
+    )
+    assert spec.env_kwargs == {"k": 100} and spec.batch_size == 32 and spec.budget_device == "cpu"
+    assert spec.agent_kwargs["adapter"] == str(tmp_path) and spec.budget is not None
 
 
 @pytest.mark.parametrize(
@@ -352,3 +403,34 @@ def test_a_checkpoint_older_than_a_new_field_resumes(
         GRPOTrainer(
             _config(tiny_dir, tmp_path, select_metric="reward"), env, tiny_llm(tiny_dir), FakeLLM()
         )
+
+
+# ----- the module layout ---------------------------------------------------------------------
+
+
+def test_the_names_users_import_stay_where_they_were() -> None:
+    import agents.llm.grpo as grpo
+    from agents.llm import grpo_config, run_files, sampling, trainer_utils, training
+
+    assert grpo.GRPOConfig is grpo_config.GRPOConfig and grpo.ALGORITHMS is grpo_config.ALGORITHMS
+    assert grpo.plot_run is run_files.plot_run and grpo.Rollout is sampling.Rollout
+    assert issubclass(GRPOTrainer, training.PolicyTrainer)
+    homes = {"run_files": run_files, "trainer_utils": trainer_utils}
+    for name, module in training._MOVED.items():
+        with pytest.warns(DeprecationWarning, match=f"training.{name} moved to agents.llm"):
+            old = getattr(training, name)
+        assert old is getattr(homes[module], name)
+    with pytest.raises(AttributeError):
+        training.nothing  # noqa: B018
+
+
+def test_the_trainers_use_no_private_name_of_another_module() -> None:
+    import ast
+
+    import agents.llm
+
+    for path in Path(agents.llm.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("agents"):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.name} imports {private} from {node.module}"

@@ -15,6 +15,7 @@ import recgym  # noqa: F401 (registers the env ids)
 from agents import make_agent
 from benchmarks.runner import evaluate
 from recgym.envs.next_item import RecNextEnv, fused_reward
+from recgym.evaluation import EvalSpec
 
 TINY = {"max_epochs": 1, "d": 16, "layers": 1}
 
@@ -147,12 +148,14 @@ def test_batched_score_equals_steps(env: RecNextEnv) -> None:
 def test_seqrec_agent_scores_are_the_models_own_evaluation(env: RecNextEnv) -> None:
     agent: Any = make_agent("seqrec", env, model="gru4rec", **TINY)
     row = evaluate(
-        "RecNext-v0",
+        EvalSpec(
+            "RecNext-v0",
+            "seqrec",
+            agent_kwargs={"model": "gru4rec", **TINY},
+            episodes=300,
+            batch_size=100,
+        ),
         agent,
-        agent_name="seqrec",
-        agent_kwargs={"model": "gru4rec", **TINY},
-        episodes=300,
-        batch_size=100,
     )
     episodes = env.task.splits["test"]
     hist, targets = episodes.histories[:300], episodes.targets[:300]
@@ -169,7 +172,7 @@ def test_rl4rec_agent_scores_are_the_models_own_evaluation(env: RecNextEnv) -> N
     agent: Any = make_agent("rl4rec", env, **kwargs)
     rec = agent.retriever
     assert rec.config.q_weight == 0.5 and rec.config.backbone.d == 16
-    row = evaluate("RecNext-v0", agent, agent_name="rl4rec", agent_kwargs=kwargs, episodes=943)
+    row = evaluate(EvalSpec("RecNext-v0", "rl4rec", agent_kwargs=kwargs, episodes=943), agent)
     assert row["metrics"]["ndcg@10"]["mean"] == pytest.approx(rec.metrics["test/ndcg@10"], abs=1e-6)
     assert row["metrics"]["hit@10"]["mean"] == pytest.approx(rec.metrics["test/hit@10"], abs=1e-6)
     assert row["agent_config"]["model"] == "sqn-rating"
@@ -183,7 +186,7 @@ def test_rl4rec_agent_scores_are_the_models_own_evaluation(env: RecNextEnv) -> N
 
 def test_popularity_agent_beats_random_scores(env: RecNextEnv) -> None:
     agent = make_agent("popularity", env)
-    pop = evaluate("RecNext-v0", agent, agent_name="popularity", episodes=943)
+    pop = evaluate(EvalSpec("RecNext-v0", "popularity", episodes=943), agent)
     rng = np.random.default_rng(0)
     random = env.score(rng.uniform(-1, 1, (943, env.n_items)), list(range(943)), "test")
     assert pop["metrics"]["ndcg@10"]["mean"] > 3 * random.metrics["ndcg@10"].mean()

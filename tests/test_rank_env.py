@@ -199,15 +199,18 @@ def test_pickles(env: gym.Env[Any, Any]) -> None:
 def test_runner_makes_a_leaderboard_row(pop: PopularityRetriever) -> None:
     from benchmarks.runner import evaluate
     from benchmarks.table import markdown_table
+    from recgym.evaluation import EvalSpec
 
     row = evaluate(
-        "RecRank-v0",
+        EvalSpec(
+            "RecRank-v0",
+            "retriever-order",
+            split="test",
+            episodes=943,
+            env_kwargs={"retriever": "popularity"},
+            batch_size=500,
+        ),
         RetrieverOrderAgent(),
-        agent_name="retriever-order",
-        split="test",
-        episodes=943,
-        env_kwargs={"retriever": "popularity"},
-        batch_size=500,
     )
     assert row["reward"] == "ndcg" and row["k"] == 10 and row["episodes"] == 943
     split = RecRankEnv(retriever=pop).task.splits["test"]

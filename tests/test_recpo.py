@@ -41,12 +41,23 @@ def env() -> gym.Env:
 
 def _config(tiny_dir: Path, out: Path, **overrides: Any) -> RecPOConfig:
     settings: dict[str, Any] = {
-        "model": str(tiny_dir), "env_kwargs": {"reward": "fused", "history_len": 5},
-        "prompts_per_step": 3, "samples_per_prompt": 4, "max_new_tokens": 12, "lr": 1e-2,
-        "max_steps": 2, "eval_every": 2, "eval_episodes": 4, "eval_batch_size": 64,
-        "test_episodes": 4, "micro_batch_size": 4, "lora_r": 4, "output_dir": str(out),
-        "device": "cpu", "progress": False,
-    }  # fmt: skip
+        "model": str(tiny_dir),
+        "env_kwargs": {"reward": "fused", "history_len": 5},
+        "prompts_per_step": 3,
+        "samples_per_prompt": 4,
+        "max_new_tokens": 12,
+        "lr": 1e-2,
+        "max_steps": 2,
+        "eval_every": 2,
+        "eval_episodes": 4,
+        "eval_batch_size": 64,
+        "test_episodes": 4,
+        "micro_batch_size": 4,
+        "lora_r": 4,
+        "output_dir": str(out),
+        "device": "cpu",
+        "progress": False,
+    }
     settings.update(overrides)
     return RecPOConfig(**settings)
 
@@ -277,12 +288,28 @@ def test_the_trained_adapter_is_the_recpo_agent(
 def test_main_parses_the_recpo_fields(tiny_dir: Path, tmp_path: Path) -> None:
     summary = main(
         [
-            "--model", str(tiny_dir), "--env-kwargs", '{"reward": "ndcg", "history_len": 3}',
-            "--no-reasoning", "--advantage", "rloo", "--prompts-per-step", "2",
-            "--max-steps", "1", "--eval-episodes", "2", "--test-episodes", "0",
-            "--no-progress", "--output-dir", str(tmp_path), "--device", "cpu",
+            "--model",
+            str(tiny_dir),
+            "--env-kwargs",
+            '{"reward": "ndcg", "history_len": 3}',
+            "--no-reasoning",
+            "--advantage",
+            "rloo",
+            "--prompts-per-step",
+            "2",
+            "--max-steps",
+            "1",
+            "--eval-episodes",
+            "2",
+            "--test-episodes",
+            "0",
+            "--no-progress",
+            "--output-dir",
+            str(tmp_path),
+            "--device",
+            "cpu",
         ]
-    )  # fmt: skip
+    )
     assert summary["reasoning"] is False and summary["advantage"] == "rloo"
     assert summary["env"]["reward"] == "ndcg" and summary["steps"] == 1
 

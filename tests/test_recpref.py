@@ -254,12 +254,10 @@ def test_rows_record_the_judge(kar: KARRecommender) -> None:
 def test_a_leaderboard_row_records_the_judge(kar: KARRecommender) -> None:
     from agents.baselines import FixedTextAgent
     from benchmarks.runner import evaluate
+    from recgym.evaluation import EvalSpec
 
     row = evaluate(
-        "RecPref-v0",
+        EvalSpec("RecPref-v0", "fixed-text", episodes=8, env_kwargs={"recommender": kar}),
         FixedTextAgent(""),
-        agent_name="fixed-text",
-        episodes=8,
-        env_kwargs={"recommender": kar},
     )
     assert row["data_version"] == RecPrefEnv(recommender=kar).data_version

@@ -29,6 +29,7 @@ from recgym.envs import users as users_module
 from recgym.envs.user import RecUserEnv, RecUserVectorEnv
 from recgym.envs.users import logged_users, synthetic_users, user_model
 from recgym.error import RecGymError
+from recgym.evaluation import EvalSpec
 from recgym.le import FakeUserModel
 
 N_ITEMS = 20
@@ -651,9 +652,7 @@ def test_sb3_comparison_benchmark_plays_every_agent_on_the_same_episodes(tmp_pat
     agent = SB3Agent.from_env(
         env, algo="sb3_contrib:MaskablePPO", path=str(tmp_path / "models" / "maskableppo-seed0")
     )
-    row = evaluate(
-        "RecUser-v0", agent, agent_name="sb3", split="test", episodes=12, env_kwargs=FAKE
-    )
+    row = evaluate(EvalSpec("RecUser-v0", "sb3", split="test", episodes=12, env_kwargs=FAKE), agent)
     assert row["metrics"]["return"]["mean"] == pytest.approx(rows["MaskablePPO"]["return"])
     # Every episode lasts at least `patience` steps unless the user takes something, and the
     # masked agents never recommend a seen item, so no return is below zero.

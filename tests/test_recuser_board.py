@@ -23,6 +23,7 @@ from benchmarks.runner import evaluate, load_rows
 from benchmarks.store import check_rows
 from benchmarks.table import markdown_table
 from recgym.agent import act_batch, takes_action_masks
+from recgym.evaluation import EvalSpec
 
 REPO = Path(__file__).resolve().parents[1]
 N_ITEMS = 20
@@ -168,9 +169,17 @@ def popular_row() -> dict[str, Any]:
     agent = make_agent("popular-item", env)
     env.close()
     return evaluate(
-        "RecUser-v0", agent, agent_name="popular-item", split="test", episodes=12,
-        seeds=[0, 1], env_kwargs=FAKE, batch_size=5,
-    )  # fmt: skip
+        EvalSpec(
+            "RecUser-v0",
+            "popular-item",
+            split="test",
+            episodes=12,
+            seeds=[0, 1],
+            env_kwargs=FAKE,
+            batch_size=5,
+        ),
+        agent,
+    )
 
 
 def test_row_of_an_interactive_env(popular_row: dict[str, Any]) -> None:
@@ -184,8 +193,13 @@ def test_row_of_an_interactive_env(popular_row: dict[str, Any]) -> None:
     # A deterministic agent on fixed episodes: both seeds give the same mean.
     means = row["metrics"]["return"]["seed_means"]
     assert means[0] == means[1]
-    values, env = play_episodes("RecUser-v0", PopularItemAgent.from_env(
-        gym.make("RecUser-v0", **FAKE)), split="test", episodes=12, env_kwargs=FAKE)  # fmt: skip
+    values, env = play_episodes(
+        "RecUser-v0",
+        PopularItemAgent.from_env(gym.make("RecUser-v0", **FAKE)),
+        split="test",
+        episodes=12,
+        env_kwargs=FAKE,
+    )
     assert row["metrics"]["return"]["mean"] == pytest.approx(values["return"].mean())
     assert row["data_version"] == env.batch.data_version
     table = markdown_table([row])
@@ -207,8 +221,11 @@ def test_stale_check_and_command_of_an_interactive_row(
     results = tmp_path / "again.jsonl"
     out = subprocess.run(
         [sys.executable, *args[1:], "--out", str(results), "--quiet"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "RecUser-v0" in out.stdout
     (again,) = load_rows(results)

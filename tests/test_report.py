@@ -18,6 +18,7 @@ from benchmarks.report import write_report
 from benchmarks.runner import append_rows, evaluate
 from benchmarks.store import RESULTS, check_rows, latest_rows, row_key
 from benchmarks.table import agent_label, markdown_table
+from recgym.evaluation import EvalSpec
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = '<img src=x onerror="console.error(1)"><script>alert("x")</script> | **bold** `tick'
@@ -29,7 +30,7 @@ def row() -> dict[str, Any]:
     from agents import make_agent
 
     agent = make_agent("history", gym.make("RecSeq-v0", split="test"))
-    return evaluate("RecSeq-v0", agent, agent_name="history", episodes=10, seeds=(0, 1))
+    return evaluate(EvalSpec("RecSeq-v0", "history", episodes=10, seeds=(0, 1)), agent)
 
 
 @pytest.fixture

@@ -25,15 +25,33 @@ from benchmarks.runner import (
 )
 from benchmarks.table import markdown_table
 from recgym.envs.text import fenced_block
+from recgym.evaluation import EvalSpec
 
 REPO = Path(__file__).resolve().parents[1]
 EPISODES = 20
 SEEDS = (0, 1)
 ROW_KEYS = {
-    "env_id", "env_version", "env_kwargs", "agent", "agent_config", "split", "episodes",
-    "seeds", "metrics", "data_version", "k", "reward", "commit", "versions", "device",
-    "wall_seconds", "timestamp", "budget", "budget_device", "command",
-}  # fmt: skip
+    "env_id",
+    "env_version",
+    "env_kwargs",
+    "agent",
+    "agent_config",
+    "split",
+    "episodes",
+    "seeds",
+    "metrics",
+    "data_version",
+    "k",
+    "reward",
+    "commit",
+    "versions",
+    "device",
+    "wall_seconds",
+    "timestamp",
+    "budget",
+    "budget_device",
+    "command",
+}
 INFO_METRICS = ("ndcg@10", "ndcg@100", "recall@10", "recall@50", "recall@100")
 
 
@@ -76,7 +94,7 @@ def _history_agent() -> tuple[Any, str]:
 def history_row() -> dict[str, Any]:
     agent, name = _history_agent()
     return evaluate(
-        "RecSeq-v0", agent, agent_name=name, episodes=EPISODES, seeds=SEEDS, batch_size=8
+        EvalSpec("RecSeq-v0", name, episodes=EPISODES, seeds=SEEDS, batch_size=8), agent
     )
 
 
@@ -125,7 +143,7 @@ def test_metrics_match_the_scorer(history_row: dict[str, Any], scorer: Any) -> N
 
 def test_seeds_are_averaged_per_episode(scorer: Any) -> None:
     agent = SeededWordsAgent()
-    row = evaluate("RecSeq-v0", agent, agent_name="words", episodes=12, seeds=(3, 4), batch_size=5)
+    row = evaluate(EvalSpec("RecSeq-v0", "words", episodes=12, seeds=(3, 4), batch_size=5), agent)
     indices = list(range(12))
     per_seed = []
     for seed in (3, 4):
@@ -173,6 +191,89 @@ def test_jsonl_round_trip_and_table(history_row: dict[str, Any], tmp_path: Path)
     assert table.index("| other ") < table.index(f"| {history_row['agent']} ")
 
 
+SPECS = [
+    EvalSpec("RecSeq-v0", "history"),
+    EvalSpec(
+        "RecRank-v0",
+        "sb3",
+        agent_kwargs={"path": "my runs/ppo.zip", "algo": "PPO"},
+        split="validation",
+        episodes=943,
+        seeds=[0, 1, 2],
+        env_kwargs={"retriever": "lrurec"},
+        batch_size=40,
+        budget=41.3,
+        budget_device="NVIDIA H100 80GB HBM3",
+    ),
+    EvalSpec("RecUser-v0", "docs/examples/custom_agent.py:GenreAgent", episodes=1, budget=0.0),
+]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_a_specs_command_parses_back_into_the_spec(spec: EvalSpec) -> None:
+    from benchmarks.__main__ import _parser, run_spec
+
+    argv = shlex.split(spec.command(out="rows.jsonl"))
+    assert argv[:4] == ["python", "-m", "benchmarks", "run"]
+    args = _parser().parse_args(argv[3:])
+    assert run_spec(args) == spec and args.out == "rows.jsonl"
+    assert spec.command() == spec.command(out="rows.jsonl").rsplit(" --out ", 1)[0]
+
+
+def test_a_specs_command_is_the_stored_rows_command() -> None:
+    from benchmarks.__main__ import _parser, run_spec
+
+    assert SPECS[1].command() == (
+        "python -m benchmarks run --env RecRank-v0 --agent sb3 --agent-kwargs "
+        '\'{"algo": "PPO", "path": "my runs/ppo.zip"}\' --split validation '
+        '--episodes 943 --seeds 0 1 2 --env-kwargs \'{"retriever": "lrurec"}\' '
+        "--batch-size 40 --budget 41.3 --budget-device 'NVIDIA H100 80GB HBM3'"
+    )
+    commands = [
+        row["command"]
+        for path in sorted((REPO / "benchmarks" / "results").rglob("*.jsonl"))
+        for row in load_rows(path)
+        if str(row.get("command", "")).startswith("python -m benchmarks run ")
+    ]
+    assert len(commands) > 10
+    for command in commands:
+        args = _parser().parse_args(shlex.split(command)[3:])
+        out = args.out if " --out " in command else None
+        assert run_spec(args).command(out=out) == command
+
+
+def test_spec_checks_and_normal_forms() -> None:
+    spec = EvalSpec("RecSeq-v0", "history", seeds=[1, np.int64(2)], agent_kwargs=None)  # type: ignore[arg-type]
+    assert spec.seeds == (1, 2) and spec.agent_kwargs == {} and spec.env_kwargs == {}
+    assert spec.replace(episodes=5) == EvalSpec("RecSeq-v0", "history", episodes=5, seeds=(1, 2))
+    with pytest.raises(ValueError, match="at least one seed"):
+        EvalSpec("RecSeq-v0", "history", seeds=())
+    with pytest.raises(ValueError, match="must be >= 1"):
+        EvalSpec("RecSeq-v0", "history", episodes=0)
+
+
+def test_the_evaluation_module_is_light() -> None:
+    # recgym owns the loop: it must not pull in torch, the agents or the benchmarks.
+    heavy = ("torch", "transformers", "stable_baselines3", "agents", "benchmarks")
+    code = f"import recgym.evaluation, sys; print(*(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_the_old_call_of_evaluate_warns_and_gives_the_same_row(history_row: dict[str, Any]) -> None:
+    agent, name = _history_agent()
+    with pytest.warns(DeprecationWarning, match="pass the settings as one spec"):
+        row = evaluate(
+            "RecSeq-v0", agent, agent_name=name, episodes=EPISODES, seeds=SEEDS, batch_size=8
+        )
+    changing = ("wall_seconds", "timestamp")
+    assert {k: v for k, v in row.items() if k not in changing} == {
+        k: v for k, v in history_row.items() if k not in changing
+    }
+    with pytest.raises(TypeError, match="takes the settings in the spec"):
+        evaluate(EvalSpec("RecSeq-v0", name), agent, episodes=3)
+
+
 def _run(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
     out = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -194,29 +295,55 @@ def test_stored_command_regenerates_the_row(history_row: dict[str, Any], tmp_pat
 
 def test_cli_rejects_bad_json() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "run", "--env", "RecSeq-v0", "--agent", "history",
-         "--agent-kwargs", "[1]"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "run",
+            "--env",
+            "RecSeq-v0",
+            "--agent",
+            "history",
+            "--agent-kwargs",
+            "[1]",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2 and "JSON object" in out.stderr
 
 
 def test_demo_end_to_end_with_the_fake_llm(tmp_path: Path) -> None:
     results = tmp_path / "demo.jsonl"
     out = _run(
-        [sys.executable, "-m", "benchmarks", "demo", "--episodes", "5", "--llm", "fake",
-         "--out", str(results)]
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "demo",
+            "--episodes",
+            "5",
+            "--llm",
+            "fake",
+            "--out",
+            str(results),
+        ]
+    )
     text = out.stdout
     assert "items 1,682, users 943, interactions 100,000" in text
     for expected in ("### RecSearch-v0", "### RecSeq-v0", "zero-shot (fake)", "±"):
         assert expected in text
     rows = load_rows(results)
     assert [(r["env_id"], r["agent"]) for r in rows] == [
-        ("RecSearch-v0", "raw-query"), ("RecSearch-v0", "random-words"),
-        ("RecSearch-v0", "zero-shot"), ("RecSeq-v0", "history"),
-        ("RecSeq-v0", "random-words"), ("RecSeq-v0", "zero-shot"),
-    ]  # fmt: skip
+        ("RecSearch-v0", "raw-query"),
+        ("RecSearch-v0", "random-words"),
+        ("RecSearch-v0", "zero-shot"),
+        ("RecSeq-v0", "history"),
+        ("RecSeq-v0", "random-words"),
+        ("RecSeq-v0", "zero-shot"),
+    ]
     assert all(r["episodes"] == 5 for r in rows)
     assert rows[2]["seeds"] == [0, 1, 2] and rows[0]["seeds"] == [0]
     assert '"model": "fake"' in rows[2]["command"]
@@ -249,10 +376,24 @@ def test_agent_from_a_file_gets_a_row(tmp_path: Path) -> None:
     results = tmp_path / "rows.jsonl"
     spec = f"{agent_file}:FirstLineAgent"
     out = _run(
-        [sys.executable, "-m", "benchmarks", "run", "--env", "RecSeq-v0", "--agent", spec,
-         "--agent-kwargs", '{"suffix": " drama"}', "--episodes", "15", "--out", str(results),
-         "--quiet"]
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "run",
+            "--env",
+            "RecSeq-v0",
+            "--agent",
+            spec,
+            "--agent-kwargs",
+            '{"suffix": " drama"}',
+            "--episodes",
+            "15",
+            "--out",
+            str(results),
+            "--quiet",
+        ]
+    )
     assert "FirstLineAgent" in out.stdout
     (row,) = load_rows(results)
     assert row["agent"] == spec and row["agent_config"] == {"suffix": " drama"}

@@ -27,6 +27,7 @@ import recgym  # noqa: F401  (registers the env ids)
 from agents.sb3 import SB3Agent
 from benchmarks.runner import build_agent, evaluate, load_rows
 from recgym.error import ModelLoadError, UnknownNameError
+from recgym.evaluation import EvalSpec
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = ["candidates", "history"]
@@ -89,13 +90,15 @@ def test_runner_row_replays_the_saved_model(saved: tuple[PPO, Path], test_env: g
     assert isinstance(agent, SB3Agent) and agent.model is not model  # loaded from the file
     recorder = Recorder(agent)
     row = evaluate(
-        "RecRank-v0",
+        EvalSpec(
+            "RecRank-v0",
+            "sb3",
+            agent_kwargs=kwargs,
+            env_kwargs=ENV_KWARGS,
+            episodes=EPISODES,
+            batch_size=16,
+        ),
         recorder,
-        agent_name="sb3",
-        agent_kwargs=kwargs,
-        env_kwargs=ENV_KWARGS,
-        episodes=EPISODES,
-        batch_size=16,
     )
     assert row["agent_config"] == {"algo": "PPO", "path": str(path), "deterministic": True}
     assert row["env_kwargs"]["retriever"] == "popularity" and row["episodes"] == EPISODES

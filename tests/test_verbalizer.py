@@ -47,10 +47,19 @@ def env() -> gym.Env:
 
 
 def _config(tiny_dir: Path, out: Path, **overrides: Any) -> VerbalizerTrainConfig:
-    settings: dict[str, Any] = {"model": str(tiny_dir), "lr": 3e-2, "warmup_steps": 0,
-                                "batch_size": 4, "train_examples": 4, "max_steps": 4,
-                                "eval_every": 2, "eval_episodes": 4, "output_dir": str(out),
-                                "device": "cpu", "progress": False}  # fmt: skip
+    settings: dict[str, Any] = {
+        "model": str(tiny_dir),
+        "lr": 3e-2,
+        "warmup_steps": 0,
+        "batch_size": 4,
+        "train_examples": 4,
+        "max_steps": 4,
+        "eval_every": 2,
+        "eval_episodes": 4,
+        "output_dir": str(out),
+        "device": "cpu",
+        "progress": False,
+    }
     return VerbalizerTrainConfig(**{**settings, **overrides})
 
 
@@ -183,9 +192,26 @@ def test_cli_runs_end_to_end(tiny_dir: Path, tmp_path: Path, capsys: Any) -> Non
     for flag in ("--retriever", "--no-chat", "--lora-r", "--train-examples", "--output-dir"):
         assert flag in helptext
     out = tmp_path / "cli"
-    argv = ["--model", str(tiny_dir), "--retriever", "popularity", "--no-chat", "--max-steps",
-            "1", "--batch-size", "2", "--train-examples", "2", "--eval-episodes", "2",
-            "--output-dir", str(out), "--device", "cpu", "--no-progress"]  # fmt: skip
+    argv = [
+        "--model",
+        str(tiny_dir),
+        "--retriever",
+        "popularity",
+        "--no-chat",
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--train-examples",
+        "2",
+        "--eval-episodes",
+        "2",
+        "--output-dir",
+        str(out),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     summary = main(argv)
     assert summary["steps"] == 1 and summary["config"]["chat"] is False
     assert summary["env"]["retriever"] == "popularity"
@@ -205,8 +231,12 @@ def test_smollm2_zero_shot_ranks_validation_episodes() -> None:
     assert all(abs(float(a.sum()) - 1) < 1e-4 and len(np.unique(a)) > 1 for a in actions)
     rewards = base.score(np.stack(actions), [0, 1, 2], "validation").rewards
     assert ((rewards >= 0) & (rewards <= 1)).all()
-    assert agent.config() == {"model": "smollm2-135m", "adapter": None, "training": None,
-                              "chat": True}  # fmt: skip
+    assert agent.config() == {
+        "model": "smollm2-135m",
+        "adapter": None,
+        "training": None,
+        "chat": True,
+    }
 
 
 def test_the_registered_verbalizer_is_an_agent(tiny: Any, env: gym.Env) -> None:

@@ -8,10 +8,10 @@ with DPO (beta 0.01, LoRA). That is one *round*; two rounds did best (a third ov
 sampling with the current policy and training a few epochs on its own pairs. Per round here:
 
 1. take ``users_per_round`` train episodes and sample ``samples_per_prompt`` completions of
-   each with :meth:`GRPOTrainer.rollout <agents.llm.grpo.GRPOTrainer.rollout>` (one batched
-   ``score`` call per ``prompts_per_step`` episodes). The seed of a row comes from the episode's
-   position in the seeded episode stream, so a round's samples do not depend on what ran
-   before it;
+   each with :meth:`PolicyTrainer.rollout <agents.llm.training.PolicyTrainer.rollout>` (one
+   batched ``score`` call per ``prompts_per_step`` episodes). The seed of a row comes from the
+   episode's position in the seeded episode stream, so a round's samples do not depend on what
+   ran before it;
 2. pair each group's best and worst completion (:func:`preference_pairs`);
 3. compute every pair's reference log-probabilities, once;
 4. make ``epochs`` passes over the pairs in a seeded order, ``pair_batch_size`` pairs per AdamW
@@ -31,8 +31,9 @@ stream or the best-so-far adapter, and its evaluation is a loss on held-out pair
 the env's metric on sampled completions. The loss itself is a few lines. With LoRA the reference
 is the same model with its adapter disabled, and its log-probabilities are computed once per
 round, since a pair's reference score cannot change within a round. So this trainer reuses the
-GRPO trainer's sampling, scoring, validation, test, checkpoint/resume and summary (one
-machinery for both) and adds only the pairing and the loss.
+sampling, scoring, validation, test, checkpoint/resume and summary of
+:class:`~agents.llm.training.PolicyTrainer` (one machinery for GRPO, DPO and RecPO) and adds
+only the pairing and the loss.
 
 Run ``python -m agents.llm.dpo --help``.
 """
@@ -53,15 +54,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.llm.grpo import GRPOConfig, GRPOTrainer, Rollout, _device_name
+from agents.llm.grpo_config import GRPOConfig
 from agents.llm.policy_loss import completion_logprobs, dpo_loss
-from agents.llm.training import (
-    config_parser,
-    linear_schedule,
-    log_record,
-    parse_config,
-    save_adapter,
-)
+from agents.llm.run_files import config_parser, log_record, parse_config, save_adapter
+from agents.llm.sampling import Rollout
+from agents.llm.trainer_utils import linear_schedule
+from agents.llm.training import PolicyTrainer
 from recgym.llm import LLM
 
 __all__ = [
@@ -78,10 +76,15 @@ __all__ = [
 REFERENCES = ("base", "round")
 
 GRPO_ONLY = (
-    "max_steps", "updates_per_batch", "clip_eps", "kl_coef", "advantage_eps", "sft_min_ndcg",
+    "max_steps",
+    "updates_per_batch",
+    "clip_eps",
+    "kl_coef",
+    "advantage_eps",
+    "sft_min_ndcg",
     "eval_every",
-)  # fmt: skip
-"""Fields of :class:`~agents.llm.grpo.GRPOConfig` that DPO does not read: they keep their
+)
+"""Fields of :class:`~agents.llm.grpo_config.GRPOConfig` that DPO does not read: they keep their
 defaults and are not command-line flags."""
 
 
@@ -89,7 +92,7 @@ defaults and are not command-line flags."""
 class DPOConfig(GRPOConfig):
     """The recipe (defaults: RLRF4Rec's DPO, sized for SmolLM2-135M) and the run's bookkeeping.
 
-    The fields shared with :class:`~agents.llm.grpo.GRPOConfig` mean the same there and here,
+    The fields shared with :class:`~agents.llm.grpo_config.GRPOConfig` mean the same there and here,
     except those in :data:`GRPO_ONLY`, which DPO does not read.
     """
 
@@ -235,11 +238,14 @@ def train_dpo(
     return DPOTrainer(config, env, llm, generator).train()
 
 
-class DPOTrainer(GRPOTrainer):
+class DPOTrainer(PolicyTrainer):
     """Trains an LLM policy by iterative DPO on a recgym text env (see the module docstring).
 
-    Takes the arguments of :class:`~agents.llm.grpo.GRPOTrainer`, with a :class:`DPOConfig`.
-    ``run["step"]`` counts finished rounds.
+    Takes the arguments of :class:`~agents.llm.training.PolicyTrainer`, with a
+    :class:`DPOConfig`. ``run["step"]`` counts finished rounds: :meth:`train` runs ``rounds``
+    rounds (or until ``max_minutes``) and validates after each; the summary's ``history``
+    holds the validation after each round (round 0 = the untrained policy), ``best_step`` is
+    the best round, and it adds ``updates`` (optimizer steps) and ``pairs`` (per round).
     """
 
     unit: ClassVar[str] = "round"
@@ -257,44 +263,27 @@ class DPOTrainer(GRPOTrainer):
         super().__init__(config, env, llm, generator)
         self.run.update({"updates": 0, "pairs": []})
 
-    # ----- the loop ---------------------------------------------------------------------------
+    # ----- the hooks of PolicyTrainer -----------------------------------------------------------
 
-    def train(self) -> dict[str, Any]:
-        """Run ``rounds`` rounds (or until ``max_minutes``), then evaluate the best adapter on test.
+    @property
+    def total_steps(self) -> int:
+        """``rounds``."""
+        return self.config.rounds
 
-        Returns:
-            The summary also written to ``output_dir/training.json``, as
-            :meth:`GRPOTrainer.train <agents.llm.grpo.GRPOTrainer.train>`'s, with rounds for
-            steps: ``history`` holds the validation after each round (round 0 = the untrained
-            policy), ``best_step`` is the best round; also ``updates`` (optimizer steps) and
-            ``pairs`` (per round).
-        """
-        from tqdm.auto import tqdm
+    def train_step(self) -> dict[str, Any]:
+        """One :meth:`train_round`; the progress bar shows its number of pairs."""
+        return {"pairs": int(self.train_round()["pairs"])}
 
-        cfg, run = self.config, self.run
-        self._begin()
-        bar = tqdm(
-            total=cfg.rounds,
-            initial=run["step"],
-            desc=f"dpo {cfg.env}",
-            unit="round",
-            disable=not cfg.progress,
-        )
-        if not run["history"]:
-            self.evaluate()
-        out_of_time = False
-        while run["step"] < cfg.rounds and not out_of_time:
-            stats = self.train_round()
-            self.evaluate()
+    def validation_due(self) -> bool:
+        """After every round."""
+        return True
+
+    def evaluate(self) -> None:
+        """Validate (keeping the best adapter); after a round, also keep its adapter
+        (:meth:`save_round`)."""
+        super().evaluate()
+        if self.run["step"] > 0:
             self.save_round()
-            self.save_checkpoint()
-            bar.update(1)
-            bar.set_postfix(pairs=int(stats["pairs"]), best=f"{run['best']:.4f}")
-            out_of_time = cfg.max_minutes is not None and self._minutes() >= cfg.max_minutes
-        bar.close()
-        if run["step"] < cfg.rounds:  # stopped by max_minutes: resume later
-            return self._write_summary(finished=False)
-        return self._finish()
 
     def save_round(self) -> Path:
         """Keep this round's adapter in ``rounds/<round>/`` with a small ``training.json``, so
@@ -308,8 +297,8 @@ class DPOTrainer(GRPOTrainer):
             "best_step": run["step"],
             "best_metric": run["history"][-1][self.config.select_metric],
             "steps": run["step"],
-            "train_minutes": round(self._minutes(), 3),
-            "device": _device_name(self.device),
+            "train_minutes": round(self.minutes(), 3),
+            "device": self.device_name,
             "seed": self.config.seed,
             "config": dataclasses.asdict(self.config),
         }
@@ -339,7 +328,7 @@ class DPOTrainer(GRPOTrainer):
         stats["update_seconds"] = time.perf_counter() - t1
         return stats
 
-    def _advantages(self, rewards: np.ndarray, ndcg: np.ndarray) -> np.ndarray:
+    def advantages(self, rewards: np.ndarray, ndcg: np.ndarray) -> np.ndarray:
         """+1 on each group's chosen completion, -1 on its rejected one, 0 elsewhere."""
         marks = np.zeros(len(rewards))
         for c, r in preference_pairs(
@@ -393,9 +382,9 @@ class DPOTrainer(GRPOTrainer):
         ``rows`` under the current model, in one forward pass."""
         prompts = [pairs.prompt_ids[i] for i in rows]
         completions = [pairs.chosen_ids[i] for i in rows] + [pairs.rejected_ids[i] for i in rows]
-        with self._autocast():
+        with self.autocast():
             logp, mask = completion_logprobs(
-                self.model, prompts + prompts, completions, self._pad_id
+                self.model, prompts + prompts, completions, self.pad_id
             )
         sums = (logp * mask).sum(dim=-1)
         return sums[: len(rows)], sums[len(rows) :]
@@ -474,7 +463,7 @@ class DPOTrainer(GRPOTrainer):
         self.optimizer.zero_grad(set_to_none=True)
         return {**stats, "grad_norm": float(grad_norm), "pairs": float(len(rows)), "lr": lr}
 
-    def _summary_extra(self) -> dict[str, Any]:
+    def summary_extra(self) -> dict[str, Any]:
         return {"updates": self.run["updates"], "pairs": self.run["pairs"]}
 
 

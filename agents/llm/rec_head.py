@@ -192,7 +192,7 @@ class RecHeadAgent:
         self.adapter = None if adapter is None else str(adapter)
         self.training: dict[str, Any] | None = None
         if self.adapter is not None:
-            from agents.llm.training import load_adapter
+            from agents.llm.run_files import load_adapter
 
             self.llm.model, self.training = load_adapter(
                 self.llm.model, Path(self.adapter), "agents.llm.recpo.train_recpo"

@@ -23,7 +23,8 @@ the hidden state there scored against item vectors that the same model computes.
 the user vector comes straight from the prompt, and only the item loss trains (weight 1 for
 every episode).
 
-Everything else is :class:`~agents.llm.grpo.GRPOTrainer`'s: LoRA, validation-only selection by
+Everything else is :class:`~agents.llm.grpo.GRPOTrainer`'s (the PPO-clip update) and
+:class:`~agents.llm.training.PolicyTrainer`'s: LoRA, validation-only selection by
 NDCG@10 (greedy reasoning), the one test evaluation at the end, checkpoints that resume bit for
 bit (the item table is saved with them), logs, curves and the summary.
 
@@ -43,10 +44,12 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from agents.llm.grpo import GRPOConfig, GRPOTrainer, Rollout, _eval_temperature
+from agents.llm.grpo import GRPOTrainer
+from agents.llm.grpo_config import GRPOConfig
 from agents.llm.policy_loss import ADVANTAGES, group_advantages
 from agents.llm.rec_head import ANSWER, RecHeadAgent
-from agents.llm.training import config_parser, parse_config
+from agents.llm.run_files import config_parser, parse_config
+from agents.llm.sampling import Rollout
 from recgym.llm import LLM
 from recgym.metrics import metrics_at_rank
 
@@ -70,7 +73,7 @@ _NEXT_MEMBERS = ("num_episodes", "observations", "score", "target", "task", "rew
 class RecPOConfig(GRPOConfig):
     """The recipe (defaults: R²ec's RecPO, sized for SmolLM2-135M) and the run's bookkeeping.
 
-    The fields shared with :class:`~agents.llm.grpo.GRPOConfig` mean the same there and here;
+    The fields shared with :class:`~agents.llm.grpo_config.GRPOConfig` mean the same there and here;
     ``algorithm`` names the recipe, and ``advantage`` picks GRPO or RLOO.
     """
 
@@ -174,7 +177,7 @@ def best_traces(advantages: np.ndarray, group_size: int) -> np.ndarray:
 
 @dataclass
 class RecPORollout(Rollout):
-    """A step's traces, scored; :class:`~agents.llm.grpo.Rollout` plus what the item loss
+    """A step's traces, scored; :class:`~agents.llm.sampling.Rollout` plus what the item loss
     needs.
 
     Attributes:
@@ -224,7 +227,7 @@ class RecPOTrainer(GRPOTrainer):
         self.head = self.agent.head
         self.tau = float(self.scorer.tau)
 
-    # ----- the parts of GRPOTrainer replaced ----------------------------------------------------
+    # ----- the parts of PolicyTrainer replaced -------------------------------------------------
 
     @staticmethod
     def scorer_of(env: gym.Env[Any, Any]) -> Any:
@@ -239,7 +242,7 @@ class RecPOTrainer(GRPOTrainer):
             item_texts=self.scorer.task.texts,
             reasoning=cfg.reasoning,
             max_new_tokens=cfg.max_new_tokens,
-            temperature=_eval_temperature(cfg),
+            temperature=self.eval_temperature,
             top_p=cfg.top_p,
             batch_size=cfg.eval_batch_size,
         )
@@ -256,7 +259,7 @@ class RecPOTrainer(GRPOTrainer):
             "adapter": str(self.out),
             "reasoning": cfg.reasoning,
             "max_new_tokens": cfg.max_new_tokens,
-            "temperature": _eval_temperature(cfg),
+            "temperature": self.eval_temperature,
             "top_p": cfg.top_p,
             "batch_size": cfg.eval_batch_size,
         }
@@ -273,7 +276,7 @@ class RecPOTrainer(GRPOTrainer):
     ) -> RecPORollout:
         """Sample traces of each train episode, read their user vectors, score every item, and
         weigh each row for the policy and the item losses (seeded as
-        :meth:`GRPOTrainer.rollout <agents.llm.grpo.GRPOTrainer.rollout>`)."""
+        :meth:`PolicyTrainer.rollout <agents.llm.training.PolicyTrainer.rollout>`)."""
         cfg, head = self.config, self.head
         g = self.group_size
         if cfg.reasoning:
@@ -297,7 +300,7 @@ class RecPOTrainer(GRPOTrainer):
             [self.scorer.target(int(i), "train") for i in episodes], dtype=np.int64
         )
         self.model.eval()
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad(), self.autocast():
             if cfg.item_refresh == "all":
                 head.refresh(None)
                 head.table()  # every row, targets included, from the current weights
@@ -320,9 +323,17 @@ class RecPOTrainer(GRPOTrainer):
             ],
         }
         return RecPORollout(
-            episodes, prompt_ids, completion_ids, texts, rewards, advantages, metrics,
-            readout_ids=readouts, targets=targets, item_weights=item_weights,
-        )  # fmt: skip
+            episodes,
+            prompt_ids,
+            completion_ids,
+            texts,
+            rewards,
+            advantages,
+            metrics,
+            readout_ids=readouts,
+            targets=targets,
+            item_weights=item_weights,
+        )
 
     # ----- the item loss ------------------------------------------------------------------------
 
@@ -339,7 +350,7 @@ class RecPOTrainer(GRPOTrainer):
         assert isinstance(batch, RecPORollout)
         items, labels = np.unique(batch.targets[rows], return_inverse=True)
         weights = torch.as_tensor(batch.item_weights[rows], dtype=torch.float32)
-        with self._autocast():
+        with self.autocast():
             users = self.head.encode([batch.readout_ids[i] for i in rows])
             vectors = self.head.encode_items(items.tolist())
         logits = users @ vectors.T / self.tau
@@ -363,14 +374,15 @@ class RecPOTrainer(GRPOTrainer):
         super().save_checkpoint()
         torch.save(self.head.table(), self.out / "checkpoint" / "items.pt")
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        super()._restore(state)
+    def restore_checkpoint(self, state: dict[str, Any]) -> None:
+        """The checkpoint, with its item table."""
+        super().restore_checkpoint(state)
         path = self.out / "checkpoint" / "items.pt"
         # Without the file (a kill between the two writes) the table is rebuilt: the run goes
         # on, with the table of the checkpoint's weights.
         self.head.set_table(torch.load(path) if path.is_file() else None)
 
-    def _summary_extra(self) -> dict[str, Any]:
+    def summary_extra(self) -> dict[str, Any]:
         return {"reasoning": self.config.reasoning, "advantage": self.config.advantage}
 
 

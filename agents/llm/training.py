@@ -1,45 +1,408 @@
-"""What recgym's LLM trainers share: run folders, checkpoints, episode order, the config CLI.
+"""What every LLM policy trainer does, once: :class:`PolicyTrainer`, the base of GRPO, DPO, RecPO.
 
-A run writes into one output folder:
+A trainer here trains a causal LM (LoRA by default) on a recgym env's batched scorer. The base
+class owns the model, the agent that evaluates it, seeded group sampling and scoring
+(:meth:`~PolicyTrainer.rollout`, from :class:`~agents.llm.sampling.GroupSampler`), the train
+loop, validation every few steps with the best adapter kept by validation only, the one test
+evaluation at the end, checkpoint and resume (:mod:`agents.llm.run_files`), the
+``training.json`` summary and its leaderboard command. A recipe subclasses it and fills in:
 
-- ``log.jsonl``: one JSON record per optimizer step and per validation;
-- ``training.json``: the summary (``finished`` once the run ended);
-- the best adapter (PEFT, safetensors) at the folder's top level;
-- ``checkpoint/``: adapter, optimizer, schedule, RNG and progress, swapped in atomically, so a
-  killed run resumes from it; a run started on the same folder with the same recipe does.
+- :meth:`~PolicyTrainer.train_step`: one unit of training (a GRPO step, a DPO round);
+- :meth:`~PolicyTrainer.advantages`: each sampled completion's weight in a
+  :class:`~agents.llm.sampling.Rollout`;
+- optionally :attr:`~PolicyTrainer.total_steps`, :meth:`~PolicyTrainer.validation_due`,
+  :meth:`~PolicyTrainer.summary_extra`, :attr:`~PolicyTrainer.unit`;
 
-Used by :mod:`agents.llm.verbalizer_train`, :mod:`agents.llm.grpo` and :mod:`agents.llm.dpo`.
+and a trainer for another env family replaces :meth:`~PolicyTrainer.scorer_of`,
+:meth:`~PolicyTrainer.make_agent`, :meth:`~PolicyTrainer.prompt_of`,
+:meth:`~PolicyTrainer.agent_kwargs` and :attr:`~PolicyTrainer.group_size`.
 """
 
 from __future__ import annotations
 
-import argparse
-import ast
-import contextlib
-import dataclasses
-import inspect
-import itertools
+import importlib
 import json
-import re
+import math
 import shutil
-import subprocess
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar
 
+import gymnasium as gym
 import numpy as np
 import torch
 
-__all__ = [
+from agents.llm import run_files, trainer_utils
+from agents.llm.grpo_config import GRPOConfig
+from agents.llm.sampling import GroupSampler
+from agents.llm.text_env import text_scorer
+from agents.llm.zero_shot import ZeroShotLLMAgent
+from recgym.envs.text import SYSTEM_PROMPT
+from recgym.evaluation import EvalSpec, score_episodes
+from recgym.llm import LLM
+
+__all__ = ["PolicyTrainer"]
+
+_RESUMABLE = ("device", "output_dir", "progress", "eval_batch_size", "max_minutes")
+"""Config fields that may differ between a checkpoint and the run resuming it."""
+
+
+class PolicyTrainer(GroupSampler, run_files.CheckpointedRun):
+    """Trains an LLM policy on a recgym env's batched scorer (see the module docstring).
+
+    Args:
+        config: the recipe (a :class:`~agents.llm.grpo_config.GRPOConfig` or a subclass).
+        env: a recgym env (its train and validation splits are used, and test once at the
+            end); default ``gym.make(config.env, **config.env_kwargs)``.
+        llm: the model to train, loaded by :func:`recgym.llm.load` (default: ``config.model``
+            in float32); its ``model`` is wrapped in place.
+        generator: the backend that samples rollouts (default: ``llm``, which generates from
+            the weights being trained). Another backend's completions are re-tokenized with
+            ``llm``'s tokenizer and trained on off-policy; the fast tests use the fake backend
+            this way to get a chosen mix of well-formed and malformed completions.
+
+    Attributes:
+        llm: the language model; ``llm.model`` is the module being trained.
+        scorer: the env's batched scorer (``env.unwrapped``).
+        agent: the policy that evaluation runs (:meth:`make_agent`).
+        out: the output directory.
+        pad_id: the tokenizer's padding token.
+    """
+
+    unit: ClassVar[str] = "step"
+    """What ``run["step"]`` (and the summary's ``steps``, ``best_step``) counts."""
+    config: GRPOConfig
+
+    def __init__(
+        self,
+        config: GRPOConfig,
+        env: gym.Env[Any, Any] | None = None,
+        llm: LLM | None = None,
+        generator: LLM | None = None,
+    ) -> None:
+        import recgym
+        import recgym.llm
+
+        self.config = config
+        self.out = Path(config.output_dir or _default_dir(config)).expanduser()
+        self._state = run_files.load_state(self.out, config, _RESUMABLE)
+        if self._state is None and run_files.finished(self.out):
+            raise FileExistsError(
+                f"{self.out} holds a finished run (training.json, no checkpoint/); pass another "
+                "output_dir or delete that one"
+            )
+        env = env if env is not None else gym.make(config.env, **config.env_kwargs)
+        self.scorer = self.scorer_of(env)
+        dev = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = torch.device(dev)
+        if llm is None:
+            llm = recgym.llm.load(config.model, device=dev, dtype="float32", progress=False)
+        if llm.model is None:
+            raise TypeError(f"{llm.name!r} has no torch model to train (the fake backend?)")
+        self.llm = llm
+        torch.manual_seed(config.seed)  # the LoRA initialisation
+        self.model = trainer_utils.with_lora(llm.model, config) if config.lora else llm.model
+        llm.model = self.model  # rollouts and evaluation run the weights being trained
+        if generator is None:
+            from recgym.llm.static import fast_generator
+
+            generator = fast_generator(llm) if config.fast_generation else llm
+            self._sampled_ids = True  # the generator samples with llm's own tokens
+        else:
+            self._sampled_ids = False
+        self.generator = generator
+        self.timing: dict[str, float] = {}
+        """Seconds of the last rollout's generation and scoring."""
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=0.0)
+        self.schedule = trainer_utils.linear_schedule(
+            self.optimizer, config.warmup_steps, config.max_steps
+        )
+        self.system_prompt = SYSTEM_PROMPT if config.system_prompt else None
+        self.agent = self.make_agent()
+        self.episodes = trainer_utils.EpisodeStream(
+            self.scorer.num_episodes("train"), config.train_episodes, config.seed
+        )
+        n_val = self.scorer.num_episodes("validation")
+        self.val_indices = list(range(min(config.eval_episodes or n_val, n_val)))
+        self.pad_id = int(llm.tokenizer.pad_token_id)
+        self.run: dict[str, Any] = {
+            "step": 0,
+            "cursor": 0,
+            "history": [],
+            "best_step": None,
+            "best": -math.inf,
+            "seconds": 0.0,
+            "eval_seconds": 0.0,
+            "beat_zero_shot_minutes": None,
+        }
+
+    # ----- what a trainer for another env family replaces -------------------------------------
+
+    @staticmethod
+    def scorer_of(env: gym.Env[Any, Any]) -> Any:
+        """The env's batched scorer (here :func:`~agents.llm.text_env.text_scorer`: a text
+        env)."""
+        return text_scorer(env)
+
+    def make_agent(self) -> Any:
+        """The policy that :meth:`evaluate_split` runs: ``act_batch(observations)`` gives the
+        actions ``scorer.score`` takes (here a :class:`ZeroShotLLMAgent` on ``self.llm``)."""
+        cfg = self.config
+        return ZeroShotLLMAgent(
+            self.llm,
+            max_new_tokens=cfg.max_new_tokens,
+            temperature=self.eval_temperature,
+            top_p=cfg.top_p,
+            batch_size=cfg.eval_batch_size,
+            system_prompt=self.system_prompt,
+            response_prefix=cfg.response_prefix,
+        )
+
+    def agent_kwargs(self) -> dict[str, Any]:
+        """The ``--agent-kwargs`` of :meth:`leaderboard_command` (this run's policy)."""
+        cfg = self.config
+        return {
+            "model": cfg.model,
+            "adapter": str(self.out),
+            "max_new_tokens": cfg.max_new_tokens,
+            "temperature": self.eval_temperature,
+            "top_p": cfg.top_p,
+            "batch_size": cfg.eval_batch_size,
+            **({"response_prefix": cfg.response_prefix} if cfg.response_prefix else {}),
+            **({} if cfg.system_prompt else {"system_prompt": None}),
+        }
+
+    # ----- what a recipe fills in ---------------------------------------------------------------
+
+    @property
+    def total_steps(self) -> int:
+        """How many :meth:`train_step` calls make the run (``max_steps``)."""
+        return self.config.max_steps
+
+    def train_step(self) -> dict[str, Any]:
+        """One unit of training (``run["step"]`` goes up by one); returns the fields the
+        progress bar shows besides the best validation metric."""
+        raise NotImplementedError
+
+    def validation_due(self) -> bool:
+        """Whether to validate (and checkpoint) after the step just taken: every
+        ``eval_every`` steps, and after the last."""
+        step = self.run["step"]
+        return step % self.config.eval_every == 0 or step == self.total_steps
+
+    def summary_extra(self) -> dict[str, Any]:
+        """More summary fields of a recipe (none here)."""
+        return {}
+
+    # ----- shared tools -------------------------------------------------------------------------
+
+    @property
+    def eval_temperature(self) -> float:
+        """The temperature of evaluation: ``eval_temperature`` if set, else the rollouts'."""
+        cfg = self.config
+        return cfg.temperature if cfg.eval_temperature is None else cfg.eval_temperature
+
+    @property
+    def device_name(self) -> str:
+        """The device training runs on, as the summary records it: the GPU's name
+        (``"NVIDIA H100 80GB HBM3"``) or ``"cpu"``."""
+        if self.device.type == "cuda":
+            return torch.cuda.get_device_name(self.device)
+        return "cpu"
+
+    def minutes(self) -> float:
+        """Minutes of this run so far (a resumed run counts from where it stopped)."""
+        return (time.perf_counter() - self._started) / 60
+
+    # ----- the loop ---------------------------------------------------------------------------
+
+    def train(self) -> dict[str, Any]:
+        """Run :attr:`total_steps` steps (or until ``max_minutes``), then evaluate the best
+        adapter on test.
+
+        Returns:
+            The summary also written to ``output_dir/training.json``: ``best_step``,
+            ``best_metric`` (validation ``select_metric``), ``history`` (validation per
+            evaluation, step 0 = the untrained model), ``test`` (the final evaluation), ``steps``,
+            ``train_minutes``, ``beat_zero_shot_minutes``, ``device``, ``config``...
+        """
+        from tqdm.auto import tqdm
+
+        cfg, run = self.config, self.run
+        self.begin()
+        bar = tqdm(
+            total=self.total_steps,
+            initial=run["step"],
+            desc=f"{cfg.algorithm} {cfg.env}",
+            unit=self.unit,
+            disable=not cfg.progress,
+        )
+        if not run["history"]:
+            self.evaluate()
+        out_of_time = False
+        while run["step"] < self.total_steps and not out_of_time:
+            postfix = self.train_step()
+            validated = self.validation_due()
+            if validated:
+                self.evaluate()
+                self.save_checkpoint()
+            bar.update(1)
+            bar.set_postfix(**postfix, best=f"{run['best']:.4f}")
+            out_of_time = cfg.max_minutes is not None and self.minutes() >= cfg.max_minutes
+            if out_of_time and not validated:
+                self.save_checkpoint()
+        bar.close()
+        if run["step"] < self.total_steps:  # stopped by max_minutes: resume later
+            return self._write_summary(finished=False)
+        return self._finish()
+
+    def begin(self) -> None:
+        """Create the run folder, or resume from its checkpoint (dropping later log lines), and
+        start the clock where the saved run stopped it."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self._state is not None:
+            self.restore_checkpoint(self._state)
+        run_files.trim_log(
+            self.out / "log.jsonl", None if self._state is None else self.run["step"]
+        )
+        self._started = time.perf_counter() - self.run["seconds"]
+
+    def _finish(self) -> dict[str, Any]:
+        """Test the best adapter, write the final summary and the curves, drop the checkpoint."""
+        self._write_summary(finished=False)
+        test = self.test() if self.config.test_episodes != 0 else None
+        summary = self._write_summary(finished=True, test=test)
+        shutil.rmtree(self.out / "checkpoint", ignore_errors=True)
+        run_files.plot_run(self.out, self.unit, self.config.select_metric)
+        return summary
+
+    # ----- evaluation ---------------------------------------------------------------------------
+
+    def evaluate_split(self, split: str, indices: Sequence[int], seed: int) -> dict[str, float]:
+        """Mean metrics of the current policy on episodes of ``split`` (sampled with ``seed``,
+        by the benchmark runner's loop, :func:`recgym.evaluation.score_episodes`)."""
+        self.model.eval()
+        per_seed = score_episodes(
+            self.scorer,
+            self.agent,
+            split,
+            indices,
+            (seed,),
+            self.config.eval_batch_size,
+            act_context=self.autocast,
+        )
+        out: dict[str, float] = {key: float(np.mean(values[0])) for key, values in per_seed.items()}
+        out["episodes"] = len(indices)
+        return out
+
+    def evaluate(self) -> None:
+        """Validate; keep the adapter if it is the best so far (by ``select_metric``)."""
+        run, t0 = self.run, time.perf_counter()
+        metrics = self.evaluate_split("validation", self.val_indices, self.config.seed)
+        run["eval_seconds"] += time.perf_counter() - t0
+        row = {"step": run["step"], "train_minutes": round(self.minutes(), 3), **metrics}
+        run["history"].append(row)
+        key = self.config.select_metric
+        if key not in metrics:
+            raise ValueError(
+                f"select_metric {key!r} is not a validation metric of {self.config.env}; it has "
+                f"{', '.join(sorted(metrics))}"
+            )
+        if (
+            run["beat_zero_shot_minutes"] is None
+            and run["step"] > 0
+            and metrics[key] > run["history"][0][key]
+        ):
+            run["beat_zero_shot_minutes"] = row["train_minutes"]
+        if metrics[key] > run["best"]:
+            run["best"], run["best_step"] = metrics[key], run["step"]
+            run_files.save_adapter(self.model, self.out)
+        run_files.log_record(self.out, {"step": run["step"], "eval": row})
+        self._write_summary(finished=False)
+
+    def test(self) -> dict[str, float]:
+        """Evaluate the best adapter (by validation) on the test split, once."""
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        if self.config.lora:
+            weights = load_file(str(self.out / "adapter_model.safetensors"))
+            set_peft_model_state_dict(self.model, weights)
+        n = self.scorer.num_episodes("test")
+        indices = list(range(min(self.config.test_episodes or n, n)))
+        return {"step": self.run["best_step"], **self.evaluate_split("test", indices, 0)}
+
+    def leaderboard_command(self, seeds: Sequence[int] = (0, 1, 2)) -> str:
+        """The ``python -m benchmarks run`` command that puts this run's policy on the
+        leaderboard: the test split, sampled as in training, with the training budget."""
+        cfg = self.config
+        n = self.scorer.num_episodes("test")
+        # The budget in minutes to one decimal: what a leaderboard row shows.
+        spec = EvalSpec(
+            cfg.env,
+            cfg.algorithm,
+            agent_kwargs=self.agent_kwargs(),
+            split="test",
+            episodes=min(cfg.test_episodes or n, n),
+            seeds=seeds,
+            env_kwargs=cfg.env_kwargs,
+            batch_size=cfg.eval_batch_size,
+            budget=round(self.minutes(), 1),
+            budget_device=self.device_name,
+        )
+        return spec.command()
+
+    # ----- the summary --------------------------------------------------------------------------
+
+    def _write_summary(
+        self, finished: bool, test: dict[str, float] | None = None
+    ) -> dict[str, Any]:
+        run = self.run
+        summary = {
+            "algorithm": self.config.algorithm,
+            "env": {
+                "id": self.config.env,
+                "kwargs": self.config.env_kwargs,
+                "data_version": self.scorer.data_version,
+                "reward": self.scorer.reward_name,
+                "k": self.scorer.k,
+            },
+            "best_step": run["best_step"],
+            "best_metric": run["best"],
+            "steps": run["step"],
+            "seed": self.config.seed,
+            "train_minutes": round(self.minutes(), 3),
+            "eval_minutes": round(run["eval_seconds"] / 60, 3),
+            "beat_zero_shot_minutes": run["beat_zero_shot_minutes"],
+            "device": self.device_name,
+            "finished": finished,
+            "test": test,
+            "leaderboard_command": self.leaderboard_command(),
+            "history": run["history"],
+            **self.summary_extra(),
+            **run_files.provenance(self.config),
+        }
+        (self.out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+
+def _default_dir(config: GRPOConfig) -> Path:
+    from recgym.data.cache import cache_dir
+
+    name = f"{config.env}-{Path(config.model).name}-{config.algorithm}-s{config.seed}"
+    return cache_dir("grpo", create=False) / name
+
+
+_TRAINER_UTILS = ("EpisodeStream", "autocast", "linear_schedule", "with_lora")
+_RUN_FILES = (
     "CheckpointedRun",
-    "EpisodeStream",
-    "autocast",
     "config_parser",
     "field_docs",
     "finished",
     "git_commit",
-    "linear_schedule",
     "load_adapter",
     "load_checkpoint",
     "load_state",
@@ -50,347 +413,19 @@ __all__ = [
     "save_adapter",
     "save_checkpoint",
     "trim_log",
-    "with_lora",
-]
-
-C = TypeVar("C")
-
-
-class EpisodeStream:
-    """Episode indices in a seeded order: a fixed sample of a split, reshuffled every epoch.
-
-    ``at(position)`` depends only on ``(n_episodes, size, seed, position)``, so a run that
-    stores its cursor resumes on exactly the episodes it would have seen.
-
-    Args:
-        n_episodes: episodes in the split.
-        size: how many of them to train on (sampled with ``seed``); ``None``: all.
-        seed: seed of the sample and of every epoch's order.
-    """
-
-    def __init__(self, n_episodes: int, size: int | None, seed: int) -> None:
-        if n_episodes < 1:
-            raise ValueError("the split has no episodes to train on")
-        rng = np.random.default_rng(seed)
-        size = n_episodes if size is None else min(size, n_episodes)
-        self.pool = np.sort(rng.choice(n_episodes, size=size, replace=False))
-        self.seed = seed
-        self._orders: dict[int, np.ndarray] = {}
-
-    def at(self, position: int) -> int:
-        """The episode at ``position`` of the endless stream."""
-        epoch, offset = divmod(position, len(self.pool))
-        if epoch not in self._orders:
-            self._orders[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.pool)
-        return int(self._orders[epoch][offset])
-
-    def take(
-        self, cursor: int, n: int, keep: Callable[[int], bool] | None = None
-    ) -> tuple[list[int], int]:
-        """The next ``n`` episodes from ``cursor`` (those passing ``keep``), and the new cursor.
-
-        Raises:
-            RuntimeError: ``keep`` rejected 100 x ``n`` episodes in a row.
-        """
-        out: list[int] = []
-        for _ in range(100 * n):
-            if len(out) == n:
-                break
-            i, cursor = self.at(cursor), cursor + 1
-            if keep is None or keep(i):
-                out.append(i)
-        if not out:
-            raise RuntimeError("no train episode passes the filter")
-        return out, cursor
+)
+_MOVED = dict.fromkeys(_TRAINER_UTILS, "trainer_utils") | dict.fromkeys(_RUN_FILES, "run_files")
+"""Names that this module held before the policy trainer moved in, and their new module."""
 
 
-def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> Any:
-    """Linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``."""
-
-    # transformers' linear schedule, except that the first step already gets lr / (warmup + 1)
-    # rather than 0 (a step at lr 0 is a wasted forward/backward pass).
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def autocast(device: torch.device) -> Any:
-    """bf16 autocast on CUDA (weights stay float32), nothing elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def with_lora(model: Any, config: Any) -> Any:
-    """``model`` wrapped with a fresh LoRA adapter from a trainer config's ``lora_r``,
-    ``lora_alpha``, ``lora_dropout`` and ``target_modules`` (no bias, causal LM)."""
-    from peft import LoraConfig, get_peft_model
-
-    lora = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=list(config.target_modules),
-        bias="none",
-        task_type="CAUSAL_LM",
+def __getattr__(name: str) -> Any:
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    new = f"agents.llm.{_MOVED[name]}"
+    warnings.warn(
+        f"{__name__}.{name} moved to {new}.{name}; import it from there (the old path goes away "
+        "in the next release)",
+        DeprecationWarning,
+        stacklevel=2,
     )
-    return get_peft_model(model, lora)
-
-
-# ----- adapters and checkpoints ------------------------------------------------------------------
-
-
-def save_adapter(model: Any, folder: Path) -> None:
-    """Save a PEFT model's adapter (safetensors) into ``folder``."""
-    model.save_pretrained(str(folder), safe_serialization=True)
-    (folder / "README.md").unlink(missing_ok=True)  # PEFT's empty model-card template
-
-
-def load_adapter(model: Any, folder: Path, trainer: str) -> tuple[Any, dict[str, Any] | None]:
-    """``model`` wrapped with the LoRA adapter in ``folder``, and the folder's training summary.
-
-    Args:
-        model: the base causal LM.
-        folder: a trainer's output folder (or any PEFT adapter folder).
-        trainer: the function that writes such folders, named in the error when none is there.
-    """
-    if not (folder / "adapter_config.json").is_file():
-        raise FileNotFoundError(
-            f"no PEFT adapter in {folder} (adapter_config.json is missing); pass the output_dir "
-            f"of {trainer}"
-        )
-    from peft import PeftModel
-
-    wrapped = PeftModel.from_pretrained(model, str(folder)).eval()
-    summary = folder / "training.json"
-    training = json.loads(summary.read_text()) if summary.is_file() else None
-    return wrapped, training
-
-
-def save_checkpoint(
-    out: Path, model: Any, trainer_state: dict[str, Any], run: dict[str, Any], config: Any
-) -> None:
-    """Write ``out/checkpoint``: the adapter, ``trainer_state`` (torch objects: optimizer,
-    schedule...), the RNG states, and ``run`` with the config (JSON).
-
-    It is written beside the old one and swapped in, so a kill mid-write leaves a whole one.
-    """
-    folder = out / "checkpoint"
-    tmp, old = folder.with_name("checkpoint.tmp"), folder.with_name("checkpoint.old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_adapter(model, tmp)
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    saved = {**trainer_state, "rng": torch.get_rng_state(), "cuda_rng": cuda}
-    torch.save(saved, tmp / "trainer.pt")
-    state = {**run, "config": dataclasses.asdict(config)}
-    (tmp / "state.json").write_text(json.dumps(state))
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def load_checkpoint(out: Path, model: Any) -> dict[str, Any]:
-    """Load ``out/checkpoint``'s adapter into ``model`` and restore the RNG states; return the
-    saved trainer state (what :func:`save_checkpoint` got as ``trainer_state``)."""
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    folder = out / "checkpoint"
-    set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))
-    saved: dict[str, Any] = torch.load(folder / "trainer.pt", weights_only=False)
-    torch.set_rng_state(saved.pop("rng"))
-    cuda = saved.pop("cuda_rng")
-    if cuda is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda)
-    return saved
-
-
-def load_state(out: Path, config: Any, resumable: Sequence[str]) -> dict[str, Any] | None:
-    """The progress saved in ``out/checkpoint`` (``None`` if there is none).
-
-    Raises:
-        ValueError: the checkpoint was written with another recipe (a field not in
-            ``resumable`` differs).
-    """
-    path = out / "checkpoint" / "state.json"
-    if not path.is_file():
-        return None
-    state: dict[str, Any] = json.loads(path.read_text())
-    now = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples as lists, like the file
-    # A field added to the recipe after the checkpoint was written counts as its default.
-    saved = {**json.loads(json.dumps(dataclasses.asdict(type(config)()))), **state["config"]}
-    changed = sorted(k for k in now if k not in resumable and saved[k] != now[k])
-    if changed:
-        raise ValueError(
-            f"{path.parent} was written with another recipe ({', '.join(changed)} differ); "
-            "resume with the same settings, or pass another output_dir"
-        )
-    return {k: v for k, v in state.items() if k != "config"}
-
-
-class CheckpointedRun:
-    """Checkpoint and resume for a trainer that keeps its progress in ``self.run`` (a JSON-able
-    dict with ``seconds``) and has ``out``, ``model``, ``optimizer``, ``schedule``, ``config``
-    and ``_started`` (the ``perf_counter`` its timing counts from)."""
-
-    out: Path
-    model: Any
-    optimizer: torch.optim.Optimizer
-    schedule: Any
-    config: Any
-    run: dict[str, Any]
-    _started: float
-
-    def save_checkpoint(self) -> None:
-        """Write adapter, optimizer, schedule, RNG and progress to ``output_dir/checkpoint``."""
-        self.run["seconds"] = time.perf_counter() - self._started
-        state = {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict()}
-        save_checkpoint(self.out, self.model, state, self.run, self.config)
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        saved = load_checkpoint(self.out, self.model)
-        self.optimizer.load_state_dict(saved["optimizer"])
-        self.schedule.load_state_dict(saved["schedule"])
-        self.run.update(state)  # in place: a running loop may hold a reference to it
-
-
-def provenance(config: Any) -> dict[str, Any]:
-    """What a run summary records of how it was made: the config, commit and versions."""
-    import peft
-    import transformers
-
-    return {
-        "config": dataclasses.asdict(config),
-        "commit": git_commit(),
-        "versions": {
-            "torch": torch.__version__,
-            "peft": peft.__version__,
-            "transformers": transformers.__version__,
-        },
-    }
-
-
-# ----- logs ----------------------------------------------------------------------------------
-
-
-def log_record(out: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line to ``out/log.jsonl``."""
-    with open(out / "log.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-def read_log(out: Path) -> list[dict[str, Any]]:
-    """The records of ``out/log.jsonl`` (empty when there is none)."""
-    path = out / "log.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def trim_log(path: Path, step: int | None) -> None:
-    """Drop log lines past ``step`` (a resumed run redoes those steps); all of them if None."""
-    if step is None:
-        path.unlink(missing_ok=True)
-    elif path.is_file():
-        lines = [ln for ln in path.read_text().splitlines() if json.loads(ln)["step"] <= step]
-        path.write_text("".join(ln + "\n" for ln in lines))
-
-
-def finished(out: Path) -> bool:
-    """Whether ``out`` holds a finished run's summary."""
-    path = out / "training.json"
-    return path.is_file() and bool(json.loads(path.read_text()).get("finished"))
-
-
-def git_commit() -> str | None:
-    """The commit of the checkout this code runs from (``None`` outside git)."""
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-# ----- command line ----------------------------------------------------------------------------
-
-
-def field_docs(cls: type) -> dict[str, str]:
-    """Each dataclass field's docstring (the string under it), for ``--help``; a subclass's
-    docstring of a field replaces its base's."""
-    docs = {}
-    for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        body = ast.parse(inspect.getsource(klass)).body[0].body  # type: ignore[attr-defined]
-        for node, after in itertools.pairwise(body):
-            if (
-                isinstance(node, ast.AnnAssign)
-                and isinstance(node.target, ast.Name)
-                and isinstance(after, ast.Expr)
-                and isinstance(after.value, ast.Constant)
-            ):
-                text = re.sub(r"(:\w+:)?`+([^`]+)`+", r"\2", str(after.value.value))  # no markup
-                docs[node.target.id] = " ".join(text.split())
-    return docs
-
-
-def config_parser(
-    cls: type, prog: str, description: str, exclude: Sequence[str] = ()
-) -> argparse.ArgumentParser:
-    """An argument parser with one ``--flag`` per field of the config dataclass ``cls`` (but
-    those in ``exclude``, which keep their defaults).
-
-    Booleans get ``--flag/--no-flag``, tuples take several values, dicts take a JSON object,
-    ``X | None`` fields take X.
-    """
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    docs = field_docs(cls)
-    for field in dataclasses.fields(cls):
-        if field.name in exclude:
-            continue
-        default = field.default
-        if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
-            default = field.default_factory()
-        flag, help_ = "--" + field.name.replace("_", "-"), f"{docs.get(field.name, '')} "
-        help_ += f"(default: {default})".replace("%", "%%")
-        kind = str(field.type)
-        if kind == "bool":
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=default, help=help_
-            )
-        elif kind.startswith("tuple"):
-            parser.add_argument(flag, nargs="+", default=default, help=help_)
-        elif kind.startswith("dict"):
-            parser.add_argument(flag, type=_json_object, default=default, help=help_ + " (JSON)")
-        else:
-            cast = {"int": int, "float": float}.get(kind.split(" |")[0], str)
-            parser.add_argument(flag, type=cast, default=default, help=help_)
-    return parser
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    value = json.loads(text)
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f'expected a JSON object such as {{"k": 100}}; got {text}')
-    return value
-
-
-def parse_config(cls: Callable[..., C], args: dict[str, Any]) -> C:
-    """Build the config from parsed arguments (tuple fields come back from argparse as lists)."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    values = {
-        k: tuple(v) if str(fields[k].type).startswith("tuple") and v is not None else v
-        for k, v in args.items()
-    }
-    return cls(**values)
+    return getattr(importlib.import_module(new), name)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.llm.training import load_adapter
+from agents.llm.run_files import load_adapter
 from recgym.envs.rank import LETTERS
 from recgym.llm import LLM
 

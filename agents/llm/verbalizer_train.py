@@ -26,21 +26,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 (torch's own alias)
 
-from agents.llm.training import (
+from agents.llm.run_files import (
     CheckpointedRun,
-    EpisodeStream,
-    autocast,
     config_parser,
     finished,
-    linear_schedule,
     load_state,
     log_record,
     parse_config,
     provenance,
     save_adapter,
     trim_log,
-    with_lora,
 )
+from agents.llm.trainer_utils import EpisodeStream, autocast, linear_schedule, with_lora
 from agents.llm.verbalizer import (
     VerbalizerAgent,
     end_token_id,
@@ -248,7 +245,7 @@ class VerbalizerTrainer(CheckpointedRun):
 
         self.out.mkdir(parents=True, exist_ok=True)
         if self._state is not None:
-            self._restore(self._state)
+            self.restore_checkpoint(self._state)
         trim_log(self.out / "log.jsonl", None if self._state is None else self.run["step"])
         self._started = time.perf_counter() - self.run["seconds"]
         bar = tqdm(

@@ -37,27 +37,41 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--micro-batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=3, help="timed steps")
-    parser.add_argument("--response-prefix", default=RESPONSE_PREFIX,
-                        help="start of every reply (without it SmolLM2-135M's completions are "
-                        "all malformed: nothing to retrieve, nothing to update)")  # fmt: skip
-    parser.add_argument("--slow-generation", action="store_true",
-                        help="sample with transformers' generate on CUDA too")  # fmt: skip
+    parser.add_argument(
+        "--response-prefix",
+        default=RESPONSE_PREFIX,
+        help="start of every reply (without it SmolLM2-135M's completions are "
+        "all malformed: nothing to retrieve, nothing to update)",
+    )
+    parser.add_argument(
+        "--slow-generation",
+        action="store_true",
+        help="sample with transformers' generate on CUDA too",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as out:
         config = GRPOConfig(
-            env=args.env, model=args.model, prompts_per_step=args.prompts,
-            samples_per_prompt=args.group, max_new_tokens=args.max_new_tokens,
-            micro_batch_size=args.micro_batch_size, max_steps=args.steps + 1,
-            fast_generation=not args.slow_generation, output_dir=out, progress=False,
+            env=args.env,
+            model=args.model,
+            prompts_per_step=args.prompts,
+            samples_per_prompt=args.group,
+            max_new_tokens=args.max_new_tokens,
+            micro_batch_size=args.micro_batch_size,
+            max_steps=args.steps + 1,
+            fast_generation=not args.slow_generation,
+            output_dir=out,
+            progress=False,
             response_prefix=args.response_prefix,
-        )  # fmt: skip
+        )
         trainer = GRPOTrainer(config)
-        trainer._begin()
+        trainer.begin()
         device = trainer.device
         where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
         generator = type(trainer.generator).__name__
-        print(f"{args.env}, {args.model} ({where}, rollouts by {generator}): {args.prompts} "
-              f"prompts x {args.group} completions, {args.max_new_tokens} new tokens")  # fmt: skip
+        print(
+            f"{args.env}, {args.model} ({where}, rollouts by {generator}): {args.prompts} "
+            f"prompts x {args.group} completions, {args.max_new_tokens} new tokens"
+        )
         trainer.step()  # untimed: graph capture, kernel loading, the scorer's first batch
         records = [trainer.step() for _ in range(args.steps)]
     means = {part: statistics.mean(r[part] for r in records) for part in PARTS}
@@ -67,8 +81,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         print(f"  {part.removesuffix('_seconds'):<11} {seconds:8.3f} s  {seconds / total:6.1%}")
     well_formed = statistics.mean(r["format_ok"] for r in records)
     share = means["scoring_seconds"] / total
-    print(f"  step        {total:8.3f} s; mean completion {tokens:.1f} tokens, "
-          f"{well_formed:.0%} well-formed; scoring share {share:.1%}")  # fmt: skip
+    print(
+        f"  step        {total:8.3f} s; mean completion {tokens:.1f} tokens, "
+        f"{well_formed:.0%} well-formed; scoring share {share:.1%}"
+    )
     return means
 
 

@@ -47,9 +47,13 @@ def evaluate(agent: Agent, episodes: int, **env_kwargs: Any) -> dict[str, np.nda
     ``j`` is user ``j`` with reset seed ``10_000 + j``); per-episode ``return``, ``length`` and
     ``taken`` (items accepted)."""
     values, _ = play_episodes(
-        "RecUser-v0", agent, split="test", episodes=episodes, env_kwargs=env_kwargs,
+        "RecUser-v0",
+        agent,
+        split="test",
+        episodes=episodes,
+        env_kwargs=env_kwargs,
         batch_size=episodes,
-    )  # fmt: skip
+    )
     return values
 
 
@@ -157,19 +161,29 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     device = (
         f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     )
-    print(f"RecUser-v0, LE {args.le}, {args.episodes} held-out episodes, seeds {args.seeds}, "
-          f"{args.timesteps} training steps, device {device}")  # fmt: skip
+    print(
+        f"RecUser-v0, LE {args.le}, {args.episodes} held-out episodes, seeds {args.seeds}, "
+        f"{args.timesteps} training steps, device {device}"
+    )
     print("| agent | return | episode length | accept rate | train min/seed |")
     print("|---|---:|---:|---:|---:|")
     for r in rows:
         ci = f" ± {r['return_ci95']:.3f}" if r["return_ci95"] is not None else ""
         cell = "–" if r["train_minutes"] is None else f"{r['train_minutes']:.1f}"
-        print(f"| {r['agent']} | {r['return']:.3f}{ci} | {r['length']:.2f} | "
-              f"{r['accept_rate']:.3f} | {cell} |")  # fmt: skip
+        print(
+            f"| {r['agent']} | {r['return']:.3f}{ci} | {r['length']:.2f} | "
+            f"{r['accept_rate']:.3f} | {cell} |"
+        )
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        meta = {"le": args.le, "env_kwargs": env_kwargs, "timesteps": args.timesteps,
-                "episodes": args.episodes, "seeds": args.seeds, "device": device}  # fmt: skip
+        meta = {
+            "le": args.le,
+            "env_kwargs": env_kwargs,
+            "timesteps": args.timesteps,
+            "episodes": args.episodes,
+            "seeds": args.seeds,
+            "device": device,
+        }
         (args.out / "results.json").write_text(json.dumps({**meta, "rows": rows}, indent=2))
     return rows
 
