@@ -18,6 +18,7 @@ __all__ = [
     "RecGymError",
     "__version__",
     "data",
+    "evaluation",
     "llm",
     "metrics",
     "models",
@@ -25,10 +26,10 @@ __all__ = [
     "rewards",
 ]
 
-_LAZY = {"data", "llm", "metrics", "models", "retrieval", "rewards"}
+_LAZY = {"data", "evaluation", "llm", "metrics", "models", "retrieval", "rewards"}
 
 if TYPE_CHECKING:
-    from recgym import data, llm, metrics, models, retrieval, rewards
+    from recgym import data, evaluation, llm, metrics, models, retrieval, rewards
 
 register_envs()
 

@@ -20,12 +20,10 @@ and a trainer for another env family replaces :meth:`~PolicyTrainer.scorer_of`,
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import shutil
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,6 +40,7 @@ from agents.llm.zero_shot import ZeroShotLLMAgent
 from recgym.envs.text import SYSTEM_PROMPT
 from recgym.evaluation import EvalSpec, score_episodes
 from recgym.llm import LLM
+from recgym.utils.moved import moved_names
 
 __all__ = ["PolicyTrainer"]
 
@@ -414,18 +413,9 @@ _RUN_FILES = (
     "save_checkpoint",
     "trim_log",
 )
-_MOVED = dict.fromkeys(_TRAINER_UTILS, "trainer_utils") | dict.fromkeys(_RUN_FILES, "run_files")
-"""Names that this module held before the policy trainer moved in, and their new module."""
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    new = f"agents.llm.{_MOVED[name]}"
-    warnings.warn(
-        f"{__name__}.{name} moved to {new}.{name}; import it from there (the old path goes away "
-        "in the next release)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(new), name)
+# Names that this module held before the policy trainer moved in, kept for one release.
+__getattr__ = moved_names(
+    __name__,
+    dict.fromkeys(_TRAINER_UTILS, "agents.llm.trainer_utils")
+    | dict.fromkeys(_RUN_FILES, "agents.llm.run_files"),
+)
