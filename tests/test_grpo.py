@@ -415,11 +415,12 @@ def test_the_names_users_import_stay_where_they_were() -> None:
     assert grpo.GRPOConfig is grpo_config.GRPOConfig and grpo.ALGORITHMS is grpo_config.ALGORITHMS
     assert grpo.plot_run is run_files.plot_run and grpo.Rollout is sampling.Rollout
     assert issubclass(GRPOTrainer, training.PolicyTrainer)
-    homes = {"run_files": run_files, "trainer_utils": trainer_utils}
-    for name, module in training._MOVED.items():
+    moved = {name: run_files for name in training._RUN_FILES}
+    moved |= {name: trainer_utils for name in training._TRAINER_UTILS}
+    for name, module in moved.items():
         with pytest.warns(DeprecationWarning, match=f"training.{name} moved to agents.llm"):
             old = getattr(training, name)
-        assert old is getattr(homes[module], name)
+        assert old is getattr(module, name)
     with pytest.raises(AttributeError):
         training.nothing  # noqa: B018
 
