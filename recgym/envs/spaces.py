@@ -136,8 +136,8 @@ def score_matrix(
         if actions.ndim != 2 or actions.shape[1] != n:
             raise ValueError(f"actions must be a (batch, {n}) array; got shape {actions.shape}")
         rows: list[Any] = list(actions)
-    elif isinstance(actions, np.ndarray):
-        rows = list(actions) if actions.ndim > 1 else [actions]
+    elif isinstance(actions, np.ndarray):  # one action (or a scalar, refused below)
+        rows = [actions]
     elif (
         actions is None
         or isinstance(actions, (str, bytes, Mapping))
