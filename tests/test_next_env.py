@@ -129,10 +129,114 @@ def test_step_takes_reasoning_and_rejects_bad_shapes(env: RecNextEnv) -> None:
     assert reward == pytest.approx(env.score([scores], 2, "test").rewards[0])
     assert "TARGET RANK" in (env.render() or "")
     env.reset(options={"index": 2})
-    with pytest.raises(ValueError, match=r"one score per item, shape \(1682,\)"):
+    with pytest.raises(ValueError, match=r"1682 float scores, one per item .* shape \(10,\)"):
         env.step(np.zeros(10))
     with pytest.raises(ValueError, match="'scores'"):
         env.step({"reasoning": "no scores"})
+
+
+def _v0_target_probability(
+    scores: np.ndarray, targets: np.ndarray, histories: list[np.ndarray], tau: float
+) -> np.ndarray:
+    """v0's softmax term as it shipped (before issue 28), the reference for finite rewards."""
+    s = np.where(np.isnan(scores), -np.inf, np.asarray(scores, dtype=np.float64))
+    logits = s / tau
+    for i, items in enumerate(histories):
+        logits[i, items[items != targets[i]]] = -np.inf
+    top = logits.max(axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    weights = np.exp(logits - top)
+    total = weights.sum(axis=1)
+    rows = np.arange(len(s))
+    return np.divide(weights[rows, targets], total, out=np.zeros(len(s)), where=total > 0)
+
+
+@pytest.mark.parametrize("reward", ["ndcg", "fused"])
+def test_finite_actions_earn_what_v0_gave_them(reward: str) -> None:
+    # The NaN fix must leave every reward that was a number bit-identical.
+    from recgym.envs.next_item import fuse
+    from recgym.metrics import target_ranks
+
+    env = RecNextEnv(split="test", reward=reward)
+    rng = np.random.default_rng(28)
+    rows = rng.integers(0, env.num_episodes(), 48).tolist()
+    episodes = env.task.splits["test"]
+    targets, histories = episodes.targets[rows], [episodes.histories[i] for i in rows]
+    n = env.n_items
+    batches = [
+        rng.uniform(-1, 1, (48, n)).astype(np.float32),  # the action space
+        rng.normal(0, 30, (48, n)),  # raw logits
+        rng.integers(-2, 3, (48, n)).astype(np.float64),  # many ties
+        np.where(rng.random((48, n)) < 0.1, np.nan, rng.uniform(-1, 1, (48, n))),
+        np.where(rng.random((48, n)) < 0.1, -np.inf, rng.uniform(-5, 5, (48, n))),
+        rng.uniform(-1e305, 1e305, (48, n)) * 1e-2,  # large but divisible by tau
+    ]
+    for actions in batches:
+        result = env.score(actions, rows, "test")
+        p = _v0_target_probability(actions, targets, histories, env.tau)
+        old, _ = fuse(target_ranks(actions, targets, histories), p, env.k, env.beta)
+        assert np.isfinite(old).all()
+        np.testing.assert_array_equal(result.metrics["p_target"], p)
+        np.testing.assert_array_equal(result.rewards, old)
+
+
+@pytest.mark.parametrize("reward", ["ndcg", "fused"])
+def test_infinite_and_huge_scores_give_finite_rewards(reward: str) -> None:
+    env = RecNextEnv(split="test", reward=reward)
+    hist, target = _episode(env, 0)
+    free = [i for i in range(env.n_items) if i != target and i not in set(hist.tolist())]
+    n_free = len(free) + 1  # the items the softmax runs over: the target and the unseen ones
+
+    def scores(fill: float, **at: float) -> np.ndarray:
+        out = np.full(env.n_items, fill)
+        for where, value in at.items():
+            out[target if where == "target" else free[int(where[1:])]] = value
+        return out
+
+    cases = [  # scores, p_target, target rank
+        (scores(0.0, target=np.inf), 1.0, 0),
+        (scores(-np.inf, target=np.inf), 1.0, 0),
+        (scores(0.0, target=np.inf, o0=np.inf), 0.5, 1),  # +inf ties share the mass
+        (scores(0.0, target=np.inf, o0=np.inf, o1=-np.inf), 0.5, 1),
+        (scores(0.0, o0=np.inf), 0.0, n_free - 1),  # ties with the zeros count against it
+        (scores(0.0, target=1e307), 1.0, 0),  # 1e307 / 0.02 overflows
+        (scores(0.0, target=1e307, o0=1.5e307), 0.0, 1),
+        (scores(1e308), 1 / n_free, n_free - 1),  # all tied: uniform, the worst rank
+        (scores(-1e308, target=1e308), 1.0, 0),  # the difference overflows
+        (scores(np.nan, target=np.inf), 1.0, 0),
+        (scores(np.inf), 1 / n_free, n_free - 1),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "invalid value encountered" on the way
+        result = env.score([c[0] for c in cases], 0, "test")
+    np.testing.assert_allclose(result.metrics["p_target"], [c[1] for c in cases], rtol=1e-12)
+    np.testing.assert_array_equal(result.ranks, [c[2] for c in cases])
+    ndcg = [1 / math.log2(c[2] + 2) if c[2] < env.k else 0.0 for c in cases]
+    expected = [env.beta * d + (1 - env.beta) * c[1] for d, c in zip(ndcg, cases, strict=True)]
+    np.testing.assert_allclose(result.rewards, expected, rtol=1e-12)
+    for metric in result.metrics.values():
+        assert np.isfinite(metric).all() and ((metric >= 0) & (metric <= 1)).all()
+    env.reset(options={"index": 0})
+    _, r, *_ = env.step(cases[0][0])
+    assert r == result.rewards[0]
+
+
+def test_malformed_actions_are_named_as_given(env: RecNextEnv) -> None:
+    expected = r"1682 float scores, one per item \(Box\(1682\)\)"
+    for action, error, given in [
+        (None, TypeError, "NoneType None"),
+        ("0.5", TypeError, "str '0.5'"),
+        (np.zeros(3), ValueError, r"shape \(3,\)"),
+        ({"scores": None}, TypeError, "NoneType"),
+        (np.zeros(env.n_items, dtype=complex), TypeError, "complex128"),
+    ]:
+        env.reset(options={"index": 0})
+        with pytest.raises(error, match=f"^an action must be {expected}; got .*{given}"):
+            env.step(action)
+        with pytest.raises(error, match=f"^actions\\[1\\] must be {expected}"):
+            env.score([np.zeros(env.n_items), action], 0, "test")
+    with pytest.raises(TypeError, match="takes a batch"):
+        env.score("scores", 0, "test")  # type: ignore[arg-type]
 
 
 def test_batched_score_equals_steps(env: RecNextEnv) -> None:

@@ -174,7 +174,7 @@ def test_batched_score_matches_steps(env: gym.Env[Any, Any]) -> None:
 
 def test_bad_input_gets_clear_errors(pop: PopularityRetriever) -> None:
     e = RecRankEnv(retriever=pop)
-    with pytest.raises(ValueError, match=r"\(batch, 20\)"):
+    with pytest.raises(ValueError, match=r"20 float scores, one per candidate .* shape \(19,\)"):
         e.score([np.zeros(19)], 0, "test")
     with pytest.raises(ValueError, match="n_candidates"):
         RecRankEnv(retriever=pop, n_candidates=27)
@@ -232,3 +232,33 @@ def test_a_named_retriever_is_trained_once_and_proposes_the_candidates() -> None
     expected, _ = model.retrieve(split.histories[:5], 20)
     np.testing.assert_array_equal([env.candidates(i, "test") for i in range(5)], expected)
     assert env.task.retriever_name == "gru4rec"
+
+
+def test_malformed_actions_are_named_as_given(pop: PopularityRetriever) -> None:
+    # The action is checked before it gets a batch dimension: a (19,) action is "(19,)", not
+    # "(1, 19)", through step and through a batched score alike.
+    e = RecRankEnv(retriever=pop, split="test")
+    expected = r"20 float scores, one per candidate \(Box\(20\)\)"
+    bad: list[tuple[Any, type[Exception], str]] = [
+        (np.zeros(19), ValueError, r"shape \(19,\)"),
+        (np.zeros((1, 20)), ValueError, r"shape \(1, 20\)"),
+        (None, TypeError, "NoneType None"),
+        ({"scores": np.zeros(20)}, TypeError, "dict"),
+        ("ABCDEFGHIJKLMNOPQRST", TypeError, "str 'ABCDEFGHIJKLMNOPQRST'"),
+        (np.zeros(20, dtype=complex), TypeError, "complex128"),
+    ]
+    for action, error, given in bad:
+        e.reset(options={"index": 0})
+        with pytest.raises(error, match=f"^an action must be {expected}; got .*{given}"):
+            e.step(action)
+        with pytest.raises(error, match=f"^actions\\[1\\] must be {expected}; got .*{given}"):
+            e.score([np.zeros(20), action], [0, 1])
+    with pytest.raises(ValueError, match=r"\(batch, 20\) array; got shape \(3, 19\)"):
+        e.score(np.zeros((3, 19)), 0)
+    with pytest.raises(TypeError, match="takes a batch"):
+        e.score(None, 0)  # type: ignore[arg-type]
+    # The episode stays open after a refused action, and integer or bool scores are numbers.
+    e.reset(options={"index": 0})
+    assert e.step(np.arange(20))[2]
+    e.reset(options={"index": 0})
+    assert e.step(np.ones(20, dtype=bool))[1] == e.score([np.ones(20)], 0).rewards[0]

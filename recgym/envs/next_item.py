@@ -24,7 +24,13 @@ from recgym.envs.one_step import (
     leave_one_out_examples,
     score_rows,
 )
-from recgym.envs.spaces import history_space, padded_history, prompt_space, to_charset
+from recgym.envs.spaces import (
+    history_space,
+    padded_history,
+    prompt_space,
+    score_matrix,
+    to_charset,
+)
 from recgym.metrics import metrics_at_rank, target_ranks
 
 __all__ = [
@@ -59,17 +65,43 @@ def target_probability(
     scores: np.ndarray, targets: np.ndarray, histories: Sequence[np.ndarray], tau: float
 ) -> np.ndarray:
     """``(B,)`` probability of each row's target under a softmax of ``scores / tau`` over the
-    items not in the row's history (the target excepted); NaN scores get no mass."""
+    items not in the row's history (the target excepted), in ``[0, 1]`` for any float scores.
+
+    NaN scores get no mass (nor does ``-inf``; a row with nothing else gets ``p = 0``).
+    ``+inf`` is the largest score: the row's ``+inf`` items share the whole mass equally, as in
+    the softmax's limit. Finite scores too large to divide by ``tau`` (``1e307 / 0.02``) are
+    shifted by the row's largest before the division, which gives the same softmax.
+    """
     s = np.where(np.isnan(scores), -np.inf, np.asarray(scores, dtype=np.float64))
-    logits = s / tau
+    with np.errstate(over="ignore"):  # an overflow gives +inf: that row is redone below
+        logits = s / tau
     for i, items in enumerate(histories):
         logits[i, items[items != targets[i]]] = -np.inf
     top = logits.max(axis=1, keepdims=True)
+    overflow = np.flatnonzero(np.isposinf(top[:, 0]))
     top = np.where(np.isfinite(top), top, 0.0)  # an all -inf row: p = 0, not NaN
-    weights = np.exp(logits - top)
-    total = weights.sum(axis=1)
-    rows = np.arange(len(s))
-    return np.divide(weights[rows, targets], total, out=np.zeros(len(s)), where=total > 0)
+    with np.errstate(over="ignore", invalid="ignore"):  # only in the overflow rows, redone
+        weights = np.exp(logits - top)
+        total = weights.sum(axis=1)
+        rows = np.arange(len(s))
+        p = np.divide(weights[rows, targets], total, out=np.zeros(len(s)), where=total > 0)
+    # The rows above are v0's formula untouched (every finite reward stays bit-identical); only
+    # rows whose largest logit is +inf, which used to give NaN, are computed apart.
+    for row in overflow.tolist():
+        p[row] = _overflow_probability(s[row], int(targets[row]), histories[row], tau)
+    return p
+
+
+def _overflow_probability(s: np.ndarray, target: int, history: np.ndarray, tau: float) -> float:
+    """The target's softmax probability in a row whose largest ``s / tau`` is ``+inf``."""
+    s = s.copy()
+    s[history[history != target]] = -np.inf
+    top = s.max()
+    if np.isposinf(top):
+        return float(s[target] == top) / float((s == top).sum())
+    with np.errstate(over="ignore"):  # a difference below -1.8e308 is -inf: weight 0
+        weights = np.exp((s - top) / tau)
+    return float(weights[target] / weights.sum())  # the top item's weight is 1
 
 
 def fuse(
@@ -176,9 +208,14 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
     ``Box(-1, 1, (n_items,), float32)``: a score per item, higher is better. For
     ``reward="ndcg"`` only the order matters, so raw logits are accepted too; for
     ``reward="fused"`` the scores are read as cosine similarities (the softmax is taken over
-    ``score / tau``). Ties count against the target; NaN ranks last. ``step`` also takes
-    ``{"scores": array, "reasoning": str}``: the reasoning is returned in ``info`` for logging
-    and does not change the reward.
+    ``score / tau``). Any real numbers are accepted (a float, int or bool array or list):
+    ties count against the target; NaN ranks last and gets no probability; ``+inf`` is the
+    largest score (the ``+inf`` items share the softmax's mass equally) and ``-inf`` the
+    smallest number; scores too large to divide by ``tau`` are handled without overflow, so
+    the reward is always finite. ``step`` also takes ``{"scores": array, "reasoning": str}``:
+    the reasoning is returned in ``info`` for logging and does not change the reward. Anything
+    else (a wrong length, ``None``, a string, a dict without ``"scores"``, complex numbers)
+    raises ``TypeError`` or ``ValueError`` saying what came and what was expected.
 
     ## Rewards
     With ``r`` the target's 0-based rank among the items not in the history:
@@ -188,8 +225,9 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
       probability under a softmax of ``score / tau`` over the unmasked items (R²ec: K = 1000,
       ``beta`` = 0.95, ``tau`` = 0.02).
 
-    ``info["metrics"]`` has ``ndcg@{5,10,20,50}``, ``hit@{5,10,20,50}`` (one target, so hit
-    equals recall) and ``p_target`` (the softmax term, at ``tau``), whatever the reward.
+    Both rewards lie in ``[0, 1]``. ``info["metrics"]`` has ``ndcg@{5,10,20,50}``,
+    ``hit@{5,10,20,50}`` (one target, so hit equals recall) and ``p_target`` (the softmax term,
+    at ``tau``), whatever the reward, each in ``[0, 1]``.
 
     ## Starting State
     ``reset(options={"split": s, "index": i})`` starts episode ``i`` of split ``s``; without an
@@ -210,6 +248,10 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
 
     ## Version History
     - v0: initial version.
+    - v0 (invalid-input fix, issue 28): ``+inf`` scores and scores too large for ``/ tau``
+      (``1e307``) used to give a NaN reward and ``p_target``; they now follow the rules above.
+      A non-numeric action now raises ``TypeError``. No reward that used to be a number
+      changed (tested against the v0 formula), so the id stays ``-v0``.
     """
 
     REWARDS: ClassVar[tuple[str, ...]] = ("ndcg", "fused")
@@ -298,6 +340,7 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
             split: the split of ``indices`` (default: the current episode's, or the env's).
 
         Raises:
+            TypeError: an action is not numbers (``None``, a string, complex numbers...).
             ValueError: an action does not have one score per item.
         """
         scores = _score_matrix(actions, self.n_items)
@@ -361,23 +404,16 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
 
 def _score_matrix(actions: Sequence[Any] | np.ndarray, n_items: int) -> np.ndarray:
     """Actions as a ``(B, n_items)`` float64 matrix (dict actions give their ``"scores"``)."""
-    rows: Sequence[Any]
-    if isinstance(actions, np.ndarray):
-        rows = list(actions) if actions.ndim > 1 else [actions]
-    else:
-        rows = actions
-    vectors = []
-    for action in rows:
-        if isinstance(action, Mapping):
-            if "scores" not in action:
-                raise ValueError("a dict action needs a 'scores' array (and may add 'reasoning')")
-            action = action["scores"]
-        vector = np.asarray(action, dtype=np.float64)
-        if vector.shape != (n_items,):
+    return score_matrix(actions, n_items, "item", unwrap=_scores_of)
+
+
+def _scores_of(action: Any) -> Any:
+    """A dict action's ``"scores"`` (any other action as it is)."""
+    if isinstance(action, Mapping):
+        if "scores" not in action:
             raise ValueError(
-                f"an action must hold one score per item, shape ({n_items},); got {vector.shape}"
+                "a dict action needs a 'scores' array (and may add 'reasoning'); got keys "
+                f"{sorted(map(str, action))[:10]}"
             )
-        vectors.append(vector)
-    if not vectors:
-        raise ValueError("no actions to score")
-    return np.stack(vectors)
+        return action["scores"]
+    return action

@@ -12,7 +12,7 @@ true about the user lifts the held-out movie; an empty text leaves the plain rec
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,7 +20,13 @@ import numpy as np
 
 from recgym.envs.next_item import fuse, target_probability
 from recgym.envs.one_step import SPLITS, OneStepEnv, episode_index, score_rows, split_name
-from recgym.envs.spaces import prompt_space, text_action_space, to_charset
+from recgym.envs.spaces import (
+    describe,
+    prompt_space,
+    text_action_space,
+    to_charset,
+    valid_unicode,
+)
 from recgym.metrics import metrics_at_rank, target_ranks
 
 __all__ = [
@@ -180,9 +186,12 @@ class RecPrefEnv(OneStepEnv[str, str]):
     | genres: R stars"`` line each.
 
     ## Action Space
-    ``Text``: any string. The empty string (or whitespace) means *no text*: the recommender
-    ranks from the history alone, exactly the plain backbone. Texts are cut to
-    :data:`MAX_TEXT_CHARS` characters; the encoder reads the first 256 tokens.
+    ``Text``: any string (or UTF-8 bytes, decoded with U+FFFD for invalid bytes). The empty
+    string (or whitespace) means *no text*: the recommender ranks from the history alone,
+    exactly the plain backbone. Texts are cut to :data:`MAX_TEXT_CHARS` characters, then made
+    valid Unicode (a surrogate pair becomes its character, a lone surrogate U+FFFD, as a JSON
+    round-trip or an LLM's byte-level decoding can leave them); the encoder reads the first
+    256 tokens. Anything but a string or bytes raises ``TypeError``.
 
     ## Rewards
     With ``r`` the target's rank (0-based) among the ``1 + n_negatives`` candidates (ties
@@ -196,8 +205,9 @@ class RecPrefEnv(OneStepEnv[str, str]):
       ``RecNext-v0``): the ``p`` term tells apart texts that leave the rank unchanged, so
       best-of-N pairs rarely tie.
 
-    ``info["metrics"]`` has ``ndcg@{1,5,10}``, ``hit@{1,5,10}`` and ``p_target``, whatever the
-    reward. No text is malformed, so there is no format penalty.
+    Both rewards lie in ``[0, 1]``. ``info["metrics"]`` has ``ndcg@{1,5,10}``,
+    ``hit@{1,5,10}`` and ``p_target`` (each in ``[0, 1]``), whatever the reward. No text is
+    malformed, so there is no format penalty.
 
     The reward depends on the judge's weights as much as on the data, so
     :attr:`data_version` (what leaderboard rows record) digests both: a judge trained again,
@@ -230,6 +240,10 @@ class RecPrefEnv(OneStepEnv[str, str]):
 
     ## Version History
     - v0: initial version.
+    - v0 (invalid-input fix, issue 28): a text with a lone surrogate code point used to crash
+      the encoder's tokenizer (``TypeError``); it is now repaired as above and scored. Texts
+      that were valid Unicode are passed on unchanged, so no reward changed and the id stays
+      ``-v0``.
     """
 
     def __init__(
@@ -328,9 +342,15 @@ class RecPrefEnv(OneStepEnv[str, str]):
             indices: the episode of each text, or one index for all of them (N texts of one
                 user); default: the current episode.
             split: the split of ``indices`` (default: the current episode's, or the env's).
+
+        Raises:
+            TypeError: ``actions`` is not a batch, or a text is not a str or bytes.
         """
-        if isinstance(actions, (str, bytes)):
-            raise TypeError("score() takes a batch: wrap a single text as [text]")
+        if isinstance(actions, (str, bytes, Mapping)) or not hasattr(actions, "__iter__"):
+            raise TypeError(
+                f"score() takes a batch of texts: wrap a single text as [text]; got "
+                f"{describe(actions)}"
+            )
         texts = [_as_text(a) for a in actions]
         split, rows = score_rows(
             indices, split, len(texts), self._episode, self.num_episodes, "texts"
@@ -399,12 +419,16 @@ def _stars(rating: float) -> str:
 
 
 def _as_text(action: str | bytes) -> str:
-    """An action as the text the encoder reads (bytes decoded, cut, stripped)."""
+    """An action as the text the encoder reads: bytes decoded as UTF-8, cut to
+    :data:`MAX_TEXT_CHARS`, made encodable (:func:`~recgym.envs.spaces.valid_unicode`: the
+    encoder's tokenizer rejects lone surrogates), stripped."""
     if isinstance(action, bytes):
         action = action.decode("utf-8", "replace")
     if not isinstance(action, str):
-        raise TypeError(f"an action must be a str (the preference text); got {action!r}")
-    return action[:MAX_TEXT_CHARS].strip()
+        raise TypeError(
+            f"an action must be a str (the preference text) or UTF-8 bytes; got {describe(action)}"
+        )
+    return valid_unicode(action[:MAX_TEXT_CHARS]).strip()
 
 
 def build_pref_task() -> PrefTask:

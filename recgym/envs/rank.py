@@ -25,7 +25,13 @@ from recgym.envs.one_step import (
     leave_one_out_examples,
     score_rows,
 )
-from recgym.envs.spaces import history_space, padded_history, prompt_space, to_charset
+from recgym.envs.spaces import (
+    history_space,
+    padded_history,
+    prompt_space,
+    score_matrix,
+    to_charset,
+)
 from recgym.error import RecGymError
 from recgym.metrics import metrics_at_rank, target_ranks
 
@@ -202,12 +208,16 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
     ## Action Space
     ``Box(-1, 1, (n_candidates,), float32)``: a score per candidate, higher is better. Only the
     order matters, so scores outside [-1, 1] (raw logits) are accepted too; the space is
-    normalised for RL libraries. NaN ranks last; ties count against the target (a constant
-    action gets the worst rank).
+    normalised for RL libraries. Any real numbers are accepted (a float, int or bool array or
+    list; ``score`` also takes a ``(B, n_candidates)`` array): NaN ranks last, ``-inf`` and
+    ``+inf`` are the smallest and largest numbers, and ties count against the target (a
+    constant action gets the worst rank). Anything else (a wrong length, ``None``, a string, a
+    dict, complex numbers) raises ``ValueError`` or ``TypeError`` saying what came and that
+    ``n_candidates`` float scores were expected.
 
     ## Rewards
-    NDCG@K (``k``, default 10) of the target in the induced candidate order; 0 when the
-    retriever missed it. ``info["metrics"]`` has three families, named apart on purpose:
+    NDCG@K (``k``, default 10) of the target in the induced candidate order, in ``[0, 1]``;
+    0 when the retriever missed it. ``info["metrics"]`` has three families, named apart on purpose:
     ``"cand/ndcg@{1,5,10}"``, ``"cand/recall@{1,5,10}"`` (among the candidates, 0 if absent),
     ``"cand/hit"`` (the target is a candidate), and on retriever candidates
     ``"full/ndcg@{10,20,50}"``, ``"full/recall@{10,20,50}"``: the whole catalog ranked as the
@@ -236,6 +246,9 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
 
     ## Version History
     - v0: initial version.
+    - v0 (invalid-input fix, issue 28): a malformed action's error now says what was given
+      (not the batched shape) and a non-numeric one raises ``TypeError``; no valid action's
+      reward changed, so the id stays ``-v0``.
     """
 
     candidate_seed: ClassVar[int] = 20231104  # random train candidates: same on every machine
@@ -397,22 +410,18 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
         """Score many actions at once.
 
         Args:
-            actions: ``(B, n_candidates)`` candidate scores.
+            actions: ``(B, n_candidates)`` candidate scores, a list of ``(n_candidates,)``
+                score vectors, or one ``(n_candidates,)`` array.
             indices: the episode of each action, or one index for all (default: the current
                 episode).
             split: the split of ``indices`` (default: the current episode's, or the env's).
 
         Raises:
+            TypeError: an action is not numbers (``None``, a string, a dict...).
             ValueError: an action does not have one score per candidate.
         """
-        scores = np.asarray(actions, dtype=np.float64)
-        if scores.ndim == 1:
-            scores = scores[None]
-        if scores.ndim != 2 or scores.shape[1] != self.n_candidates:
-            raise ValueError(
-                f"actions must be (batch, {self.n_candidates}) candidate scores; got shape "
-                f"{np.shape(actions)}"
-            )
+        # Each action is checked before the batch is stacked, so an error names what came.
+        scores = score_matrix(actions, self.n_candidates, "candidate")
         n = len(scores)
         split, rows = score_rows(indices, split, n, self._episode, self.num_episodes, "actions")
         episodes = self._split(split)

@@ -51,11 +51,15 @@ class RecSearchEnv(RetrievalTextEnv):
     garments). Positive reviews (rating ≥ 4, ≥ 10 words) held out as shoppers' requests — the
     way Amazon-C4 builds queries from reviews — form fixed train (4,000) / validation (500) /
     test (1,000) splits; each garment's document is its division, department and class plus
-    the text of its *remaining* reviews, so a request never appears in any document, and every
-    garment keeps at least one review. With ``dataset="esci"`` or ``dataset="amazon-c4"`` and
-    ``dataset_kwargs={"path": ...}`` pointing at local files, the env runs the seed's own
-    benchmarks (their queries and relevance judgements; a validation split is carved from the
-    training queries, and Amazon-C4's single test split is cut 80/10/10 by a fixed seed).
+    the text of its *remaining* reviews, so a request's own review is never in a document, and
+    every garment keeps at least one review. (The raw data repeats a few reviews word for word;
+    the copy that is not a request stays in its document: 3 of the 5,500 requests appear word
+    for word in a document, and test request 693 in its own target's. See
+    :func:`recgym.data.clothing.item_documents`.) With ``dataset="esci"`` or
+    ``dataset="amazon-c4"`` and ``dataset_kwargs={"path": ...}`` pointing at local files, the
+    env runs the seed's own benchmarks (their queries and relevance judgements; a validation
+    split is carved from the training queries, and Amazon-C4's single test split is cut
+    80/10/10 by a fixed seed).
 
     ## Observation Space
     ``Text``: the user turn of the prompt, with the request between triple backticks.
@@ -65,8 +69,11 @@ class RecSearchEnv(RetrievalTextEnv):
     ``Text``: the LLM's completion (any string; bytes are decoded as UTF-8). It should hold
     ``<answer>{"query": "..."}</answer>``, optionally after a ``<think>…</think>`` block; see
     :func:`recgym.rewards.parse_completion` for the exact rules. The space samples strings of up
-    to 16,384 characters from the whole BMP, but ``step`` accepts any string; only the first
-    65,536 characters are parsed and the query is cut to ``max_query_tokens`` analyzed terms.
+    to 16,384 characters from the whole BMP, but ``step`` accepts any string (empty, megabytes
+    long, lone surrogates and other invalid code points included: a completion that breaks the
+    format gets the format reward, never an error); only the first 65,536 characters are
+    parsed and the query is cut to ``max_query_tokens`` analyzed terms. An action that is not
+    a ``str`` or ``bytes`` raises ``TypeError``.
 
     ## Rewards
     ``reward="rec-r1"`` (default): −2 if the format is broken, else 0.1 + NDCG@K if NDCG@K > 0,
@@ -95,6 +102,9 @@ class RecSearchEnv(RetrievalTextEnv):
 
     ## Version History
     - v0: initial version.
+    - v0 (issue 28): the description's promise about requests and documents was corrected (the
+      data did not change); ``score`` given something that is not a batch raises a
+      ``TypeError`` that says so. No reward changed.
     """
 
     default_k = 1000

@@ -45,7 +45,8 @@ class RecSeqEnv(RetrievalTextEnv):
 
     ## Action Space
     ``Text``: the LLM's completion; the same format rules as ``RecSearch-v0``
-    (:func:`recgym.rewards.parse_completion`).
+    (:func:`recgym.rewards.parse_completion`): any string or UTF-8 bytes (empty, megabytes long
+    or with invalid code points) gets a reward; anything else raises ``TypeError``.
 
     ## Rewards
     ``reward="rec-r1"`` (default): −2 if the format is broken, else 0.1 + NDCG@K if NDCG@K > 0,
@@ -68,6 +69,9 @@ class RecSeqEnv(RetrievalTextEnv):
 
     ## Version History
     - v0: initial version.
+    - v0 (issue 28): ``score`` given something that is not a batch raises a ``TypeError`` that
+      says so; the tie rule of the leave-one-out split (equal timestamps keep the file order)
+      is now explicit in code, with the same episodes. No reward changed.
     """
 
     default_k = 5000

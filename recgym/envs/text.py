@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from recgym.envs.one_step import OneStepEnv, episode_index, score_rows
-from recgym.envs.spaces import prompt_space, text_action_space
+from recgym.envs.spaces import describe, prompt_space, text_action_space
 from recgym.metrics import metrics_at_k, ndcg_at_k
 from recgym.retrieval import BM25Retriever
 from recgym.rewards import RewardSpec, get_reward, parse_completion
@@ -218,9 +218,15 @@ class RetrievalTextEnv(OneStepEnv[str, str]):
 
         Returns:
             Rewards, NDCG@K, format flags, parsed queries, metrics and retrieved items.
+
+        Raises:
+            TypeError: ``completions`` is not a batch, or a completion is not a str or bytes.
         """
-        if isinstance(completions, (str, bytes)):
-            raise TypeError("score() takes a batch: wrap a single completion as [completion]")
+        if isinstance(completions, (str, bytes, Mapping)) or not hasattr(completions, "__len__"):
+            raise TypeError(
+                "score() takes a batch: wrap a single completion as [completion]; got "
+                f"{describe(completions)}"
+            )
         n = len(completions)
         split, rows = score_rows(indices, split, n, self._episode, self.num_episodes, "completions")
         episodes = self._split(split)

@@ -21,7 +21,7 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 
-from recgym.envs.spaces import history_space, padded_history
+from recgym.envs.spaces import describe, history_space, padded_history
 from recgym.envs.users import logged_users, user_model
 from recgym.error import RecGymError
 from recgym.le import UserModel
@@ -82,7 +82,7 @@ def _check_int(value: Any, n: int, what: str) -> int:
     """``value`` as an int in ``0..n-1`` (a numpy integer or a one-element int array too)."""
     arr = np.asarray(value)
     if arr.size != 1 or arr.dtype.kind not in "iu":
-        raise ValueError(f"{what} must be an int in 0..{n - 1}; got {value!r}")
+        raise ValueError(f"{what} must be an int in 0..{n - 1}; got {describe(value)}")
     out = int(arr.reshape(-1)[0])
     if not 0 <= out < n:
         raise ValueError(f"{what} must be an int in 0..{n - 1}; got {out}")
@@ -280,7 +280,7 @@ class UserBatch:
         if arr.shape != (self.num_envs,) or arr.dtype.kind not in "iu":
             raise ValueError(
                 f"actions must be {self.num_envs} item indices (ints in 0..{n - 1}, "
-                f"MultiDiscrete({[n] * self.num_envs})); got {actions!r}"
+                f"MultiDiscrete({[n] * self.num_envs})); got {describe(actions)}"
             )
         if arr.size and (arr.min() < 0 or arr.max() >= n):
             raise ValueError(f"actions must be item indices in 0..{n - 1}; got {arr.tolist()}")
