@@ -4,13 +4,18 @@ For every trainer, the real command runs in a subprocess on a tiny model or the 
 it is killed with SIGKILL once it has written a checkpoint, started again with the same command
 to the end, and compared with an uninterrupted run of that command (started alongside, each
 process on one torch thread): the same weights, bit for bit, the same summary metrics and the
-same log, timings aside. The resumed process must say that it resumed. Those are ``slow``
-(subprocesses that import torch and train for real); the fast tests check the atomic writes:
-a write killed midway leaves the previous version readable, and its leftovers are ignored.
+same log, timings aside. The resumed process must say that it resumed. Where a trainer is
+only reachable through Python (the fake generator of GRPO and DPO, a registered tiny LE), a
+``-c`` driver sets it up and runs the command's ``main``. Those are ``slow`` (subprocesses that
+import torch and train for real; about 4 minutes in all on 2 busy cores); the fast tests check
+the atomic writes (a write killed midway leaves the previous version readable, its leftovers
+are ignored and cleaned), the refusal of a checkpoint of other settings, and what a resume
+restores.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -503,3 +508,54 @@ def test_files_and_states_are_replaced_whole(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"unfinished run with another configuration \(lr differ"):
         load_state(tmp_path / "state", {"lr": 0.2, "seeds": [0, 1]}, "run")
     assert load_state(tmp_path / "none", {}, "run") is None
+
+
+# ----- resuming with other settings, and what a resume restores ---------------------------------
+
+
+def test_a_study_or_training_of_other_settings_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from benchmarks.studies import recuser_sb3, rl4rec_ablation
+    from recgym.le.train import LEConfig, TrainingCheckpoint
+
+    out = tmp_path / "ablation"
+    atomic.write_text(out / "checkpoint" / "study.json", json.dumps({"seeds": [0, 1]}))
+    with pytest.raises(ValueError, match="unfinished rl4rec ablation with another configuration"):
+        rl4rec_ablation.main(["--seeds", "0", "--users", "5", "--le", "fake", "--out", str(out)])
+    out = tmp_path / "sb3"
+    atomic.write_text(out / "checkpoint" / "study.json", json.dumps({"timesteps": 1}))
+    argv = ["--le", "fake", "--le-kwargs", '{"n_items": 20}', "--algos", "--episodes", "2"]
+    with pytest.raises(ValueError, match=r"SB3 study with another configuration \(.*timesteps"):
+        recuser_sb3.main([*argv, "--seeds", "0", "--out", str(out)])
+    save_state(tmp_path / "le", {"position": None}, dataclasses.asdict(LEConfig(users=7)))
+    with pytest.raises(ValueError, match=r"LE training with another configuration \(users differ"):
+        TrainingCheckpoint(tmp_path / "le", LEConfig())
+
+
+def test_a_verbalizer_resumed_after_its_patience_ran_out_stops(
+    tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("peft")
+    import agents.llm.verbalizer_train as verbalizer
+
+    config = verbalizer.VerbalizerTrainConfig(
+        model=str(tiny_dir),
+        retriever="popularity",
+        lr=1e-12,  # no validation improves on step 0's: patience 1 stops at step 1
+        warmup_steps=0,
+        batch_size=2,
+        train_examples=4,
+        max_steps=4,
+        eval_every=1,
+        eval_episodes=2,
+        patience=1,
+        output_dir=str(tmp_path),
+        device="cpu",
+        progress=False,
+    )
+    with monkeypatch.context() as patch:  # killed after the stop's checkpoint, before its end
+        patch.setattr(verbalizer, "remove_checkpoint", lambda out: None)
+        assert verbalizer.train_verbalizer(config)["steps"] == 1
+    assert (tmp_path / "checkpoint" / "state.json").is_file()
+    assert verbalizer.train_verbalizer(config)["steps"] == 1  # not four
+    assert not (tmp_path / "checkpoint").exists()
