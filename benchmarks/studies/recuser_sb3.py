@@ -277,12 +277,11 @@ def _keep_run(
 ) -> None:
     """Keep a finished run's evaluation, minutes and model in the study's checkpoint."""
     runs = folder / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    model.save(runs / f".{name}.zip.tmp")  # SB3 writes in place: renamed once whole
-    (runs / f".{name}.zip.tmp").replace(runs / f"{name}.zip")
-    buffer = io.BytesIO()
-    np.savez(buffer, minutes=np.float64(minutes), **values)  # type: ignore[arg-type]
-    atomic.write_bytes(runs / f"{name}.npz", buffer.getvalue())  # last: the run is kept
+    zipped, arrays = io.BytesIO(), io.BytesIO()
+    model.save(zipped)
+    atomic.write_bytes(runs / f"{name}.zip", zipped.getvalue())
+    np.savez(arrays, minutes=np.float64(minutes), **values)  # type: ignore[arg-type]
+    atomic.write_bytes(runs / f"{name}.npz", arrays.getvalue())  # last: the run is kept
 
 
 def _finished_run(folder: Path, name: str) -> tuple[dict[str, np.ndarray], float] | None:
