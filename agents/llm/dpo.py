@@ -61,6 +61,7 @@ from agents.llm.sampling import Rollout
 from agents.llm.trainer_utils import linear_schedule
 from agents.llm.training import PolicyTrainer
 from recgym.llm import LLM
+from recgym.utils import atomic
 
 __all__ = [
     "GRPO_ONLY",
@@ -289,8 +290,6 @@ class DPOTrainer(PolicyTrainer):
         """Keep this round's adapter in ``rounds/<round>/`` with a small ``training.json``, so
         each round can have its own leaderboard row (``--agent dpo``), not only the best one."""
         run = self.run
-        folder = self.out / "rounds" / str(run["step"])
-        save_adapter(self.model, folder)
         summary = {
             "algorithm": self.config.algorithm,
             "round": run["step"],
@@ -302,8 +301,13 @@ class DPOTrainer(PolicyTrainer):
             "seed": self.config.seed,
             "config": dataclasses.asdict(self.config),
         }
-        (folder / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
-        return folder
+
+        def write(folder: Path) -> None:
+            save_adapter(self.model, folder)
+            (folder / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+        # Swapped in whole: a kill mid-write leaves no half-written round folder.
+        return atomic.replace_dir(self.out / "rounds" / str(run["step"]), write)
 
     def train_round(self) -> dict[str, float]:
         """Sample, pair and train one round; returns (and logs) the sampling statistics.

@@ -37,6 +37,7 @@ import inspect
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -368,18 +369,17 @@ class RecPOTrainer(GRPOTrainer):
         self.head.refresh(None)
         return super().evaluate_split(split, indices, seed)
 
-    def save_checkpoint(self) -> None:
-        """The checkpoint, with the item table the next rollouts read (so a resumed run goes on
-        bit for bit)."""
-        super().save_checkpoint()
-        torch.save(self.head.table(), self.out / "checkpoint" / "items.pt")
+    def checkpoint_extra(self, folder: Path) -> None:
+        """The item table the next rollouts read (so a resumed run goes on bit for bit), in the
+        checkpoint being written."""
+        torch.save(self.head.table(), folder / "items.pt")
 
     def restore_checkpoint(self, state: dict[str, Any]) -> None:
         """The checkpoint, with its item table."""
         super().restore_checkpoint(state)
         path = self.out / "checkpoint" / "items.pt"
-        # Without the file (a kill between the two writes) the table is rebuilt: the run goes
-        # on, with the table of the checkpoint's weights.
+        # A checkpoint written before the table was part of the atomic write may lack it: the
+        # table is then rebuilt from the checkpoint's weights.
         self.head.set_table(torch.load(path) if path.is_file() else None)
 
     def summary_extra(self) -> dict[str, Any]:

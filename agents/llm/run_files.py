@@ -5,9 +5,13 @@ A run writes into one output folder:
 - ``log.jsonl``: one JSON record per optimizer step and per validation;
 - ``training.json``: the summary (``finished`` once the run ended);
 - the best adapter (PEFT, safetensors) at the folder's top level;
-- ``checkpoint/``: adapter, optimizer, schedule, RNG and progress, swapped in atomically, so a
-  killed run resumes from it; a run started on the same folder with the same recipe does;
+- ``checkpoint/``: adapter, optimizer, schedule, RNG, progress and a copy of the best adapter,
+  so a killed run resumes from it; a run started on the same folder with the same recipe does;
 - ``curves.png``: the train reward and the validation metric (:func:`plot_run`).
+
+A kill (SIGKILL included) never leaves half a file that a resumed run would read: the summary,
+the adapters and the checkpoint are written beside their old version and renamed over it
+(:mod:`recgym.utils.atomic`), and a log line a kill cut short is dropped on resume.
 
 The trainers' configs are dataclasses; :func:`config_parser` and :func:`parse_config` make a
 command line of one. Used by :mod:`agents.llm.training` (the policy trainers) and
@@ -32,6 +36,8 @@ from typing import Any, TypeVar
 
 import torch
 
+from recgym.utils import atomic
+
 __all__ = [
     "CheckpointedRun",
     "config_parser",
@@ -46,21 +52,31 @@ __all__ = [
     "plot_run",
     "provenance",
     "read_log",
+    "remove_checkpoint",
     "save_adapter",
     "save_checkpoint",
     "trim_log",
+    "write_summary",
 ]
 
 C = TypeVar("C")
+
+_ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
+"""The files of a PEFT adapter that a run folder keeps (the best adapter)."""
 
 
 # ----- adapters and checkpoints ------------------------------------------------------------------
 
 
 def save_adapter(model: Any, folder: Path) -> None:
-    """Save a PEFT model's adapter (safetensors) into ``folder``."""
-    model.save_pretrained(str(folder), safe_serialization=True)
-    (folder / "README.md").unlink(missing_ok=True)  # PEFT's empty model-card template
+    """Save a PEFT model's adapter (safetensors) into ``folder``, each file replaced whole
+    (:func:`recgym.utils.atomic.replace_files`), so a kill mid-save leaves the previous one."""
+
+    def write(staging: Path) -> None:
+        model.save_pretrained(str(staging), safe_serialization=True)
+        (staging / "README.md").unlink(missing_ok=True)  # PEFT's empty model-card template
+
+    atomic.replace_files(folder, write)
 
 
 def load_adapter(model: Any, folder: Path, trainer: str) -> tuple[Any, dict[str, Any] | None]:
@@ -85,32 +101,45 @@ def load_adapter(model: Any, folder: Path, trainer: str) -> tuple[Any, dict[str,
 
 
 def save_checkpoint(
-    out: Path, model: Any, trainer_state: dict[str, Any], run: dict[str, Any], config: Any
+    out: Path,
+    model: Any,
+    trainer_state: dict[str, Any],
+    run: dict[str, Any],
+    config: Any,
+    extra: Callable[[Path], object] | None = None,
 ) -> None:
     """Write ``out/checkpoint``: the adapter, ``trainer_state`` (torch objects: optimizer,
-    schedule...), the RNG states, and ``run`` with the config (JSON).
+    schedule...), the RNG states, ``run`` with the config (JSON), a copy of the best adapter
+    so far (``out``'s, in ``best/``), and what ``extra(folder)`` adds.
 
-    It is written beside the old one and swapped in, so a kill mid-write leaves a whole one.
+    It is written beside the old one and swapped in (:func:`recgym.utils.atomic.replace_dir`),
+    so a kill mid-write leaves the previous checkpoint whole.
     """
-    folder = out / "checkpoint"
-    tmp, old = folder.with_name("checkpoint.tmp"), folder.with_name("checkpoint.old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_adapter(model, tmp)
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    saved = {**trainer_state, "rng": torch.get_rng_state(), "cuda_rng": cuda}
-    torch.save(saved, tmp / "trainer.pt")
-    state = {**run, "config": dataclasses.asdict(config)}
-    (tmp / "state.json").write_text(json.dumps(state))
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+
+    def write(folder: Path) -> None:
+        save_adapter(model, folder)
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        saved = {**trainer_state, "rng": torch.get_rng_state(), "cuda_rng": cuda}
+        torch.save(saved, folder / "trainer.pt")
+        best = [out / name for name in _ADAPTER_FILES if (out / name).is_file()]
+        if best:
+            (folder / "best").mkdir()
+            for path in best:
+                shutil.copy2(path, folder / "best" / path.name)
+        if extra is not None:
+            extra(folder)
+        # Last: a checkpoint folder with its state.json is a complete one.
+        state = {**run, "config": dataclasses.asdict(config)}
+        (folder / "state.json").write_text(json.dumps(state))
+
+    atomic.replace_dir(out / "checkpoint", write)
 
 
 def load_checkpoint(out: Path, model: Any) -> dict[str, Any]:
-    """Load ``out/checkpoint``'s adapter into ``model`` and restore the RNG states; return the
-    saved trainer state (what :func:`save_checkpoint` got as ``trainer_state``)."""
+    """Load ``out/checkpoint``'s adapter into ``model``, restore the RNG states and put the
+    checkpoint's best adapter back in ``out`` (a best adapter saved after the checkpoint
+    belongs to steps the resumed run redoes); return the saved trainer state (what
+    :func:`save_checkpoint` got as ``trainer_state``)."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
@@ -121,6 +150,10 @@ def load_checkpoint(out: Path, model: Any) -> dict[str, Any]:
     cuda = saved.pop("cuda_rng")
     if cuda is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda)
+    if (folder / "best").is_dir():
+        atomic.replace_files(
+            out, lambda staging: shutil.copytree(folder / "best", staging, dirs_exist_ok=True)
+        )
     return saved
 
 
@@ -132,7 +165,7 @@ def load_state(out: Path, config: Any, resumable: Sequence[str]) -> dict[str, An
             ``resumable`` differs).
     """
     path = out / "checkpoint" / "state.json"
-    if not path.is_file():
+    if not atomic.complete_dir(path.parent) or not path.is_file():
         return None
     state: dict[str, Any] = json.loads(path.read_text())
     now = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples as lists, like the file
@@ -164,7 +197,12 @@ class CheckpointedRun:
         """Write adapter, optimizer, schedule, RNG and progress to ``output_dir/checkpoint``."""
         self.run["seconds"] = time.perf_counter() - self._started
         state = {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict()}
-        save_checkpoint(self.out, self.model, state, self.run, self.config)
+        save_checkpoint(self.out, self.model, state, self.run, self.config, self.checkpoint_extra)
+
+    def checkpoint_extra(self, folder: Path) -> None:
+        """Write what else a checkpoint needs into ``folder`` (the checkpoint being written;
+        nothing here); a subclass that checkpoints more fills it in and reads it back in
+        :meth:`restore_checkpoint`."""
 
     def restore_checkpoint(self, state: dict[str, Any]) -> None:
         """Load ``output_dir/checkpoint`` (adapter, optimizer, schedule, RNG) and take its
@@ -174,6 +212,16 @@ class CheckpointedRun:
         self.optimizer.load_state_dict(saved["optimizer"])
         self.schedule.load_state_dict(saved["schedule"])
         self.run.update(state)  # in place: a running loop may hold a reference to it
+
+
+def remove_checkpoint(out: Path) -> None:
+    """Delete ``out/checkpoint`` (the run ended) without leaving a partial one to resume."""
+    atomic.remove_dir(out / "checkpoint")
+
+
+def write_summary(out: Path, summary: dict[str, Any]) -> None:
+    """Write ``out/training.json`` atomically."""
+    atomic.write_text(out / "training.json", json.dumps(summary, indent=2) + "\n")
 
 
 def provenance(config: Any) -> dict[str, Any]:
@@ -201,21 +249,32 @@ def log_record(out: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def _records(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The whole JSON lines of ``path`` and their records: a line a kill cut short is
+    skipped."""
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append((line, json.loads(line)))
+        except ValueError:
+            continue
+    return records
+
+
 def read_log(out: Path) -> list[dict[str, Any]]:
     """The records of ``out/log.jsonl`` (empty when there is none)."""
     path = out / "log.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [record for _, record in _records(path)] if path.is_file() else []
 
 
 def trim_log(path: Path, step: int | None) -> None:
-    """Drop log lines past ``step`` (a resumed run redoes those steps); all of them if None."""
+    """Drop log lines past ``step`` (a resumed run redoes those steps), and a last line a kill
+    cut short; all of them if None. The log is rewritten atomically."""
     if step is None:
         path.unlink(missing_ok=True)
     elif path.is_file():
-        lines = [ln for ln in path.read_text().splitlines() if json.loads(ln)["step"] <= step]
-        path.write_text("".join(ln + "\n" for ln in lines))
+        kept = [line for line, record in _records(path) if record["step"] <= step]
+        atomic.write_text(path, "".join(line + "\n" for line in kept))
 
 
 def finished(out: Path) -> bool:

@@ -20,9 +20,7 @@ and a trainer for another env family replaces :meth:`~PolicyTrainer.scorer_of`,
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +38,7 @@ from agents.llm.zero_shot import ZeroShotLLMAgent
 from recgym.envs.text import SYSTEM_PROMPT
 from recgym.evaluation import EvalSpec, score_episodes
 from recgym.llm import LLM
+from recgym.utils.checkpoint import note_resume
 from recgym.utils.moved import moved_names
 
 __all__ = ["PolicyTrainer"]
@@ -264,18 +263,20 @@ class PolicyTrainer(GroupSampler, run_files.CheckpointedRun):
         self.out.mkdir(parents=True, exist_ok=True)
         if self._state is not None:
             self.restore_checkpoint(self._state)
+            note_resume(f"{self.out} from its checkpoint ({self.unit} {self.run['step']})")
         run_files.trim_log(
             self.out / "log.jsonl", None if self._state is None else self.run["step"]
         )
         self._started = time.perf_counter() - self.run["seconds"]
 
     def _finish(self) -> dict[str, Any]:
-        """Test the best adapter, write the final summary and the curves, drop the checkpoint."""
+        """Test the best adapter, write the final summary and the curves, drop the checkpoint
+        (last: a run killed before resumes at its end and tests again)."""
         self._write_summary(finished=False)
         test = self.test() if self.config.test_episodes != 0 else None
         summary = self._write_summary(finished=True, test=test)
-        shutil.rmtree(self.out / "checkpoint", ignore_errors=True)
         run_files.plot_run(self.out, self.unit, self.config.select_metric)
+        run_files.remove_checkpoint(self.out)
         return summary
 
     # ----- evaluation ---------------------------------------------------------------------------
@@ -384,7 +385,7 @@ class PolicyTrainer(GroupSampler, run_files.CheckpointedRun):
             **self.summary_extra(),
             **run_files.provenance(self.config),
         }
-        (self.out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+        run_files.write_summary(self.out, summary)
         return summary
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,8 +33,10 @@ from agents.llm.run_files import (
     log_record,
     parse_config,
     provenance,
+    remove_checkpoint,
     save_adapter,
     trim_log,
+    write_summary,
 )
 from agents.llm.trainer_utils import EpisodeStream, autocast, linear_schedule, with_lora
 from agents.llm.verbalizer import (
@@ -47,6 +48,7 @@ from agents.llm.verbalizer import (
 )
 from recgym.envs.rank import RecRankEnv
 from recgym.llm import LLM
+from recgym.utils.checkpoint import note_resume
 
 __all__ = [
     "VerbalizerTrainConfig",
@@ -246,6 +248,7 @@ class VerbalizerTrainer(CheckpointedRun):
         self.out.mkdir(parents=True, exist_ok=True)
         if self._state is not None:
             self.restore_checkpoint(self._state)
+            note_resume(f"{self.out} from its checkpoint (step {self.run['step']})")
         trim_log(self.out / "log.jsonl", None if self._state is None else self.run["step"])
         self._started = time.perf_counter() - self.run["seconds"]
         bar = tqdm(
@@ -255,7 +258,8 @@ class VerbalizerTrainer(CheckpointedRun):
             unit="step",
             disable=not self.config.progress,
         )
-        stop = self.evaluate() if not self.run["history"] else False
+        # A resumed run whose patience ran out at its last validation stops at once.
+        stop = self.evaluate() if not self.run["history"] else self._out_of_patience()
         while not stop and self.run["step"] < self.max_steps:
             loss = self.step()
             bar.update(1)
@@ -265,7 +269,7 @@ class VerbalizerTrainer(CheckpointedRun):
                 self.save_checkpoint()
         bar.close()
         summary = self._write_summary(finished=True)
-        shutil.rmtree(self.out / "checkpoint", ignore_errors=True)
+        remove_checkpoint(self.out)
         return summary
 
     def step(self) -> float:
@@ -314,7 +318,10 @@ class VerbalizerTrainer(CheckpointedRun):
             run["bad_evals"] += 1
         log_record(self.out, {"step": run["step"], "eval": row})
         self._write_summary(finished=False)
-        return bool(run["bad_evals"] >= self.config.patience)
+        return self._out_of_patience()
+
+    def _out_of_patience(self) -> bool:
+        return bool(self.run["bad_evals"] >= self.config.patience)
 
     def _write_summary(self, finished: bool) -> dict[str, Any]:
         run = self.run
@@ -337,7 +344,7 @@ class VerbalizerTrainer(CheckpointedRun):
             },
             **provenance(self.config),
         }
-        (self.out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_summary(self.out, summary)
         return summary
 
 
@@ -385,10 +392,8 @@ def _validate(
 def _make_env(retriever: str) -> gym.Env[Any, Any]:
     import recgym  # noqa: F401  (registers RecRank-v0)
 
-    if retriever == "popularity":
-        from recgym.models.popularity import PopularityRetriever
-
-        return gym.make("RecRank-v0", split="train", retriever=PopularityRetriever.movielens())
+    # By name, "popularity" too: the env digests a retriever object by its id(), which would
+    # give the summary a data_version of its own in every process.
     return gym.make("RecRank-v0", split="train", retriever=retriever)
 
 

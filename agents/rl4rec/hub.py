@@ -1,5 +1,9 @@
 """``pretrained_rl4rec(algo, variant)``: a trained SQN / SA2C model from the on-disk cache,
-trained on first use (as :func:`recgym.models.seqrec.pretrained` does for the plain backbones)."""
+trained on first use (as :func:`recgym.models.seqrec.pretrained` does for the plain backbones).
+
+Training keeps a checkpoint beside the cache entry (``<entry>.checkpoint``, one per epoch): a
+process killed while it trains resumes there when it asks for the model again.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from agents.rl4rec.config import RL4RecConfig, variant_config
 from agents.rl4rec.train import RL4RecRecommender, train_rl4rec
 from recgym.data.cache import cache_dir, install_dir
 from recgym.models.seqrec import default_config
+from recgym.utils import atomic
 
 __all__ = ["CACHE_VERSION", "pretrained_rl4rec", "rl4rec_config", "rl4rec_dir"]
 
@@ -86,6 +91,17 @@ def pretrained_rl4rec(
     path = rl4rec_dir(config, dataset)
     if path.is_dir() and not retrain:
         return RL4RecRecommender.load(path, device=device)
-    rec = train_rl4rec(config, dataset=dataset, device=device, progress=progress)
-    install_dir(path, rec.save, replace=retrain)
+    from filelock import FileLock  # a dependency of torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = path.with_name(path.name + ".checkpoint")
+    # One process trains (and writes the checkpoint); another one waits, then loads.
+    with FileLock(str(path) + ".lock"):
+        if path.is_dir() and not retrain:
+            return RL4RecRecommender.load(path, device=device)
+        rec = train_rl4rec(
+            config, dataset=dataset, device=device, progress=progress, checkpoint=checkpoint
+        )
+        install_dir(path, rec.save, replace=retrain)
+        atomic.remove_dir(checkpoint)
     return rec

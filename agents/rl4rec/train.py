@@ -4,7 +4,9 @@
 configuration reads it, trains with :func:`fit_rl4rec` (early stopping on validation NDCG@10)
 and evaluates on the test split. Every position but the last of a training sequence's last
 ``max_len`` items is a transition; one batch of sequences is one optimiser step, as in
-:func:`recgym.models.seqrec.fit`.
+:func:`recgym.models.seqrec.fit`. Given a ``checkpoint`` folder, training saves its state
+there after every epoch (atomically, :mod:`recgym.utils.checkpoint`), and a run started again
+with it resumes after the last saved epoch and ends as an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from recgym.models.seqrec.retriever import (
     write_module,
 )
 from recgym.models.seqrec.train import _batches, _optimizer, fit
+from recgym.utils.checkpoint import load_state, note_resume, save_state
 from recgym.wrappers import LEView
 
 __all__ = ["RL4RecRecommender", "fit_rl4rec", "train_rl4rec"]
@@ -301,6 +304,7 @@ def fit_rl4rec(
     *,
     device: str | torch.device | None = None,
     progress: bool = False,
+    checkpoint: str | Path | None = None,
 ) -> RL4RecRecommender:
     """Train one configuration on ``data``, early-stopped on validation NDCG@10, and evaluate.
 
@@ -320,10 +324,15 @@ def fit_rl4rec(
         le: the LE's inputs (:func:`le_inputs`), needed when ``config.uses_le``.
         device: where to train (default CPU).
         progress: show a progress bar over epochs.
+        checkpoint: a folder to save the training state into after every epoch and to resume
+            from (the caller deletes it when the run is done); ``None``: none.
 
     Returns:
         The best epoch's model, with ``metrics`` (``validation/*``, ``test/*``,
         ``best_epoch``, ``epochs``, ``train_seconds``, ``train_users``) and ``history``.
+
+    Raises:
+        ValueError: ``checkpoint`` holds the state of another configuration.
     """
     _check_le(config, le)
     dev = torch.device(device or "cpu")
@@ -339,18 +348,33 @@ def fit_rl4rec(
         return rec.evaluate(*data.validation, le_states=val_le)["ndcg@10"]
 
     start = time.perf_counter()
+    seconds_before = 0.0
     if config.algo == "ce":
-        result = fit(backbone, data.logged.sequences, cfg, validate=validate, progress=progress)
+        result = fit(
+            backbone,
+            data.logged.sequences,
+            cfg,
+            validate=validate,
+            progress=progress,
+            checkpoint=checkpoint,
+        )
         history = [
             {"epoch": r["epoch"], "loss": r["loss"], "validation/ndcg@10": r["score"]}
             for r in result.history
         ]
         best_epoch = result.best_epoch
+        # fit's seconds count the runs before a resume; those are the part not timed here.
+        seconds_before = max(result.seconds - (time.perf_counter() - start), 0.0)
     else:
-        history, best_epoch = _train(
-            model, config, _sequences(config, data, le), validate, progress
+        history, best_epoch, seconds_before = _train(
+            model,
+            config,
+            _sequences(config, data, le),
+            validate,
+            progress,
+            None if checkpoint is None else Path(checkpoint),
         )
-    seconds = time.perf_counter() - start
+    seconds = seconds_before + time.perf_counter() - start
     model.eval()
     rec.metrics = {f"validation/{k}": v for k, v in rec.evaluate(*data.validation, val_le).items()}
     rec.metrics |= {f"test/{k}": v for k, v in rec.evaluate(*data.test, test_le).items()}
@@ -370,8 +394,10 @@ def _train(
     seqs: _Sequences,
     validate: Callable[[nn.Module], float],
     progress: bool,
-) -> tuple[list[dict[str, float]], int]:
-    """The SQN / SA2C epochs; returns the history and the best epoch (its weights loaded)."""
+    checkpoint: Path | None = None,
+) -> tuple[list[dict[str, float]], int, float]:
+    """The SQN / SA2C epochs; returns the history, the best epoch (its weights loaded) and the
+    seconds that runs before a resume from ``checkpoint`` trained."""
     cfg = config.backbone
     if not seqs.items:
         raise ValueError("fit_rl4rec needs at least one training sequence of 2 items or more")
@@ -385,8 +411,24 @@ def _train(
     history: list[dict[str, float]] = []
     best_state, best_epoch, best_score, steps = None, 0, -np.inf, 0
     warmup = config.warmup_epochs if config.algo == "sa2c" else 0
+    first, stopped, started, before = 1, False, time.perf_counter(), 0.0
+    saved = None
+    if checkpoint is not None:
+        saved = load_state(checkpoint, dataclasses.asdict(config), "SQN / SA2C run", dev)
+    if saved is not None:
+        note_resume(f"the {config.algo} run in {checkpoint} after epoch {saved['epoch']}")
+        model.load_state_dict(saved["model"])
+        target.load_state_dict(saved["target"])
+        optimizer.load_state_dict(saved["optimizer"])
+        rng.bit_generator.state = saved["rng"]
+        generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        history, best_state = saved["history"], saved["best_state"]
+        best_epoch, best_score, steps = saved["best_epoch"], saved["best_score"], saved["steps"]
+        first, stopped, before = saved["epoch"] + 1, saved["stopped"], saved["seconds"]
     bar = tqdm(total=cfg.max_epochs, desc=config.algo, unit="epoch") if progress else None
-    for epoch in range(1, cfg.max_epochs + 1):
+    # A run stopped early at its last saved epoch has no epoch left.
+    for epoch in range(first, cfg.max_epochs + 1) if not stopped else ():
         model.train()
         parts: dict[str, list[float]] = {"loss": [], "ce": [], "q": []}
         for rows in _batches(lengths, cfg.batch_size, rng):
@@ -413,13 +455,32 @@ def _train(
             bar.update(1)
             bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "epoch"})
         # No stop inside SA2C's warm-up: the weighted phase has not been tried yet.
-        if epoch > warmup and epoch - max(best_epoch, warmup) >= max(cfg.patience, 1):
+        stopped = epoch > warmup and epoch - max(best_epoch, warmup) >= max(cfg.patience, 1)
+        if checkpoint is not None:
+            state = {
+                "model": model.state_dict(),
+                "target": target.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "rng": rng.bit_generator.state,
+                "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "history": history,
+                "best_state": best_state,
+                "best_epoch": best_epoch,
+                "best_score": best_score,
+                "steps": steps,
+                "epoch": epoch,
+                "stopped": stopped,
+                "seconds": before + time.perf_counter() - started,
+            }
+            save_state(checkpoint, state, dataclasses.asdict(config))
+        if stopped:
             break
     if bar is not None:
         bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
-    return history, best_epoch
+    return history, best_epoch, before
 
 
 def train_rl4rec(
@@ -430,6 +491,7 @@ def train_rl4rec(
     user_model: UserModel | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
+    checkpoint: str | Path | None = None,
 ) -> RL4RecRecommender:
     """Load ``dataset``'s leave-one-out split, run the LE if needed, train and evaluate.
 
@@ -442,6 +504,7 @@ def train_rl4rec(
             (whose passes are cached in memory for later runs on the same data).
         device: where to train (default CPU).
         progress: show progress bars.
+        checkpoint: a folder for :func:`fit_rl4rec`'s checkpoints (``None``: none).
     """
     data = RL4RecData.load(dataset, users=users, progress=progress)
     le = None
@@ -454,4 +517,4 @@ def train_rl4rec(
             lea_q_weight=config.lea_q_weight,
             le_kwargs=config.le_kwargs,
         )
-    return fit_rl4rec(config, data, le, device=device, progress=progress)
+    return fit_rl4rec(config, data, le, device=device, progress=progress, checkpoint=checkpoint)

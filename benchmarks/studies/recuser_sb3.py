@@ -21,13 +21,22 @@ taken, and the training minutes; and writes the rows to ``--out`` as JSON. Run::
 
     python -m benchmarks.studies.recuser_sb3 [--le ml-100k-smollm2] [--timesteps 4096] \\
         [--seeds 0 1 2]
+
+With ``--out``, ``<out>/checkpoint/`` keeps each finished training run (its evaluation and
+model) and the running one's state every ``--checkpoint-minutes``: the model with its
+optimizer, the replay buffer, the users in their episodes and the random generators, written
+atomically at a rollout's start. The same command started again after a kill resumes there and
+ends with the rows of an uninterrupted run (other arguments are refused while the checkpoint is
+there); the checkpoint goes once ``results.json`` is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import platform
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -38,8 +47,10 @@ from agents.baselines.recuser import PopularItemAgent, RandomItemAgent
 from benchmarks.episodes import play_episodes
 from benchmarks.runner import summarize
 from recgym.agent import Agent, reset_agent
+from recgym.utils import atomic
+from recgym.utils.checkpoint import check_config, note_resume
 
-__all__ = ["evaluate", "main"]
+__all__ = ["evaluate", "main", "train"]
 
 
 def evaluate(agent: Agent, episodes: int, **env_kwargs: Any) -> dict[str, np.ndarray]:
@@ -81,18 +92,42 @@ def _algo_kwargs(algo: str, n_envs: int) -> dict[str, Any]:
 
 
 def train(
-    algo: str, seed: int, timesteps: int, n_envs: int, env_kwargs: dict[str, Any]
+    algo: str,
+    seed: int,
+    timesteps: int,
+    n_envs: int,
+    env_kwargs: dict[str, Any],
+    checkpoint: Path | None = None,
+    checkpoint_minutes: float = 5.0,
 ) -> tuple[Any, float]:
-    """Train ``algo`` on the training users; returns the model and its minutes."""
+    """Train ``algo`` on the training users; returns the model and its minutes.
+
+    With a ``checkpoint`` folder, the training state is saved there every
+    ``checkpoint_minutes`` (:mod:`agents.sb3.checkpoint`) and a run started again
+    with it resumes from the last save; the minutes count the runs before the resume too.
+    """
     from agents.sb3 import resolve_algo
+    from agents.sb3.checkpoint import resume_or_start
     from agents.sb3.vec_env import make_recuser_vec_env
 
-    env = make_recuser_vec_env(n_envs, seed=seed, **env_kwargs, users="train")
-    cls = resolve_algo(algo)
     start = time.perf_counter()
-    model = cls("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **_algo_kwargs(algo, n_envs))
-    model.learn(total_timesteps=timesteps)
-    return model, (time.perf_counter() - start) / 60
+    run = {"algo": algo, "seed": seed, "timesteps": timesteps, "n_envs": n_envs, **env_kwargs}
+
+    def build() -> Any:
+        env = make_recuser_vec_env(n_envs, seed=seed, **env_kwargs, users="train")
+        cls = resolve_algo(algo)
+        kwargs = _algo_kwargs(algo, n_envs)
+        return cls("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **kwargs)
+
+    if checkpoint is None:
+        model = build()
+        model.learn(total_timesteps=timesteps)
+        return model, (time.perf_counter() - start) / 60
+    model, learn, before = resume_or_start(
+        checkpoint, run, build, resolve_algo(algo), checkpoint_minutes
+    )
+    learn(timesteps)
+    return model, (before + time.perf_counter() - start) / 60
 
 
 def _row(name: str, runs: list[dict[str, np.ndarray]], minutes: float | None) -> dict[str, Any]:
@@ -127,6 +162,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument(
         "--save-dir", type=Path, default=None, help="save each model as ALGO-seedS.zip here"
     )
+    parser.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=5.0,
+        help="with --out: minutes between two checkpoints of a training run (0: at every rollout)",
+    )
     args = parser.parse_args(argv)
 
     import gymnasium as gym
@@ -147,15 +188,42 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         _row("random", randoms, None),
         _row("popularity", [evaluate(popular, args.episodes, **env_kwargs)], None),
     ]
+    checkpoint = None
+    if args.out is not None:
+        checkpoint = args.out / "checkpoint"
+        study = {k: v for k, v in vars(args).items() if k not in _NOT_STUDY}
+        _start_checkpoint(checkpoint, study)
     for algo in args.algos:
         runs, minutes = [], 0.0
         for seed in args.seeds:
-            model, took = train(algo, seed, args.timesteps, args.n_envs, env_kwargs)
+            name = f"{_name(algo).lower()}-seed{seed}"
+            done = None if checkpoint is None else _finished_run(checkpoint, name)
+            if done is not None:  # trained before the study was stopped
+                values, took = done
+                assert checkpoint is not None
+                if args.save_dir is not None:
+                    args.save_dir.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(checkpoint / "runs" / f"{name}.zip", args.save_dir)
+            else:
+                folder = None if checkpoint is None else checkpoint / f"train-{name}"
+                model, took = train(
+                    algo,
+                    seed,
+                    args.timesteps,
+                    args.n_envs,
+                    env_kwargs,
+                    folder,
+                    args.checkpoint_minutes,
+                )
+                if args.save_dir is not None:
+                    args.save_dir.mkdir(parents=True, exist_ok=True)
+                    model.save(args.save_dir / f"{name}.zip")
+                values = evaluate(SB3Agent.from_model(model), args.episodes, **env_kwargs)
+                if checkpoint is not None and folder is not None:  # mypy: both or neither
+                    _keep_run(checkpoint, name, values, took, model)
+                    atomic.remove_dir(folder)
             minutes += took
-            if args.save_dir is not None:
-                args.save_dir.mkdir(parents=True, exist_ok=True)
-                model.save(args.save_dir / f"{_name(algo).lower()}-seed{seed}.zip")
-            runs.append(evaluate(SB3Agent.from_model(model), args.episodes, **env_kwargs))
+            runs.append(values)
         rows.append(_row(_name(algo), runs, round(minutes / len(args.seeds), 2)))
 
     device = (
@@ -184,8 +252,48 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             "seeds": args.seeds,
             "device": device,
         }
-        (args.out / "results.json").write_text(json.dumps({**meta, "rows": rows}, indent=2))
+        atomic.write_text(args.out / "results.json", json.dumps({**meta, "rows": rows}, indent=2))
+        atomic.remove_dir(args.out / "checkpoint")
     return rows
+
+
+_NOT_STUDY = ("out", "save_dir", "checkpoint_minutes")
+"""Arguments that may change when a stopped study is resumed."""
+
+
+def _start_checkpoint(folder: Path, study: dict[str, Any]) -> None:
+    """Record the study's arguments in ``folder`` (a new study), or check that an unfinished
+    study there had the same."""
+    path = folder / "study.json"
+    if path.is_file():
+        check_config(folder, json.loads(path.read_text()), study, "RecUser-v0 SB3 study")
+        note_resume(f"the unfinished study in {folder}")
+    else:
+        atomic.write_text(path, json.dumps(study))
+
+
+def _keep_run(
+    folder: Path, name: str, values: dict[str, np.ndarray], minutes: float, model: Any
+) -> None:
+    """Keep a finished run's evaluation, minutes and model in the study's checkpoint."""
+    runs = folder / "runs"
+    zipped, arrays = io.BytesIO(), io.BytesIO()
+    model.save(zipped)
+    atomic.write_bytes(runs / f"{name}.zip", zipped.getvalue())
+    np.savez(arrays, minutes=np.float64(minutes), **values)  # type: ignore[arg-type]
+    atomic.write_bytes(runs / f"{name}.npz", arrays.getvalue())  # last: the run is kept
+
+
+def _finished_run(folder: Path, name: str) -> tuple[dict[str, np.ndarray], float] | None:
+    """The evaluation and minutes of run ``name`` if the study in ``folder`` finished it (and
+    the leftover of its training checkpoint goes)."""
+    path = folder / "runs" / f"{name}.npz"
+    if not path.is_file():
+        return None
+    atomic.remove_dir(folder / f"train-{name}")
+    with np.load(path) as saved:
+        values = {k: saved[k] for k in saved.files if k != "minutes"}
+        return values, float(saved["minutes"])
 
 
 if __name__ == "__main__":

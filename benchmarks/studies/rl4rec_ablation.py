@@ -14,7 +14,10 @@ and every seed and variant reuses its output. Run::
 
 ``--users 50 --max-epochs 1 --seeds 0`` is a smoke run. The output folder gets
 ``results.json`` (every run's config, metrics and time, the command, commit and machine) and
-``table.md``.
+``table.md``. While the study runs, ``<out>/checkpoint/`` keeps each finished run and the
+running one's last epoch (written atomically); the same command started again after a kill
+resumes there, and ends with the results an uninterrupted study writes (other arguments are
+refused while a checkpoint is there). It goes once the results are written.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from agents.rl4rec import VARIANTS, RL4RecData, fit_rl4rec, le_inputs, variant_c
 from benchmarks.runner import git_commit, t_quantile_975
 from recgym.error import UnknownNameError
 from recgym.models.seqrec import default_config
+from recgym.utils import atomic
+from recgym.utils.checkpoint import check_config, note_resume
 
 __all__ = ["main", "run", "table"]
 
@@ -66,14 +71,19 @@ def run(
     users: int | None = None,
     overrides: dict[str, Any] | None = None,
     progress: bool = False,
+    checkpoint: Path | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate every (algorithm, variant, seed); return the results record.
 
     ``overrides`` sets other :class:`agents.rl4rec.RL4RecConfig` fields in every cell (e.g.
-    ``{"q_weight": 0.1}``); a variant's own settings win over them.
+    ``{"q_weight": 0.1}``); a variant's own settings win over them. With a ``checkpoint``
+    folder, each finished run is kept there and the running one saves every epoch; a study
+    started again with the folder skips the finished runs and resumes the running one (the
+    caller deletes the folder when the study is done).
 
     Raises:
         UnknownNameError: an unknown variant or algorithm.
+        ValueError: ``checkpoint`` holds an unfinished study with other arguments.
     """
     for variant in variants:
         if variant not in VARIANTS:
@@ -83,6 +93,20 @@ def run(
     for algo in algos:
         if algo not in ("sqn", "sa2c"):
             raise UnknownNameError(f"--algos takes 'sqn' and 'sa2c'; got {algo!r}")
+    if checkpoint is not None:
+        study = {
+            "algos": list(algos),
+            "variants": list(variants),
+            "seeds": list(seeds),
+            "le": le,
+            "le_kwargs": dict(le_kwargs or {}),
+            "backbone": backbone,
+            "max_len": max_len,
+            "max_epochs": max_epochs,
+            "users": users,
+            "overrides": dict(overrides or {}),
+        }
+        _start_checkpoint(checkpoint, study)
     data = RL4RecData.load("ml-100k", users=users, progress=progress)
     # "base" does not depend on the algorithm: one row for all.
     cells = [("ce", "base")] if "base" in variants else []
@@ -99,6 +123,12 @@ def run(
                 backbone=default_config(backbone, seed=seed, max_len=max_len, **extra),
                 **{"le": le, "le_kwargs": dict(le_kwargs or {}), **dict(overrides or {})},
             )
+            name = f"{algo}-{variant}-s{seed}"
+            done = None if checkpoint is None else _finished_run(checkpoint, name)
+            if done is not None:  # finished before the study was stopped
+                le_seconds = max(le_seconds, done.pop("le_seconds"))
+                runs.append(done)
+                continue
             inputs = None
             if config.uses_le:
                 inputs = le_inputs(
@@ -111,7 +141,8 @@ def run(
                 )
                 le_seconds = max(le_seconds, inputs.seconds)
             start = time.perf_counter()
-            rec = fit_rl4rec(config, data, inputs, progress=progress)
+            fit_dir = None if checkpoint is None else checkpoint / f"fit-{name}"
+            rec = fit_rl4rec(config, data, inputs, progress=progress, checkpoint=fit_dir)
             runs.append(
                 {
                     "seed": seed,
@@ -120,6 +151,11 @@ def run(
                     "wall_seconds": round(time.perf_counter() - start, 2),
                 }
             )
+            if checkpoint is not None and fit_dir is not None:  # mypy: both or neither
+                seconds = 0.0 if inputs is None else inputs.seconds
+                record = {**runs[-1], "le_seconds": seconds}
+                atomic.write_text(checkpoint / "runs" / f"{name}.json", json.dumps(record))
+                atomic.remove_dir(fit_dir)
             if progress:
                 print(f"{algo} {variant} seed {seed}: {json.dumps(rec.metrics)}", flush=True)
         row: dict[str, Any] = {"algo": algo, "variant": variant, "runs": runs}
@@ -151,6 +187,28 @@ def run(
         },
         "rows": rows,
     }
+
+
+def _start_checkpoint(folder: Path, study: dict[str, Any]) -> None:
+    """Record the study's arguments in ``folder`` (a new study), or check that an unfinished
+    study there had the same."""
+    path = folder / "study.json"
+    if path.is_file():
+        check_config(folder, json.loads(path.read_text()), study, "rl4rec ablation")
+        note_resume(f"the unfinished study in {folder}")
+    else:
+        atomic.write_text(path, json.dumps(study))
+
+
+def _finished_run(folder: Path, name: str) -> dict[str, Any] | None:
+    """The record of run ``name`` if the study in ``folder`` finished it (and the leftover of
+    its epoch checkpoint goes)."""
+    path = folder / "runs" / f"{name}.json"
+    if not path.is_file():
+        return None
+    atomic.remove_dir(folder / f"fit-{name}")
+    record: dict[str, Any] = json.loads(path.read_text())
+    return record
 
 
 def _cell(stat: dict[str, Any], digits: int = 4) -> str:
@@ -219,6 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--set {field}: the value must be JSON: {err}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    checkpoint = args.out / "checkpoint"
     record = run(
         args.algos,
         args.variants,
@@ -231,13 +290,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         users=args.users,
         overrides=overrides,
         progress=args.progress,
+        checkpoint=checkpoint,
     )
     given = sys.argv[1:] if argv is None else list(argv)
     record["command"] = "python -m benchmarks.studies.rl4rec_ablation " + shlex.join(given)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(record, indent=2) + "\n")
+    atomic.write_text(args.out / "results.json", json.dumps(record, indent=2) + "\n")
     text = table(record)
-    (args.out / "table.md").write_text(text + "\n")
+    atomic.write_text(args.out / "table.md", text + "\n")
+    atomic.remove_dir(checkpoint)
     print(text)
     return 0
 

@@ -1,4 +1,9 @@
-"""Trained LEs by name: :data:`CONFIGS`, cached under ``<cache>/le/``, trained on first use."""
+"""Trained LEs by name: :data:`CONFIGS`, cached under ``<cache>/le/``, trained on first use.
+
+Training keeps a checkpoint beside the cache entry (``<entry>.checkpoint``, see
+:func:`recgym.le.train.train_le`): a load killed while it trains resumes there when started
+again, and the checkpoint goes once the entry is installed.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ from typing import Any
 from recgym.data.cache import cache_dir, install_dir
 from recgym.error import UnknownNameError
 from recgym.le.train import LEConfig
+from recgym.utils import atomic
 
-__all__ = ["CACHE_VERSION", "CONFIGS", "le_dir", "load"]
+__all__ = ["CACHE_VERSION", "CONFIGS", "checkpoint_dir", "le_dir", "load"]
 
 CACHE_VERSION = 1
 """Part of every cache key: bump it when the LE's code or training changes."""
@@ -38,12 +44,18 @@ def le_dir(config: LEConfig, name: str) -> Path:
 
 
 def load(
-    name: str, *, device: str | None = None, progress: bool = True, retrain: bool = False
+    name: str,
+    *,
+    device: str | None = None,
+    progress: bool = True,
+    retrain: bool = False,
+    checkpoint_minutes: float = 5.0,
 ) -> Any:
     """The LE called ``name`` (a key of :data:`CONFIGS`) or saved in folder ``name``.
 
-    A registered LE not in the cache is trained first (:func:`recgym.le.train.train_le`) and
-    saved, so later loads take seconds.
+    A registered LE not in the cache is trained first (:func:`recgym.le.train.train_le`, with
+    a checkpoint every ``checkpoint_minutes`` that a killed load resumes from) and saved, so
+    later loads take seconds.
 
     Raises:
         UnknownNameError: ``name`` is neither registered nor a folder.
@@ -60,14 +72,35 @@ def load(
         )
     config = CONFIGS[name]
     target = le_dir(config, name)
+    checkpoint = checkpoint_dir(target)
     if retrain or not (target / "le.json").is_file():
+        from filelock import FileLock  # a dependency of transformers, which training needs
+
         from recgym.le.train import train_le
 
-        le = train_le(config, device=device, progress=progress)
-        install_dir(
-            target, lambda folder: le.save(folder, dataclasses.asdict(config)), replace=True
-        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # One process trains (and writes the checkpoint); another one waits, then loads.
+        with FileLock(str(target) + ".lock"):
+            if retrain or not (target / "le.json").is_file():
+                le = train_le(
+                    config,
+                    device=device,
+                    progress=progress,
+                    checkpoint=checkpoint,
+                    checkpoint_minutes=checkpoint_minutes,
+                )
+                install_dir(
+                    target,
+                    lambda folder: le.save(folder, dataclasses.asdict(config)),
+                    replace=True,
+                )
+            atomic.remove_dir(checkpoint)  # also one that a kill after the install left
     return LLMEnvironment.load(target, device=device, progress=progress)
+
+
+def checkpoint_dir(target: Path) -> Path:
+    """Where the training of the cache entry ``target`` keeps its checkpoint."""
+    return target.with_name(target.name + ".checkpoint")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -79,8 +112,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("name", choices=sorted(CONFIGS), help="registered LE")
     parser.add_argument("--device", default=None, help="cpu, cuda... (default: cuda if any)")
     parser.add_argument("--retrain", action="store_true", help="train even if cached")
+    parser.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=5.0,
+        help="minutes between two checkpoints of the training, which a killed run started "
+        "again resumes from (default: 5; 0: after every step)",
+    )
     args = parser.parse_args(argv)
-    le = load(args.name, device=args.device, retrain=args.retrain)
+    le = load(
+        args.name,
+        device=args.device,
+        retrain=args.retrain,
+        checkpoint_minutes=args.checkpoint_minutes,
+    )
     print(json.dumps({"name": args.name, "folder": le.name, **le.metrics}, indent=2))
 
 

@@ -20,6 +20,12 @@ Then the held-out users (not in the subset) give the evaluation: the RM's pairwi
 (validation item vs a random unseen item), the SM's Recall/NDCG@10 of the validation item over
 the full catalog (history masked), popularity on the same users for reference, and the RM's
 calibration (halfway between the median positive and median negative score).
+
+Given a ``checkpoint`` folder, training saves its state there every ``checkpoint_minutes``
+(between two optimizer steps, and after each stage), written atomically
+(:mod:`recgym.utils.checkpoint`); a run started again with the same folder and
+configuration resumes from it and ends with the same LE, bit for bit on the same device.
+:func:`recgym.le.hub.load` keeps one beside the cache entry it trains.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,8 +44,9 @@ import torch.nn.functional as F  # noqa: N812
 
 from recgym.le.model import Job, LLMEnvironment, Windows
 from recgym.metrics import metrics_at_rank, target_ranks
+from recgym.utils.checkpoint import load_state, note_resume, save_state
 
-__all__ = ["LEConfig", "LEData", "evaluate_le", "le_data", "train_le"]
+__all__ = ["LEConfig", "LEData", "TrainingCheckpoint", "evaluate_le", "le_data", "train_le"]
 
 
 @dataclass(frozen=True)
@@ -169,8 +177,127 @@ def _batches(n: int, size: int, rng: np.random.Generator) -> Iterator[np.ndarray
         yield order[i : i + size]
 
 
+class TrainingCheckpoint:
+    """Where :func:`train_le` is, saved into ``folder`` now and then, and read back to resume.
+
+    A save holds the LE's trained parts, the current stage's optimizer, its position (pass,
+    batch, and the batch-order generator as the pass began), the losses so far, the torch RNG
+    and the configuration.
+
+    Args:
+        folder: the checkpoint folder (replaced whole at each save).
+        config: the run's configuration; a checkpoint of another one is refused.
+        minutes: save after an optimizer step once this many minutes passed since the last
+            save (0: after every step); a stage's end always saves.
+
+    Raises:
+        ValueError: ``folder`` holds a checkpoint of another configuration.
+    """
+
+    def __init__(self, folder: str | Path, config: LEConfig, minutes: float = 5.0) -> None:
+        self.folder = Path(folder)
+        self.config = config
+        self.seconds = 60.0 * minutes
+        self.le: LLMEnvironment | None = None
+        self.history: dict[str, list[float]] = {}
+        self.timings: dict[str, float] = {}
+        self._last = self._started = time.perf_counter()
+        self.saved = load_state(self.folder, dataclasses.asdict(config), "LE training")
+        """What the folder held when the run started (``None``: no checkpoint)."""
+
+    def resumes(self, stage: str) -> bool:
+        """Whether the run resumes inside ``stage`` (its setup is then the checkpoint's)."""
+        return self.saved is not None and (self.saved["position"] or {}).get("stage") == stage
+
+    def restore(self, le: LLMEnvironment) -> None:
+        """Load the saved trained parts into ``le``, the finished stages' losses and timings,
+        and the torch RNG; remember ``le`` for the next saves."""
+        self.le = le
+        if self.saved is None:
+            return
+        position = self.saved["position"]
+        where = f"stages done: {', '.join(self.saved['history']) or 'none'}"
+        if position is not None:
+            where += f"; {position['stage']} pass {position['epoch'] + 1} batch {position['batch']}"
+        note_resume(f"the LE training in {self.folder} ({where})")
+        le.load_state_dict(self.saved["weights"], strict=False)
+        self.history = {k: list(v) for k, v in self.saved["history"].items()}
+        self.timings = dict(self.saved["timings"])
+        torch.set_rng_state(self.saved["torch_rng"])
+
+    def save(self, position: dict[str, Any] | None = None) -> None:
+        """Save now; ``position`` is where inside a stage (``None``: between stages)."""
+        assert self.le is not None, "restore(le) first"
+        state = {
+            "weights": self.le.trained_state(),
+            "history": self.history,
+            "timings": self.timings,
+            "position": position,
+            "torch_rng": torch.get_rng_state(),
+            "seconds": self.seconds_so_far(),
+        }
+        save_state(self.folder, state, dataclasses.asdict(self.config))
+        self._last = time.perf_counter()
+
+    def seconds_so_far(self) -> float:
+        """Seconds of training so far, the runs before the resume included."""
+        before = 0.0 if self.saved is None else float(self.saved["seconds"])
+        return before + time.perf_counter() - self._started
+
+    def due(self) -> bool:
+        """Whether the save interval has passed."""
+        return time.perf_counter() - self._last >= self.seconds
+
+
+def _epochs(
+    stage: str,
+    n: int,
+    epochs: int,
+    size: int,
+    rng: np.random.Generator,
+    opt: torch.optim.Optimizer,
+    losses: list[float],
+    checkpoint: TrainingCheckpoint | None,
+) -> Iterator[np.ndarray]:
+    """The batches of ``epochs`` passes over ``n`` rows (a new order per pass from ``rng``).
+
+    The caller takes one optimizer step per batch and appends its loss to ``losses``. With a
+    checkpoint, a stage the run resumes inside starts where the save was (the optimizer,
+    ``rng`` and ``losses`` restored), and a save is made after a step when one is due.
+    """
+    first, skip = 0, 0
+    if checkpoint is not None and checkpoint.resumes(stage):
+        assert checkpoint.saved is not None
+        position = checkpoint.saved["position"]
+        first, skip = position["epoch"], position["batch"]
+        rng.bit_generator.state = position["rng"]
+        opt.load_state_dict(position["optimizer"])
+        losses[:] = position["losses"]
+    for epoch in range(first, epochs):
+        # The generator as the pass begins: a resumed pass draws the same order again.
+        start = rng.bit_generator.state
+        batches = list(_batches(n, size, rng))
+        for b in range(skip, len(batches)):
+            yield batches[b]
+            if checkpoint is not None and checkpoint.due():
+                position = {
+                    "stage": stage,
+                    "epoch": epoch,
+                    "batch": b + 1,
+                    "rng": start,
+                    "optimizer": opt.state_dict(),
+                    "losses": list(losses),
+                }
+                checkpoint.save(position)
+        skip = 0
+
+
 def train_items(
-    le: LLMEnvironment, texts: list[str], config: LEConfig, progress: bool = True
+    le: LLMEnvironment,
+    texts: list[str],
+    config: LEConfig,
+    progress: bool = True,
+    checkpoint: TrainingCheckpoint | None = None,
 ) -> list[float]:
     """Stage 1: learn each item token by regenerating the item's text after it."""
     tok = le.tokenizer
@@ -178,37 +305,39 @@ def train_items(
     ids = [tok(t + eos, add_special_tokens=False)["input_ids"] for t in texts]
     embed = le.lm.get_input_embeddings()
     dev = le.device
+    resumed = checkpoint is not None and checkpoint.resumes("items")
     with torch.no_grad():
         means = torch.stack([embed(torch.tensor(row, device=dev)).float().mean(0) for row in ids])
         # Mean text embeddings are nearly parallel (cosine ~0.8 for SmolLM2): items would look
         # alike to the SM and RM. Their deviations from the catalog mean keep the text's
         # information and are as distinct as random tokens; scale them to a token's norm.
         token_norm = embed.weight.float().norm(dim=1).mean()
-        le.item_emb.copy_(F.normalize(means - means.mean(0), dim=1) * token_norm)
+        if not resumed:  # a resumed stage has its tokens from the checkpoint
+            le.item_emb.copy_(F.normalize(means - means.mean(0), dim=1) * token_norm)
     le.item_emb.requires_grad_(True)
     opt = torch.optim.Adam([le.item_emb], lr=config.item_lr)
     rng = np.random.default_rng(config.seed)
-    losses = []
+    losses: list[float] = []
     le.train()
     steps = config.item_epochs * math.ceil(len(ids) / config.batch_size)
+    batches = _epochs(
+        "items", len(ids), config.item_epochs, config.batch_size, rng, opt, losses, checkpoint
+    )
     with _bar(steps, "LE item tokens", progress) as bar, le.lm.disable_adapter():
-        for _ in range(config.item_epochs):
-            for rows in _batches(len(ids), config.batch_size, rng):
-                width = max(len(ids[r]) for r in rows)
-                labels = torch.full((len(rows), width), -100, dtype=torch.long)
-                for b, r in enumerate(rows):
-                    labels[b, : len(ids[r])] = torch.tensor(ids[r])
-                labels = labels.to(dev)
-                text = embed(labels.clamp(min=0))
-                tokens = torch.cat(
-                    [le.item_emb[torch.as_tensor(rows, device=dev)][:, None], text], 1
-                )
-                attn = torch.cat([torch.ones_like(labels[:, :1]), (labels >= 0).long()], 1)
-                logits = le.lm(
-                    inputs_embeds=tokens.to(text.dtype), attention_mask=attn, use_cache=False
-                ).logits[:, :-1]
-                loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten())
-                losses.append(_step(opt, loss, bar))
+        for rows in batches:
+            width = max(len(ids[r]) for r in rows)
+            labels = torch.full((len(rows), width), -100, dtype=torch.long)
+            for b, r in enumerate(rows):
+                labels[b, : len(ids[r])] = torch.tensor(ids[r])
+            labels = labels.to(dev)
+            text = embed(labels.clamp(min=0))
+            tokens = torch.cat([le.item_emb[torch.as_tensor(rows, device=dev)][:, None], text], 1)
+            attn = torch.cat([torch.ones_like(labels[:, :1]), (labels >= 0).long()], 1)
+            logits = le.lm(
+                inputs_embeds=tokens.to(text.dtype), attention_mask=attn, use_cache=False
+            ).logits[:, :-1]
+            loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten())
+            losses.append(_step(opt, loss, bar))
     return losses
 
 
@@ -234,6 +363,7 @@ def _fit(
     epochs: int,
     progress: bool,
     items: torch.nn.Parameter | None = None,
+    checkpoint: TrainingCheckpoint | None = None,
 ) -> list[float]:
     """Train ``params`` (and, at ``config.item_lr``, the item tokens ``items`` if given; they
     are frozen otherwise)."""
@@ -243,16 +373,16 @@ def _fit(
     le.item_emb.requires_grad_(items is not None)
     opt = torch.optim.AdamW(groups, weight_decay=0.0)
     rng = np.random.default_rng(config.seed + 1)
-    losses = []
+    losses: list[float] = []
     le.train()
     steps = epochs * math.ceil(len(jobs) / config.batch_size)
+    batches = _epochs(adapter, len(jobs), epochs, config.batch_size, rng, opt, losses, checkpoint)
     with _bar(steps, f"LE {adapter.upper()}", progress) as bar:
-        for _ in range(epochs):
-            for rows in _batches(len(jobs), config.batch_size, rng):
-                chunk = [jobs[r] for r in rows]
-                batch = le.pack(chunk)
-                loss = loss_of(le.hidden(adapter, batch), batch, chunk)
-                losses.append(_step(opt, loss, bar))
+        for rows in batches:
+            chunk = [jobs[r] for r in rows]
+            batch = le.pack(chunk)
+            loss = loss_of(le.hidden(adapter, batch), batch, chunk)
+            losses.append(_step(opt, loss, bar))
     le.invalidate()
     return losses
 
@@ -262,7 +392,11 @@ def _adapter_params(le: LLMEnvironment, adapter: str) -> list[torch.nn.Parameter
 
 
 def train_sm(
-    le: LLMEnvironment, seqs: list[np.ndarray], config: LEConfig, progress: bool = True
+    le: LLMEnvironment,
+    seqs: list[np.ndarray],
+    config: LEConfig,
+    progress: bool = True,
+    checkpoint: TrainingCheckpoint | None = None,
 ) -> list[float]:
     """Stage 2: the state model (next-item softmax over the catalog)."""
     jobs = _windows_of(le, seqs, None)
@@ -282,7 +416,9 @@ def train_sm(
     params = [*_adapter_params(le, "sm"), *le.sm_head.parameters(), *le.sm_item.parameters()]
     # The item tokens keep learning here: the item stage updates each token once per pass
     # over the catalog, while every SM step moves all of them through the softmax.
-    return _fit(le, "sm", jobs, loss_of, params, config, config.sm_epochs, progress, le.item_emb)
+    return _fit(
+        le, "sm", jobs, loss_of, params, config, config.sm_epochs, progress, le.item_emb, checkpoint
+    )
 
 
 def train_rm(
@@ -291,6 +427,7 @@ def train_rm(
     config: LEConfig,
     rng: np.random.Generator,
     progress: bool = True,
+    checkpoint: TrainingCheckpoint | None = None,
 ) -> list[float]:
     """Stage 3: the reward model (Bradley–Terry over next item vs a random unseen item)."""
     negatives = [sample_unseen(s, len(s) - 1, le.n_items, rng) for s in seqs]
@@ -305,7 +442,9 @@ def train_rm(
         return -F.logsigmoid(scores[:, 0] - scores[:, 1]).mean()
 
     params = [*_adapter_params(le, "rm"), *le.rm_head.parameters()]
-    return _fit(le, "rm", jobs, loss_of, params, config, config.rm_epochs, progress)
+    return _fit(
+        le, "rm", jobs, loss_of, params, config, config.rm_epochs, progress, None, checkpoint
+    )
 
 
 def sample_unseen(seq: np.ndarray, n: int, n_items: int, rng: np.random.Generator) -> np.ndarray:
@@ -360,12 +499,34 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def train_le(
-    config: LEConfig, *, device: str | None = None, progress: bool = True
+    config: LEConfig,
+    *,
+    device: str | None = None,
+    progress: bool = True,
+    checkpoint: str | Path | None = None,
+    checkpoint_minutes: float = 5.0,
 ) -> LLMEnvironment:
     """Build and train an LE (see the module docstring); ``le.metrics`` holds the held-out
     evaluation and the training time, ``le.users`` the simulated users (``"train"``: the
-    training subset, ``"test"``: the held-out users; their training sequences)."""
-    start = time.perf_counter()
+    training subset, ``"test"``: the held-out users; their training sequences).
+
+    Args:
+        config: what to train.
+        device: where (default: CUDA when available).
+        progress: show progress bars.
+        checkpoint: a folder to save the training state into every ``checkpoint_minutes``
+            (and after each stage) and to resume from (:class:`TrainingCheckpoint`); the caller
+            deletes it once the LE is saved. ``None``: no checkpoints.
+        checkpoint_minutes: minutes between two saves (0: after every optimizer step).
+
+    Raises:
+        ValueError: ``checkpoint`` holds the checkpoint of another configuration.
+    """
+    saver = None
+    if checkpoint is not None:
+        saver = TrainingCheckpoint(checkpoint, config, checkpoint_minutes)
+    # A resumed run's total counts the minutes of the runs before it.
+    start = time.perf_counter() - (0.0 if saver is None else saver.seconds_so_far())
     torch.manual_seed(config.seed)
     data = le_data(config, progress)
     le = LLMEnvironment.build(
@@ -383,15 +544,22 @@ def train_le(
     le.batch_size = config.batch_size
     rng = np.random.default_rng(config.seed)
     history: dict[str, list[float]] = {}
-    timings = {}
+    timings: dict[str, float] = {}
+    if saver is not None:
+        saver.restore(le)
+        history, timings = saver.history, saver.timings
     for stage, run in (
-        ("items", lambda: train_items(le, data.texts, config, progress)),
-        ("sm", lambda: train_sm(le, data.train, config, progress)),
-        ("rm", lambda: train_rm(le, data.train, config, rng, progress)),
+        ("items", lambda: train_items(le, data.texts, config, progress, saver)),
+        ("sm", lambda: train_sm(le, data.train, config, progress, saver)),
+        ("rm", lambda: train_rm(le, data.train, config, rng, progress, saver)),
     ):
+        if stage in history:  # finished before the run was stopped
+            continue
         t0 = time.perf_counter()
         history[stage] = run()
         timings[f"minutes/{stage}"] = round((time.perf_counter() - t0) / 60, 2)
+        if saver is not None:
+            saver.save()
     le.metrics = evaluate_le(le, data, config)
     le.metrics |= timings
     le.metrics |= {f"loss/{k}_first": v[0] for k, v in history.items() if v} | {

@@ -6,10 +6,12 @@ split of a dataset.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,6 +24,7 @@ from recgym.error import UnknownNameError
 from recgym.models.seqrec.config import SeqRecConfig
 from recgym.models.seqrec.models import SeqRecModel, build_model, pad_batch
 from recgym.models.seqrec.retriever import SeqRecRetriever
+from recgym.utils.checkpoint import load_state, note_resume, save_state
 
 __all__ = ["FitResult", "data_version", "fit", "load_split", "train_seqrec"]
 
@@ -81,6 +84,7 @@ def fit(
     *,
     validate: Callable[[SeqRecModel], float] | None = None,
     progress: bool = False,
+    checkpoint: str | Path | None = None,
 ) -> FitResult:
     """Train ``model`` in place on item sequences (0-based item indices, oldest first).
 
@@ -95,12 +99,16 @@ def fit(
         config: optimiser, batch and stopping settings (``seed`` seeds dropout and batches).
         validate: a score of the model in eval mode, or ``None`` to train ``max_epochs``.
         progress: show a progress bar over epochs.
+        checkpoint: a folder to save the training state into after every epoch (atomically,
+            :mod:`recgym.utils.checkpoint`) and to resume from: a run started again with it
+            ends as an uninterrupted one would. The caller deletes it. ``None``: none.
 
     Returns:
         What happened, epoch by epoch.
 
     Raises:
-        ValueError: no sequence has 2 items or more.
+        ValueError: no sequence has 2 items or more, or ``checkpoint`` holds the state of
+            another configuration.
     """
     kept = [np.asarray(s, dtype=np.int64)[-(config.max_len + 1) :] for s in sequences]
     kept = [s for s in kept if len(s) >= 2]
@@ -114,8 +122,23 @@ def fit(
     best_state, best_epoch, best_score = None, 0, -np.inf
     history: list[dict[str, float]] = []
     start = time.perf_counter()
+    first, stopped = 1, False
+    saved = None
+    if checkpoint is not None:
+        saved = load_state(checkpoint, dataclasses.asdict(config), "seqrec training", device)
+    if saved is not None:
+        note_resume(f"the {config.model} training in {checkpoint} after epoch {saved['epoch']}")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        rng.bit_generator.state = saved["rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        history, best_state = saved["history"], saved["best_state"]
+        best_epoch, best_score = saved["best_epoch"], saved["best_score"]
+        first, stopped = saved["epoch"] + 1, saved["stopped"]
+        start -= saved["seconds"]  # the seconds count the runs before the resume
     bar = tqdm(total=config.max_epochs, desc=config.model, unit="epoch") if progress else None
-    for epoch in range(1, config.max_epochs + 1):
+    # A run stopped early at its last saved epoch has no epoch left.
+    for epoch in range(first, config.max_epochs + 1) if not stopped else ():
         model.train()
         losses = []
         for rows in _batches(lengths, config.batch_size, rng):
@@ -144,7 +167,23 @@ def fit(
             bar.update(1)
             bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "epoch"})
         # Stop once `patience` epochs in a row failed to improve (patience 0: at the first).
-        if validate is not None and epoch - best_epoch >= max(config.patience, 1):
+        stopped = validate is not None and epoch - best_epoch >= max(config.patience, 1)
+        if checkpoint is not None:
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "history": history,
+                "best_state": best_state,
+                "best_epoch": best_epoch,
+                "best_score": best_score,
+                "epoch": epoch,
+                "stopped": stopped,
+                "seconds": time.perf_counter() - start,
+            }
+            save_state(checkpoint, state, dataclasses.asdict(config))
+        if stopped:
             break
     if bar is not None:
         bar.close()
