@@ -262,3 +262,15 @@ def test_malformed_actions_are_named_as_given(pop: PopularityRetriever) -> None:
     assert e.step(np.arange(20))[2]
     e.reset(options={"index": 0})
     assert e.step(np.ones(20, dtype=bool))[1] == e.score([np.ones(20)], 0).rewards[0]
+
+
+def test_data_version_of_a_retriever_object_is_the_same_in_every_process() -> None:
+    """Two equal retriever objects (as two processes would build) give one ``data_version``;
+    a named retriever's digest is what it always was."""
+    from recgym.models.popularity import PopularityRetriever
+
+    versions = {
+        RecRankEnv(retriever=PopularityRetriever.movielens()).data_version for _ in range(2)
+    }
+    assert len(versions) == 1
+    assert RecRankEnv(retriever="popularity").data_version == "cee353614e7a714d"

@@ -358,7 +358,11 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
             for t, y in zip(table["title"], table["year"], strict=True)
         ]
         digest = hashlib.sha256("\x00".join(texts).encode())
-        digest.update(f"{retriever.name}:{retriever.data_version}:{self._task_key()}".encode())
+        key = self._task_key()
+        if not isinstance(self.retriever, str):
+            # An object's id() differs in every process: its name and data_version identify it.
+            key = ("object", *key[1:])
+        digest.update(f"{retriever.name}:{retriever.data_version}:{key}".encode())
         return RankTask(texts, data.items.item_ids, splits, retriever.name, digest.hexdigest()[:16])
 
     def candidates(self, index: int, split: str | None = None) -> np.ndarray:
