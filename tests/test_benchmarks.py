@@ -69,6 +69,7 @@ def test_long_run_memory_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert "RecUser-v0 (le='fake', num_envs=8): 640 steps in" in out
     assert "RecSearch-v0 (reset + step, 12 completions): 30 steps in" in out
     assert out.count("| RSS (MiB) |") == 2 and out.count("| Python blocks |") == 2
+    assert out.count("RSS at the start and after each of 10 even parts (MiB): ") == 2
     assert "largest RSS growth" in out and ": flat" in out
 
 

@@ -1,8 +1,10 @@
 """Memory over long runs: a million RecUser-v0 steps and 100,000 RecSearch-v0 steps stay flat.
 
 For each env the script warms up (builds the task, loads the user model, fills every bounded
-cache, such as the BM25 query LRU), measures the process's memory, plays the long run, measures
-again, and prints both measurements and the growth (end / start - 1) side by side:
+cache, such as the BM25 query LRU), measures the process's memory, plays the long run in
+``--checkpoints`` even parts, measuring after each, and prints the start and end measurements
+and the growth (end / start - 1) side by side, then the RSS at every checkpoint (a leak grows
+with the steps; allocator slack settles):
 
 - *RSS*: the resident set now (``/proc/self/statm``) and its peak so far (``ru_maxrss``);
 - *Python blocks*: ``sys.getallocatedblocks()``, the objects the interpreter holds (a per-step
@@ -93,28 +95,30 @@ def measure() -> Memory:
     )
 
 
-def run_user(num_envs: int, steps: int, warmup: int, seed: int) -> Callable[[], int]:
-    """Build and warm up the RecUser-v0 vector env; returns the long run (it returns the user
-    steps it played)."""
+def run_user(num_envs: int, warmup: int, seed: int) -> Callable[[int], int]:
+    """Build and warm up the RecUser-v0 vector env; returns ``play(n)``, which plays ``n`` user
+    steps in whole steps of the vector env (a remainder waits for the next call) and returns
+    how many it played."""
     env = gym.make_vec("RecUser-v0", num_envs=num_envs, le="fake")
     env.reset(seed=seed)
     n_items = int(env.single_action_space.n)  # type: ignore[attr-defined]
     rng = np.random.default_rng(seed)
-    for _ in range(max(1, warmup // num_envs)):
-        env.step(rng.integers(n_items, size=num_envs))
 
-    def run() -> int:
-        vector_steps = max(1, steps // num_envs)
+    owed = [0]  # user steps asked for but not yet played (less than one vector step)
+
+    def play(n: int) -> int:
+        vector_steps, owed[0] = divmod(owed[0] + n, num_envs)
         for _ in range(vector_steps):
             env.step(rng.integers(n_items, size=num_envs))
         return vector_steps * num_envs
 
-    return run
+    play(warmup)
+    return play
 
 
-def run_search(steps: int, warmup: int, pool: int, seed: int) -> Callable[[], int]:
-    """Build and warm up RecSearch-v0 (one reset and step per completion); returns the long
-    run (it returns the steps it played)."""
+def run_search(warmup: int, pool: int, seed: int) -> Callable[[int], int]:
+    """Build and warm up RecSearch-v0; returns ``play(n)``, which plays ``n`` episodes (one
+    reset and one step each) and returns ``n``."""
     env = gym.make("RecSearch-v0")
     inner = env.unwrapped
     assert isinstance(inner, RetrievalTextEnv)
@@ -129,15 +133,17 @@ def run_search(steps: int, warmup: int, pool: int, seed: int) -> Callable[[], in
         return n
 
     play(warmup)
-    return lambda: play(steps)
+    return play
 
 
 def _growth(start: float, end: float) -> float:
     return end / start - 1 if start > 0 else 0.0
 
 
-def report(name: str, start: Memory, end: Memory, steps: int, seconds: float) -> float:
-    """Print start, end and growth of each measurement; returns the largest RSS growth."""
+def report(name: str, marks: Sequence[Memory], steps: int, seconds: float) -> float:
+    """Print start, end and growth of each measurement, and the RSS at every checkpoint;
+    returns the largest RSS growth (current or peak)."""
+    start, end = marks[0], marks[-1]
     print(f"\n{name}: {steps:,} steps in {seconds:.1f} s ({steps / seconds:,.0f} steps/s)")
     print("| measurement | start | end | growth |")
     print("|---|---:|---:|---:|")
@@ -152,17 +158,29 @@ def report(name: str, start: Memory, end: Memory, steps: int, seconds: float) ->
         if a is None or b is None:
             continue
         print(f"| {label} | {a:{fmt}} | {b:{fmt}} | {100 * _growth(a, b):+.2f} % |")
+    # A leak grows with the steps; allocator slack settles: the checkpoints tell them apart.
+    print(
+        f"RSS at {len(marks) - 1} even checkpoints (MiB): "
+        + " ".join(f"{m.rss:.1f}" for m in marks)
+    )
     return max(_growth(start.rss, end.rss), _growth(start.peak_rss, end.peak_rss))
 
 
-def _timed(run: Callable[[], int], trace: bool) -> tuple[Memory, Memory, int, float]:
+def _timed(
+    play: Callable[[int], int], steps: int, checkpoints: int, trace: bool
+) -> tuple[list[Memory], int, float]:
+    """Measure, then play ``steps`` in ``checkpoints`` even parts, measuring after each."""
     if trace:
         tracemalloc.reset_peak()
-    start = measure()
-    t0 = time.perf_counter()
-    steps = run()
-    seconds = time.perf_counter() - t0
-    return start, measure(), steps, seconds
+    marks = [measure()]
+    played, seconds = 0, 0.0
+    parts = max(1, min(checkpoints, steps))
+    for part in range(parts):
+        t0 = time.perf_counter()
+        played += play(steps * (part + 1) // parts - steps * part // parts)
+        seconds += time.perf_counter() - t0
+        marks.append(measure())
+    return marks, played, seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -181,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "holds, so that it is full)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of users, items, completions")
+    parser.add_argument(
+        "--checkpoints", type=int, default=10, help="memory measured after each of these parts"
+    )
     parser.add_argument("--tracemalloc", action="store_true", help="also trace Python memory")
     parser.add_argument(
         "--max-growth", type=float, default=0.05, help="largest RSS growth allowed (fraction)"
@@ -197,16 +218,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = time.perf_counter()
     growth = {}
     runs = {
-        f"RecUser-v0 (le='fake', num_envs={args.num_envs})": lambda: run_user(
-            args.num_envs, args.user_steps, args.warmup, args.seed
+        f"RecUser-v0 (le='fake', num_envs={args.num_envs})": (
+            lambda: run_user(args.num_envs, args.warmup, args.seed),
+            args.user_steps,
         ),
-        f"RecSearch-v0 (reset + step, {args.completions} completions)": lambda: run_search(
-            args.search_steps, args.warmup, args.completions, args.seed
+        f"RecSearch-v0 (reset + step, {args.completions} completions)": (
+            lambda: run_search(args.warmup, args.completions, args.seed),
+            args.search_steps,
         ),
     }
-    for name, build in runs.items():
-        start, end, steps, seconds = _timed(build(), args.tracemalloc)
-        growth[name] = report(name, start, end, steps, seconds)
+    for name, (build, steps) in runs.items():
+        marks, played, seconds = _timed(build(), steps, args.checkpoints, args.tracemalloc)
+        growth[name] = report(name, marks, played, seconds)
     print(f"\nwall time {time.perf_counter() - total:.1f} s (warm-ups included)")
     worst = max(growth.values())
     verdict = "flat" if worst < args.max_growth else "GROWS"

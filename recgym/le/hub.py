@@ -11,6 +11,7 @@ from typing import Any
 from recgym.data.cache import cache_dir, install_dir
 from recgym.error import UnknownNameError
 from recgym.le.train import LEConfig
+from recgym.utils.files import verify_dir
 
 __all__ = ["CACHE_VERSION", "CONFIGS", "le_dir", "load"]
 
@@ -43,7 +44,9 @@ def load(
     """The LE called ``name`` (a key of :data:`CONFIGS`) or saved in folder ``name``.
 
     A registered LE not in the cache is trained first (:func:`recgym.le.train.train_le`) and
-    saved, so later loads take seconds.
+    saved with a manifest of its files' sha256, so later loads take seconds; a cached LE with
+    a missing, truncated or corrupted file is reported (a :class:`~recgym.error.CacheWarning`
+    naming it) and trained again.
 
     Raises:
         UnknownNameError: ``name`` is neither registered nor a folder.
@@ -60,7 +63,7 @@ def load(
         )
     config = CONFIGS[name]
     target = le_dir(config, name)
-    if retrain or not (target / "le.json").is_file():
+    if retrain or not verify_dir(target, remedy="training it again", adopt=True):
         from recgym.le.train import train_le
 
         le = train_le(config, device=device, progress=progress)
