@@ -159,10 +159,8 @@ def report(name: str, marks: Sequence[Memory], steps: int, seconds: float) -> fl
             continue
         print(f"| {label} | {a:{fmt}} | {b:{fmt}} | {100 * _growth(a, b):+.2f} % |")
     # A leak grows with the steps; allocator slack settles: the checkpoints tell them apart.
-    print(
-        f"RSS at {len(marks) - 1} even checkpoints (MiB): "
-        + " ".join(f"{m.rss:.1f}" for m in marks)
-    )
+    trend = " ".join(f"{m.rss:.1f}" for m in marks)
+    print(f"RSS at the start and after each of {len(marks) - 1} even parts (MiB): {trend}")
     return max(_growth(start.rss, end.rss), _growth(start.peak_rss, end.peak_rss))
 
 
