@@ -46,12 +46,14 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from filelock import FileLock
 from tqdm.auto import tqdm
 
 import recgym
 from benchmarks.episodes import episode_kwargs, is_episodic, play_episodes
 from recgym.agent import Agent, reset_agent
 from recgym.evaluation import EvalSpec, score_episodes
+from recgym.utils.files import write_atomic
 
 __all__ = [
     "METRICS",
@@ -346,12 +348,22 @@ def _play_episodic(spec: EvalSpec, agent: Agent, report: Callable[..., None]) ->
 
 
 def append_rows(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """Append rows to a JSON-lines file (created with its folders if missing); returns it."""
+    """Append rows to a JSON-lines file (created with its folders if missing); returns it.
+
+    Safe when several runs write one file at once: the read-append-write holds an exclusive
+    lock on ``<path>.lock`` and the new content replaces the file atomically
+    (:func:`recgym.utils.files.write_atomic`), so no run loses another's rows and a reader,
+    or a run killed mid-write, never sees a half-written line. Rows are serialised before the
+    file is touched: a row that is not JSON (``NaN``, an object) changes nothing.
+    """
     path = Path(path)
+    text = "".join(json.dumps(row, allow_nan=False) + "\n" for row in rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, allow_nan=False) + "\n")
+    with FileLock(f"{path}.lock"):
+        old = path.read_bytes() if path.exists() else b""
+        if old and not old.endswith(b"\n"):  # a file edited by hand may lack the last newline
+            old += b"\n"
+        write_atomic(path, old + text.encode("utf-8"))
     return path
 
 

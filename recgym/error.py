@@ -28,3 +28,8 @@ class DataFormatError(RecGymError, ValueError):
 
 class ModelLoadError(RecGymError):
     """A language model could not be resolved or loaded."""
+
+
+class CacheWarning(UserWarning):
+    """A cached file failed its check (missing, truncated, corrupted); recgym does not load it
+    and fetches or rebuilds it instead. The message names the file."""

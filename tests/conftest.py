@@ -90,3 +90,48 @@ def assert_base_unchanged(model: Any, base: Mapping[str, Any]) -> None:
 def run_log(out: Path) -> list[dict[str, Any]]:
     """The records of a trainer's ``out/log.jsonl``."""
     return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+HOSTILE_STRINGS = (
+    "</script><script>window.pwned = 'script'</script>",
+    '"><img src=x onerror="window.pwned = \'img\'">',
+    "'><svg onload=\"window.pwned = 'svg'\"></svg>",
+    "javascript:window.pwned = 'url'",
+    "</title></svg><script>window.pwned = 'title'</script><!--",
+    '</code></details></pre></td></tr></table><iframe srcdoc="<script>parent.pwned=1</script>">',
+    "]]><style>body { display: none }</style>&amp;&lt;b&gt; \u2028 `${1}`",
+)
+"""Strings that would run script, break out of a quoted attribute, a tag or a ``<script>``, or
+hide the page, if the leaderboard page put them anywhere unescaped (each sets ``window.pwned``
+or hides the page when it escapes)."""
+
+
+def hostile_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of runner ``rows`` with a hostile string in every string field that reaches a
+    report: agent name and config (its ``model`` names the label), env id, split, episodes,
+    seeds, device, training device, command, ``k``, reward, data digest and stale reasons (every
+    other row is stale). Rows keep their numbers, so the tables and plots are drawn."""
+    out = []
+    for i, row in enumerate(rows):
+        s = HOSTILE_STRINGS[i % len(HOSTILE_STRINGS)]
+        t = HOSTILE_STRINGS[(i + 1) % len(HOSTILE_STRINGS)]
+        out.append(
+            {
+                **row,
+                "agent": s,
+                "agent_config": {"model": t, s: t, "nested": [s, {"k": t}]},
+                "env_id": f"{row['env_id']}{t}" if i % 3 == 0 else row["env_id"],
+                "split": s,
+                "episodes": t,
+                "seeds": [s, 1],
+                "device": t,
+                "budget": 1.5,
+                "budget_device": s,
+                "command": f"python -m benchmarks run --agent {s!r} --env {t}",
+                "k": t,
+                "reward": s,
+                "data_version": t,
+                **({"stale": [s, t]} if i % 2 else {}),
+            }
+        )
+    return out

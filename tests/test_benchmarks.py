@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.perf import bm25_throughput, grpo_step, reward_scoring, reward_sweep, rollout
+from benchmarks.perf import (
+    bm25_throughput,
+    grpo_step,
+    long_run_memory,
+    reward_scoring,
+    reward_sweep,
+    rollout,
+)
 
 
 def test_bm25_throughput_smoke(capsys: pytest.CaptureFixture[str]) -> None:
@@ -52,6 +59,18 @@ def test_reward_sweep_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert "max |NDCG difference| vs recgym: bm25s 0.00e+00, rank-bm25 0.00e+00" in out
     assert "zipf-3000        recgym" in out and "rank-bm25" in out.split("summary")[1]
     assert "kernel, 1 thread(s), depth 1 " in out and "NDCG" in out
+
+
+def test_long_run_memory_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--user-steps", "640", "--num-envs", "8", "--search-steps", "30", "--warmup", "16"]
+    # A tiny run measures noise, not a trend: the smoke test checks the report, not the limit.
+    assert long_run_memory.main([*args, "--completions", "12", "--max-growth", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "RecUser-v0 (le='fake', num_envs=8): 640 steps in" in out
+    assert "RecSearch-v0 (reset + step, 12 completions): 30 steps in" in out
+    assert out.count("| RSS (MiB) |") == 2 and out.count("| Python blocks |") == 2
+    assert out.count("RSS at the start and after each of 10 even parts (MiB): ") == 2
+    assert "largest RSS growth" in out and ": flat" in out
 
 
 def test_rollout_smoke(tiny_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

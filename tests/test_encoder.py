@@ -19,7 +19,7 @@ import pytest
 
 from recgym.data.artifacts import ARTIFACTS, get_artifact
 from recgym.data.sources import Artifact, Member, UrlSource
-from recgym.error import ModelLoadError
+from recgym.error import CacheWarning, ModelLoadError
 from recgym.llm import encoder as enc
 from recgym.llm.embedded import MARKER
 
@@ -127,6 +127,32 @@ def test_encoder_folder_is_assembled_once(
 
     monkeypatch.setattr("recgym.data.artifacts.fetch", must_not_fetch)
     assert enc.encoder_dir("toy", progress=False) == folder
+
+
+def test_a_damaged_encoder_folder_is_reported_and_laid_out_again(
+    tmp_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    data = {"modules.json": b"[]" * 50, "model.safetensors": bytes(range(256)) * 4}
+    for rel, content in data.items():
+        (hub / rel).write_bytes(content)
+    members = {rel: Member(rel, hashlib.sha256(b).hexdigest()) for rel, b in data.items()}
+    toy = Artifact("toy-encoder", "toy", (UrlSource(hub.as_uri() + "/{path}", "st", members),))
+    monkeypatch.setitem(ARTIFACTS, toy.name, toy)
+    monkeypatch.setitem(enc.ENCODERS, "toy", toy.name)
+    folder = enc.encoder_dir("toy", progress=False)
+    weights = folder / "model.safetensors"
+    with open(weights, "r+b") as f:  # the folder's files are links to the fetched ones
+        f.seek(100)
+        f.write(b"\x00\x00")
+    with pytest.warns(CacheWarning) as caught:
+        assert enc.encoder_dir("toy", progress=False) == folder
+    messages = [str(w.message) for w in caught]
+    assert f"cached file {weights} has sha256" in messages[0]
+    assert "laying it out again" in messages[0]
+    assert any("fetching 'toy-encoder' again" in m for m in messages[1:])  # the shared bytes
+    assert {p: (folder / p).read_bytes() for p in data} == data
 
 
 # ---------------------------------------------------------------------------- the real model

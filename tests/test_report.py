@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import functools
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ import pytest
 import recgym  # noqa: F401 (registers the envs)
 from benchmarks.page import html_page
 from benchmarks.report import write_report
-from benchmarks.runner import append_rows, evaluate
+from benchmarks.runner import append_rows, evaluate, load_rows
 from benchmarks.store import RESULTS, check_rows, latest_rows, row_key
 from benchmarks.table import agent_label, markdown_table
 from recgym.evaluation import EvalSpec
@@ -175,3 +178,66 @@ def test_agent_labels_name_the_model_and_a_missing_reasoning() -> None:
     assert agent_label(with_model) == "rec-head (smollm2-135m)"
     with_model["agent_config"]["reasoning"] = False
     assert agent_label(with_model) == "rec-head (smollm2-135m, no reasoning)"
+
+
+class _Page(HTMLParser):
+    """What a browser's parser makes of a page: elements, attributes, text and scripts."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str]] = []
+        self.text: list[str] = []
+        self.scripts: list[str] = []
+        self._in_script = False
+        self.feed(page)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attrs += [(name, value or "") for name, value in attrs]
+        self._in_script = tag == "script"
+        if self._in_script:
+            self.scripts.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.scripts[-1] += data
+        else:
+            self.text.append(data)
+
+    def handle_comment(self, data: str) -> None:
+        raise AssertionError(f"a comment reached the page: {data!r}")
+
+
+def test_every_row_string_reaches_the_page_as_text() -> None:
+    from conftest import HOSTILE_STRINGS, hostile_rows
+
+    rows = load_rows(RESULTS)
+    hostile = hostile_rows(rows)
+    page = _Page(html_page(check_rows(hostile, check_data=False), sources=HOSTILE_STRINGS))
+    # The same rows with a plain word for each hostile string: the page's structure.
+    plain = [
+        json.loads(
+            functools.reduce(
+                lambda text, pair: text.replace(json.dumps(pair[1])[1:-1], f"plain{pair[0]}"),
+                enumerate(HOSTILE_STRINGS),
+                json.dumps(row),
+            )
+        )
+        for row in hostile
+    ]
+    sources = [f"plain{i}" for i in range(len(HOSTILE_STRINGS))]
+    reference = _Page(html_page(check_rows(plain, check_data=False), sources=sources))
+    assert page.tags == reference.tags  # no element added, none closed early
+    assert [name for name, _ in page.attrs] == [name for name, _ in reference.attrs]
+    assert not [name for name, _ in page.attrs if name.startswith("on")]
+    assert all(value.startswith("#") for name, value in page.attrs if name == "href")
+    assert page.scripts == reference.scripts and len(page.scripts) == 1  # the sorter only
+    text = "".join(page.text)
+    values = {value for _, value in page.attrs}
+    for s in HOSTILE_STRINGS:  # shown as the literal string, in text and in data-value
+        assert s in text and s in values, s

@@ -128,3 +128,39 @@ def test_columns_sort(page: Any) -> None:
     names = _column(page, env_id, 0)
     assert names == sorted(names, key=str.lower)
     assert page.problems == []
+
+
+def test_no_row_string_runs_script_and_every_row_renders(browser: Any, tmp_path: Path) -> None:
+    from conftest import HOSTILE_STRINGS, hostile_rows
+
+    from benchmarks.store import check_rows
+
+    rows = check_rows(hostile_rows(load_rows(RESULTS)), check_data=False)
+    path = tmp_path / "leaderboard.html"
+    path.write_text(html_page(rows, sources=HOSTILE_STRINGS), encoding="utf-8")
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: m.type in ("error", "warning") and problems.append(m.text))
+    page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    page.on("request", lambda r: r.url.startswith("file:") or problems.append(r.url))
+    page.on("frameattached", lambda f: problems.append(f"frame: {f.url}"))
+    try:
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        for link in page.locator("nav a").all():  # fragment links, never javascript:
+            link.click()
+        page.locator("details summary").first.click()
+        page.locator("table.board th").first.click()  # the sorter runs over hostile values
+        assert page.evaluate("window.pwned") is None
+        assert page.evaluate("document.scripts.length") == 1
+        assert page.evaluate("getComputedStyle(document.body).display") != "none"
+        assert page.locator("img, iframe, table script").count() == 0
+        # Every row is rendered once, its agent name as the literal string.
+        assert page.locator("table.board tbody tr").count() == len(rows)
+        agents = page.locator("span.agent").all_text_contents()
+        assert sorted({a.split(" (")[0] for a in agents}) == sorted(HOSTILE_STRINGS)
+        assert page.locator("section svg").count() >= 2
+        assert problems == []
+    finally:
+        page.close()

@@ -417,3 +417,64 @@ def test_bad_agent_specs_say_what_was_expected(tmp_path: Path) -> None:
         build_agent(f"{tmp_path}/empty.py:Agent", env)
     with pytest.raises(KeyError, match=r"path/to/file\.py:Class"):
         build_agent("no-such-agent", env)
+
+
+_WRITER = """
+import sys, time
+from pathlib import Path
+from benchmarks.runner import append_rows
+path, writer, count, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
+while not go.exists():  # start together, so the writes overlap
+    time.sleep(0.01)
+for i in range(count):
+    # A row larger than a pipe buffer or a page, as a real row with its command and config is.
+    append_rows(path, [{"writer": writer, "i": i, "pad": "x" * (8192 + 97 * writer)}])
+"""
+
+
+def test_concurrent_writers_lose_no_row_and_readers_see_whole_lines(tmp_path: Path) -> None:
+    path, go = tmp_path / "board.jsonl", tmp_path / "go"
+    writers, count = 5, 40
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(path), str(w), str(count), str(go)], cwd=REPO
+        )
+        for w in range(writers)
+    ]
+    go.touch()
+    seen = 0
+    while any(p.poll() is None for p in procs):  # read while they write: always whole lines
+        if path.exists():
+            rows = load_rows(path)  # raises on a half-written line
+            assert len(rows) >= seen  # rows are only ever added
+            seen = len(rows)
+    assert [p.wait() for p in procs] == [0] * writers
+    rows = load_rows(path)
+    assert len(rows) == writers * count
+    for w in range(writers):  # every row of every writer, in its order
+        assert [r["i"] for r in rows if r["writer"] == w] == list(range(count))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["board.jsonl", "board.jsonl.lock", "go"]
+
+
+def test_a_failed_append_leaves_the_file_as_it_was(
+    history_row: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rows.jsonl"
+    append_rows(path, [history_row])
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="Out of range float"):  # NaN is not JSON
+        append_rows(path, [history_row, {**history_row, "metrics": {"x": math.nan}}])
+    assert path.read_bytes() == before
+
+    def killed(fd: int) -> None:  # the process dies between writing and renaming
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("os.fsync", killed)
+    with pytest.raises(KeyboardInterrupt):
+        append_rows(path, [history_row])
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.jsonl", "rows.jsonl.lock"]
+    path.write_bytes(before.rstrip(b"\n"))  # edited by hand, last newline lost
+    monkeypatch.undo()
+    append_rows(path, [history_row])
+    assert load_rows(path) == [history_row, history_row]

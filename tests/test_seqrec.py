@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from recgym.error import CacheWarning  # noqa: E402
 from recgym.models.seqrec import (  # noqa: E402
     MODELS,
     SeqRecConfig,
@@ -208,6 +210,33 @@ def test_pretrained_trains_once_then_loads_from_the_cache(
     assert len(entries) == 3 and pretrained_dir("lrurec", **TINY).name in entries
     pretrained("lrurec", progress=False, retrain=True, **TINY)
     assert len(calls) == 4
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
+def test_a_damaged_cached_model_is_reported_and_trained_again(
+    tmp_cache: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    calls: list[SeqRecConfig] = []
+    monkeypatch.setattr(hub, "train_seqrec", _fake_trainer(calls))
+    pretrained("lrurec", progress=False, **TINY)
+    (weights,) = pretrained_dir("lrurec", **TINY).glob("*.safetensors")
+    if damage == "flip":
+        data = bytearray(weights.read_bytes())
+        data[-5] ^= 0x01  # one bit of one weight: safetensors would load it without a word
+        weights.write_bytes(bytes(data))
+    elif damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:64])
+    else:
+        weights.unlink()
+    with pytest.warns(CacheWarning, match=rf"{weights.name} .*; training it again"):
+        retrained = pretrained("lrurec", progress=False, **TINY)
+    assert len(calls) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = pretrained("lrurec", progress=False, **TINY)  # the new copy, loaded
+    assert len(calls) == 2
+    histories = [np.array([4, 5, 6]), np.array([1])]
+    np.testing.assert_array_equal(again.score(histories), retrained.score(histories))
 
 
 def test_pretrained_rejects_unknown_names_and_fields(tmp_cache: Path) -> None:

@@ -19,6 +19,7 @@ from agents.rl4rec.train import RL4RecRecommender, train_rl4rec
 from recgym.data.cache import cache_dir, install_dir
 from recgym.models.seqrec import default_config
 from recgym.utils import atomic
+from recgym.utils.files import verify_dir
 
 __all__ = ["CACHE_VERSION", "pretrained_rl4rec", "rl4rec_config", "rl4rec_dir"]
 
@@ -89,7 +90,7 @@ def pretrained_rl4rec(
     """
     config = rl4rec_config(algo, variant, **config_kwargs)
     path = rl4rec_dir(config, dataset)
-    if path.is_dir() and not retrain:
+    if not retrain and verify_dir(path, remedy="training it again", adopt=True):
         return RL4RecRecommender.load(path, device=device)
     from filelock import FileLock  # a dependency of torch
 
@@ -97,11 +98,11 @@ def pretrained_rl4rec(
     checkpoint = path.with_name(path.name + ".checkpoint")
     # One process trains (and writes the checkpoint); another one waits, then loads.
     with FileLock(str(path) + ".lock"):
-        if path.is_dir() and not retrain:
+        if not retrain and verify_dir(path, adopt=True):  # another process installed it
             return RL4RecRecommender.load(path, device=device)
         rec = train_rl4rec(
             config, dataset=dataset, device=device, progress=progress, checkpoint=checkpoint
         )
-        install_dir(path, rec.save, replace=retrain)
+        install_dir(path, rec.save, replace=True)  # replaces a damaged copy
         atomic.remove_dir(checkpoint)
     return rec

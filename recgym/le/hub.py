@@ -17,6 +17,7 @@ from recgym.data.cache import cache_dir, install_dir
 from recgym.error import UnknownNameError
 from recgym.le.train import LEConfig
 from recgym.utils import atomic
+from recgym.utils.files import verify_dir
 
 __all__ = ["CACHE_VERSION", "CONFIGS", "checkpoint_dir", "le_dir", "load"]
 
@@ -54,8 +55,10 @@ def load(
     """The LE called ``name`` (a key of :data:`CONFIGS`) or saved in folder ``name``.
 
     A registered LE not in the cache is trained first (:func:`recgym.le.train.train_le`, with
-    a checkpoint every ``checkpoint_minutes`` that a killed load resumes from) and saved, so
-    later loads take seconds.
+    a checkpoint every ``checkpoint_minutes`` that a killed load resumes from) and saved with a
+    manifest of its files' sha256, so later loads take seconds; a cached LE with a missing,
+    truncated or corrupted file is reported (a :class:`~recgym.error.CacheWarning` naming it)
+    and trained again.
 
     Raises:
         UnknownNameError: ``name`` is neither registered nor a folder.
@@ -73,7 +76,7 @@ def load(
     config = CONFIGS[name]
     target = le_dir(config, name)
     checkpoint = checkpoint_dir(target)
-    if retrain or not (target / "le.json").is_file():
+    if retrain or not verify_dir(target, remedy="training it again", adopt=True):
         from filelock import FileLock  # a dependency of transformers, which training needs
 
         from recgym.le.train import train_le
@@ -81,7 +84,7 @@ def load(
         target.parent.mkdir(parents=True, exist_ok=True)
         # One process trains (and writes the checkpoint); another one waits, then loads.
         with FileLock(str(target) + ".lock"):
-            if retrain or not (target / "le.json").is_file():
+            if retrain or not verify_dir(target, adopt=True):  # another process installed it
                 le = train_le(
                     config,
                     device=device,

@@ -3,15 +3,16 @@
 An embedded model is a GGUF artifact fetched by :mod:`recgym.data.artifacts`. The first load
 dequantises it once with transformers and saves it with ``save_pretrained`` (safetensors, plus
 the tokenizer) under ``cache_dir("models", name)``; later loads read that folder and take about
-a second. A marker file written last, holding the GGUF's sha256, tells a complete folder from a
-half-written one.
+a second. A manifest written last (:data:`MARKER`: the GGUF's sha256 and the sha256 of every
+file, :mod:`recgym.utils.files`) tells a complete folder from a half-written one and is checked
+on every load: a folder with a missing, truncated or corrupted file is reported (a
+:class:`~recgym.error.CacheWarning` naming the file) and converted again.
 
 torch, transformers and recgym.data (pandas) are imported inside functions.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -22,13 +23,15 @@ from typing import Any
 
 from recgym.error import ModelLoadError
 from recgym.llm.base import CHATML_TEMPLATE
+from recgym.utils.files import MANIFEST, read_manifest, verify_dir, write_manifest
 
 __all__ = ["EMBEDDED", "MARKER", "EmbeddedModel", "embedded_model_dir"]
 
 logger = logging.getLogger(__name__)
 
-MARKER = ".recgym-complete.json"
-"""Written last into a converted model folder: its presence means the folder is complete."""
+MARKER = MANIFEST
+"""The manifest written last into a converted model folder: its presence means the folder is
+complete, and it lists the sha256 of every file (:func:`recgym.utils.files.write_manifest`)."""
 
 
 @dataclass(frozen=True)
@@ -58,14 +61,15 @@ EMBEDDED: dict[str, EmbeddedModel] = {
 def embedded_model_dir(name: str, *, progress: bool = True) -> Path:
     """The safetensors folder of an embedded model, converted from its GGUF on first use.
 
-    A folder without a valid :data:`MARKER` (a killed conversion, another source file) is
-    rebuilt. The conversion writes to a temporary sibling folder and renames it into place, so
-    readers never see a half-written model.
+    A folder without a valid :data:`MARKER` (a killed conversion, another source file) or with
+    a file that does not match it (truncated, corrupted: reported with a
+    :class:`~recgym.error.CacheWarning`) is rebuilt. The conversion writes to a temporary
+    sibling folder and renames it into place, so readers never see a half-written model.
     """
     spec = EMBEDDED[name]
     target = _models_root() / name
     sha = _pinned_sha256(spec)
-    if _is_complete(target, sha):
+    if _is_complete(target, sha, remedy="converting it again from the GGUF"):
         return target
     from recgym.data.artifacts import fetch
     from recgym.llm.hf import progress_bars
@@ -96,15 +100,14 @@ def _pinned_sha256(spec: EmbeddedModel) -> str:
     return str(digests.pop())
 
 
-def _is_complete(folder: Path, sha256: str) -> bool:
-    try:
-        marker = json.loads((folder / MARKER).read_text())
-        files = marker["files"]
-        return marker["source_sha256"] == sha256 and all(
-            (folder / f).stat().st_size == size for f, size in files.items()
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+def _is_complete(folder: Path, sha256: str, remedy: str | None = None) -> bool:
+    """True when ``folder`` was built from the file of digest ``sha256`` and passes its
+    manifest (a failure is reported with ``remedy``, see :func:`recgym.utils.files.verify_dir`;
+    a folder built from another source file is out of date, not damaged: no warning)."""
+    manifest = read_manifest(folder)
+    if manifest is not None and manifest.get("source_sha256") != sha256:
         return False
+    return verify_dir(folder, remedy=remedy)
 
 
 def _convert_gguf(gguf: Path, target: Path, sha256: str) -> None:
@@ -140,9 +143,7 @@ def _convert_gguf(gguf: Path, target: Path, sha256: str) -> None:
         tmp.chmod(0o755)
         for p in tmp.iterdir():
             p.chmod(0o644)
-        files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
-        marker = {"source_sha256": sha256, "transformers": transformers.__version__, "files": files}
-        (tmp / MARKER).write_text(json.dumps(marker, indent=1))
+        write_manifest(tmp, source_sha256=sha256, transformers=transformers.__version__)
         _swap_into_place(tmp, target, sha256)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -2,8 +2,9 @@
 
 ``load_encoder()`` fetches the registered artifact ``all-minilm-l6-v2`` (its files pinned by
 sha256), lays its files out once as a sentence-transformers folder under
-``cache_dir("models", "all-minilm-l6-v2")`` and loads it offline. A marker file written last
-tells a complete folder from a half-written one, as for the embedded LLMs.
+``cache_dir("models", "all-minilm-l6-v2")`` and loads it offline. A manifest written last
+tells a complete folder from a half-written one and is checked on every load, as for the
+embedded LLMs: a damaged folder is reported and laid out again.
 
 torch and sentence-transformers are imported inside functions, so ``import recgym.llm`` (which
 exports :class:`TextEncoder` and :func:`load_encoder`) stays free of them.
@@ -30,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from recgym.error import ModelLoadError
-from recgym.llm.embedded import MARKER, _is_complete, _swap_into_place
+from recgym.llm.embedded import _is_complete, _swap_into_place
+from recgym.utils.files import write_manifest
 
 __all__ = ["ENCODERS", "TextEncoder", "encoder_dir", "load_encoder"]
 
@@ -182,7 +184,7 @@ def encoder_dir(name: str, *, progress: bool = True) -> Path:
     artifact = ENCODERS[name]
     target = cache_dir("models") / name
     fingerprint = _fingerprint(get_artifact(artifact).sources)
-    if _is_complete(target, fingerprint):
+    if _is_complete(target, fingerprint, remedy="laying it out again from the fetched files"):
         return target
     fetched = fetch(artifact, progress=progress)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
@@ -197,9 +199,7 @@ def encoder_dir(name: str, *, progress: bool = True) -> Path:
         # mkdtemp makes an owner-only folder; a cache is meant to be shared.
         for folder in (tmp, *(p for p in tmp.rglob("*") if p.is_dir())):
             folder.chmod(0o755)
-        files = {str(p.relative_to(tmp)): p.stat().st_size for p in tmp.rglob("*") if p.is_file()}
-        marker = {"source_sha256": fingerprint, "source": fetched.source.key, "files": files}
-        (tmp / MARKER).write_text(json.dumps(marker, indent=1))
+        write_manifest(tmp, source_sha256=fingerprint, source=fetched.source.key)
         _swap_into_place(tmp, target, fingerprint)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

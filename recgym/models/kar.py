@@ -19,8 +19,8 @@ Training, in two stages, with no leak of a target into what predicts it:
    frozen backbone state plus the text (full-catalog softmax, history masked), early-stopped
    on a held-out tenth of the users.
 
-:func:`pretrained_kar` trains on first use and caches the result (safetensors and JSON), like
-:func:`recgym.models.seqrec.pretrained`.
+:func:`pretrained_kar` trains on first use and caches the result (safetensors and JSON, with a
+manifest of their sha256 checked on every load), like :func:`recgym.models.seqrec.pretrained`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import copy
 import dataclasses
 import hashlib
 import json
-import os
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,6 +43,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
 from recgym.data.cache import cache_dir, install_dir
+from recgym.error import CacheWarning
 from recgym.models.seqrec.config import default_config
 from recgym.models.seqrec.models import build_model
 from recgym.models.seqrec.retriever import (
@@ -52,6 +53,7 @@ from recgym.models.seqrec.retriever import (
     write_module,
 )
 from recgym.models.seqrec.train import fit
+from recgym.utils.files import verify_dir, write_atomic
 
 __all__ = [
     "KAR_CACHE_VERSION",
@@ -283,14 +285,14 @@ def write_texts(
 ) -> list[str]:
     """Greedy completions of ``prompts`` by ``llm`` (a :class:`recgym.llm.LLM`), in batches.
 
-    With ``cache``, texts written so far are kept in that JSON file after every batch, so an
-    interrupted run continues where it stopped.
+    With ``cache``, texts written so far are kept in that JSON file after every batch (with
+    their sha256, replaced atomically), so an interrupted run continues where it stopped; a
+    cache file that cannot be read or fails its digest is reported (a
+    :class:`~recgym.error.CacheWarning`) and the texts written again.
     """
     from tqdm.auto import tqdm
 
-    done: list[str] = []
-    if cache is not None and cache.is_file():
-        done = json.loads(cache.read_text())["texts"][: len(prompts)]
+    done = _read_texts(cache)[: len(prompts)] if cache is not None else []
     bar = tqdm(total=len(prompts), initial=len(done), desc="preference texts", disable=not progress)
     for lo in range(len(done), len(prompts), batch_size):
         batch = list(prompts[lo : lo + batch_size])
@@ -298,11 +300,37 @@ def write_texts(
         done += [g.text.strip() for g in gens]
         bar.update(len(batch))
         if cache is not None:
-            tmp = cache.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"texts": done}))
-            os.replace(tmp, cache)
+            write_atomic(cache, json.dumps({"texts": done, "sha256": _texts_digest(done)}))
     bar.close()
     return done
+
+
+def _texts_digest(texts: list[str]) -> str:
+    return hashlib.sha256(json.dumps(texts).encode()).hexdigest()
+
+
+def _read_texts(cache: Path) -> list[str]:
+    """The texts of a cache file of :func:`write_texts`; ``[]`` when there is none, or (with a
+    :class:`~recgym.error.CacheWarning`) when it cannot be read or fails its digest. A file
+    written before digests were kept has none to check."""
+    if not cache.is_file():
+        return []
+    try:
+        record = json.loads(cache.read_text(encoding="utf-8"))
+        texts = record["texts"]
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise ValueError("texts is not a list of strings")
+        if record.get("sha256", _texts_digest(texts)) != _texts_digest(texts):
+            raise ValueError("its sha256 does not match its texts")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        warnings.warn(
+            f"recgym: cached file {cache} is damaged ({type(exc).__name__}: {exc}); writing "
+            "the texts again",
+            CacheWarning,
+            stacklevel=3,
+        )
+        return []
+    return texts
 
 
 def _training_texts(
@@ -314,10 +342,9 @@ def _training_texts(
     blob = json.dumps([config.text_llm, config.max_new_tokens, data_version, prompts])
     key = hashlib.sha256(blob.encode()).hexdigest()[:12]
     cache = cache_dir("kar", "texts") / f"{Path(config.text_llm).name}-{key}.json"
-    if cache.is_file():
-        texts: list[str] = json.loads(cache.read_text())["texts"]
-        if len(texts) == len(prompts):
-            return texts
+    texts = _read_texts(cache)
+    if len(texts) == len(prompts):
+        return texts
     llm = recgym.llm.load(config.text_llm, progress=progress)
     return write_texts(
         llm,
@@ -508,8 +535,8 @@ def pretrained_kar(
     """
     config = KARConfig(backbone=backbone, text_llm=text_llm, seed=seed, **overrides)
     path = kar_dir(config)
-    if path.is_dir() and not retrain:
+    if not retrain and verify_dir(path, remedy="training it again", adopt=True):
         return KARRecommender.load(path, device=device)
     kar = train_kar(config, device=device, progress=progress)
-    install_dir(path, kar.save, replace=retrain)
+    install_dir(path, kar.save, replace=True)  # replaces a damaged copy
     return kar

@@ -12,6 +12,7 @@ from recgym.data.cache import cache_dir, install_dir
 from recgym.models.seqrec.config import default_config
 from recgym.models.seqrec.retriever import SeqRecRetriever
 from recgym.models.seqrec.train import train_seqrec
+from recgym.utils.files import verify_dir
 
 __all__ = ["CACHE_VERSION", "pretrained", "pretrained_dir"]
 
@@ -51,7 +52,10 @@ def pretrained(
     """Model ``name`` trained on ``dataset`` with its default configuration (plus overrides).
 
     The first call trains (2-3 minutes on 2 CPU cores for the defaults) and saves into the
-    cache (:func:`pretrained_dir`); later calls with the same arguments load it.
+    cache (:func:`pretrained_dir`), with a manifest of the files' sha256; later calls with the
+    same arguments check the files against it and load them. A missing, truncated or corrupted
+    file is reported (a :class:`~recgym.error.CacheWarning` naming it) and the model trained
+    again.
 
     Args:
         name: ``"sasrec"``, ``"gru4rec"`` or ``"lrurec"``.
@@ -71,9 +75,9 @@ def pretrained(
         TypeError: an override is not a config field (the message lists the fields).
     """
     path = pretrained_dir(name, dataset=dataset, seed=seed, **overrides)
-    if path.is_dir() and not retrain:
+    if not retrain and verify_dir(path, remedy="training it again", adopt=True):
         return SeqRecRetriever.load(path, device=device)
     config = default_config(name, **{**overrides, "seed": seed})
     retriever = train_seqrec(config, dataset=dataset, progress=progress, device=device)
-    install_dir(path, retriever.save, replace=retrain)
+    install_dir(path, retriever.save, replace=True)  # replaces a damaged copy
     return retriever
