@@ -5,8 +5,7 @@ A process killed with SIGKILL (an out-of-memory kill, a preempted job, a lost le
 beside the target first and then renames, so a reader sees the old version or the new one,
 never a mix:
 
-- :func:`write_text` / :func:`write_bytes`: a file, through a temporary file and
-  ``os.replace``;
+- :func:`write_text` / :func:`write_bytes`: a file (:func:`recgym.utils.files.write_atomic`);
 - :func:`replace_files`: files written into a staging folder, then each moved over its old
   version in a folder that holds other things too (a run folder's best adapter);
 - :func:`replace_dir`: a whole folder (a checkpoint), written beside the old one and swapped in;
@@ -29,6 +28,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from recgym.utils.files import write_atomic
+
 __all__ = [
     "complete_dir",
     "remove_dir",
@@ -49,24 +50,14 @@ def _previous(path: Path) -> Path:
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (a temporary file beside it, then
-    ``os.replace``); creates the parent folder. Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_staging_prefix(path), dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``data`` to ``path`` atomically (:func:`recgym.utils.files.write_atomic`: a
+    temporary file beside it, then ``os.replace``); creates the parent folder."""
+    return write_atomic(path, data)
 
 
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically, as :func:`write_bytes`."""
-    return write_bytes(path, text.encode("utf-8"))
+    return write_atomic(path, text)
 
 
 def _clean_staging(path: Path) -> None:
