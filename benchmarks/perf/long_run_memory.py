@@ -23,7 +23,8 @@ The runs:
   than the retriever's query cache (1,024 queries), so the cache stays full and evicts all
   along, while most steps still hit it (a miss costs a BM25 query over the catalog).
 
-The exit status is 1 when a growth exceeds ``--max-growth`` (default 5 %). Run::
+The exit status is 1 when a growth exceeds ``--max-growth`` (default 5 %). Figures on a 2-core
+CPU: ``benchmarks/results/perf-cpu/long-run-memory.txt``. Run::
 
     python -m benchmarks.perf.long_run_memory                       # the full budget
     python -m benchmarks.perf.long_run_memory --user-steps 20000 --search-steps 2000
