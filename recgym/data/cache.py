@@ -10,7 +10,6 @@ it) and fetched or built again, never loaded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -19,7 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from recgym.utils.files import sha256_file, write_manifest
+from recgym.utils.files import file_digest, sha256_file, write_manifest
 
 __all__ = [
     "cache_dir",
@@ -29,8 +28,6 @@ __all__ = [
     "mark_verified",
     "sha256_file",
 ]
-
-_CHUNK = 1 << 20
 
 
 def cache_dir(*parts: str, create: bool = True) -> Path:
@@ -78,15 +75,6 @@ def install_dir(
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return path
-
-
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in chunks so large model files do not fill memory."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _stamp_path(path: Path) -> Path:

@@ -34,7 +34,14 @@ from typing import IO, Protocol
 
 from recgym.data.cache import cache_dir, install_dir, is_verified
 from recgym.error import CacheWarning, ChecksumError, FetchError
-from recgym.utils.files import MANIFEST, read_manifest, sha256_file, verify_dir, write_manifest
+from recgym.utils.files import (
+    MANIFEST,
+    file_digest,
+    read_manifest,
+    sha256_file,
+    verify_dir,
+    write_manifest,
+)
 
 __all__ = [
     "Artifact",
@@ -152,7 +159,7 @@ class UrlSource:
         if self.archive_digest is None:
             return
         algorithm, expected = self.archive_digest.split(":", 1)
-        got = _digest(archive, algorithm)
+        got = file_digest(archive, algorithm)
         if got != expected:
             raise ChecksumError(f"{self.url}: {algorithm} {got} != published {expected}")
 
@@ -227,12 +234,6 @@ class FetchedArtifact:
 
     def __getitem__(self, name: str) -> Path:
         return self.files[name]
-
-
-def _digest(path: Path, algorithm: str) -> str:
-    from recgym.data.cache import file_digest
-
-    return file_digest(path, algorithm)
 
 
 def _download_url(url: str, dest: Path, progress: bool) -> None:

@@ -34,6 +34,7 @@ from recgym.error import CacheWarning
 
 __all__ = [
     "MANIFEST",
+    "file_digest",
     "read_manifest",
     "sha256_file",
     "verify_dir",
@@ -80,13 +81,18 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> Path:
     return path
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """SHA-256 hex digest of a file, read in chunks so large model files do not fill memory."""
-    h = hashlib.sha256()
+def file_digest(path: str | os.PathLike[str], algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in chunks so large model files do not fill memory."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """SHA-256 hex digest of a file (:func:`file_digest`)."""
+    return file_digest(path)
 
 
 @dataclass(frozen=True)
