@@ -172,12 +172,14 @@ class NextScores:
         format_ok: ``(B,)`` all True (a score vector has no format to break).
         metrics: ``"ndcg@10"``, ``"hit@5"``... and ``"p_target"``, each ``(B,)``.
         ranks: ``(B,)`` 0-based full-catalog rank of the target (history masked).
+        scores: ``(B, n_items)`` the actions' scores as float64, as checked and ranked.
     """
 
     rewards: np.ndarray
     format_ok: np.ndarray
     metrics: dict[str, np.ndarray]
     ranks: np.ndarray
+    scores: np.ndarray
 
 
 class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
@@ -357,7 +359,7 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
         reward, _ = fuse(ranks, p_target, self.k, self.beta)
         metrics = metrics_at_rank(ranks, max(METRIC_KS), METRIC_KS, ("ndcg", "hit"))
         metrics["p_target"] = p_target
-        return NextScores(reward, np.ones(len(scores), dtype=bool), metrics, ranks)
+        return NextScores(reward, np.ones(len(scores), dtype=bool), metrics, ranks, scores)
 
     # ----- the Gymnasium API ----------------------------------------------------------------
 
@@ -374,7 +376,7 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
     def _render_state(
         self, result: NextScores, action: Any, split: str, index: int
     ) -> dict[str, Any]:
-        scores = _score_matrix([action], self.n_items)[0]
+        scores = result.scores[0]  # the action as score() checked it
         hist = self._split(split).histories[index]
         top = np.argsort(-np.where(np.isnan(scores), -np.inf, scores), kind="stable")
         return {"top": [int(i) for i in top[~np.isin(top, hist)][:10]]}
