@@ -157,11 +157,16 @@ class LLMEnvironment(nn.Module):
         lora_r: int = 8,
         lora_alpha: int = 16,
         target_modules: Sequence[str] = ("q_proj", "k_proj", "v_proj", "o_proj"),
+        layers: int | None = None,
         device: str | None = None,
         progress: bool = True,
     ) -> LLMEnvironment:
         """A fresh LE on ``model`` (any :func:`recgym.llm.load` name or folder): the base LLM
-        with two new LoRA adapters, untrained heads and random item tokens."""
+        with two new LoRA adapters, untrained heads and random item tokens.
+
+        ``layers`` keeps only the base's first ``layers`` decoder layers (``None``: all of them):
+        the SM and RM read item tokens, not text, and a shallower stack trains and steps in a
+        fraction of the time (see :class:`recgym.le.train.LEConfig`)."""
         from peft import LoraConfig, get_peft_model
 
         import recgym.llm
@@ -171,6 +176,12 @@ class LLMEnvironment(nn.Module):
             raise ModelLoadError(f"the LE needs a torch language model; {model!r} has none")
         base = llm.model
         base.requires_grad_(False)
+        if layers is not None:
+            stack = base.get_decoder().layers
+            if not 1 <= layers <= len(stack):
+                raise ValueError(f"layers must be in 1..{len(stack)} for {model!r}; got {layers}")
+            base.get_decoder().layers = stack[:layers]
+            base.config.num_hidden_layers = layers
         lora = LoraConfig(
             r=lora_r,
             lora_alpha=lora_alpha,
@@ -188,6 +199,7 @@ class LLMEnvironment(nn.Module):
             "lora_r": lora_r,
             "lora_alpha": lora_alpha,
             "target_modules": list(target_modules),
+            "layers": layers,
         }
         le.tokenizer = llm.tokenizer
         # The LE's own parameters are created in float32; only the device changes (the base
@@ -508,6 +520,7 @@ class LLMEnvironment(nn.Module):
             lora_r=meta["lora_r"],
             lora_alpha=meta["lora_alpha"],
             target_modules=meta["target_modules"],
+            layers=meta.get("layers"),
             device=device,
             progress=progress,
         )
