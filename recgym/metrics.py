@@ -23,6 +23,7 @@ __all__ = [
     "mrr_at_k",
     "ndcg_at_k",
     "normalize_targets",
+    "pairwise_auc",
     "recall_at_k",
     "target_ranks",
     "top_k",
@@ -230,3 +231,23 @@ def _partition_top(scores: np.ndarray, k: int) -> np.ndarray:
     items = np.nonzero(take)[1].reshape(-1, k)
     values = np.take_along_axis(scores, items, axis=1)
     return np.take_along_axis(items, np.argsort(-values, axis=1, kind="stable"), axis=1)
+
+
+def pairwise_auc(positive: ArrayLike, negatives: ArrayLike) -> np.ndarray:
+    """Per row, the share of negatives the positive outscores (a tie counts one half): the AUC
+    of one positive against ``K`` negatives.
+
+    Args:
+        positive: ``(B,)`` scores of each row's positive.
+        negatives: ``(B, K)`` scores of each row's negatives.
+
+    Raises:
+        ValueError: the shapes do not match or ``K`` is 0.
+    """
+    pos = np.asarray(positive, dtype=np.float64)
+    neg = np.asarray(negatives, dtype=np.float64)
+    if pos.ndim != 1 or neg.ndim != 2 or len(neg) != len(pos) or neg.shape[1] == 0:
+        raise ValueError(
+            f"expected (B,) positive and (B, K>0) negative scores; got {pos.shape} and {neg.shape}"
+        )
+    return (pos[:, None] > neg).mean(axis=1) + 0.5 * (pos[:, None] == neg).mean(axis=1)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recgym.error import UnknownNameError
+from recgym.le.base import DEFAULT_LE
 from recgym.models.seqrec.config import SeqRecConfig, check_fields, default_config
 
 __all__ = ["ALGOS", "VARIANTS", "RL4RecConfig", "variant_config"]
@@ -61,7 +62,7 @@ class RL4RecConfig:
     """LEA: cross-entropy weight of each proposal (the logged item weighs 1)."""
     lea_q_weight: float = 0.5
     """LEA: Q-learning weight of each proposal's transition (the logged one weighs 1)."""
-    le: str = "ml-100k-smollm2"
+    le: str = DEFAULT_LE
     """The LE (``recgym.le.load_user_model`` name), used when ``reward="le"``, ``le_state`` or
     ``lea_k > 0``."""
     le_kwargs: dict[str, Any] = field(default_factory=dict)

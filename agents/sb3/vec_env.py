@@ -11,7 +11,7 @@ was the step limit, and the new episode's info is in ``reset_infos[i]``::
     from stable_baselines3 import PPO
     from agents.sb3.vec_env import make_recuser_vec_env
 
-    env = make_recuser_vec_env(16, seed=0, le="ml-100k-smollm2", le_kwargs={"device": "cuda"})
+    env = make_recuser_vec_env(16, seed=0, le="ml-100k-smollm2-v2", le_kwargs={"device": "cuda"})
     PPO("MlpPolicy", env, n_steps=64).learn(50_000)
 
 With the same seeds it plays exactly the episodes of ``DummyVecEnv`` over single

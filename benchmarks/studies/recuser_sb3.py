@@ -47,6 +47,7 @@ from agents.baselines.recuser import PopularItemAgent, RandomItemAgent
 from benchmarks.episodes import play_episodes
 from benchmarks.runner import summarize
 from recgym.agent import Agent, reset_agent
+from recgym.le.base import DEFAULT_LE
 from recgym.utils import atomic
 from recgym.utils.checkpoint import check_config, note_resume
 
@@ -148,7 +149,7 @@ def _row(name: str, runs: list[dict[str, np.ndarray]], minutes: float | None) ->
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     """Run the comparison (see the module docstring) and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--le", default="ml-100k-smollm2", help="user model name ('fake' too)")
+    parser.add_argument("--le", default=DEFAULT_LE, help="user model name ('fake' too)")
     parser.add_argument("--le-kwargs", type=json.loads, default={}, help="JSON, e.g. device")
     parser.add_argument("--env-kwargs", type=json.loads, default={}, help="JSON, RecUser-v0")
     parser.add_argument(

@@ -40,6 +40,7 @@ import torch
 from agents.rl4rec import VARIANTS, RL4RecData, fit_rl4rec, le_inputs, variant_config
 from benchmarks.runner import git_commit, t_quantile_975
 from recgym.error import UnknownNameError
+from recgym.le.base import DEFAULT_LE
 from recgym.models.seqrec import default_config
 from recgym.utils import atomic
 from recgym.utils.checkpoint import check_config, note_resume
@@ -63,7 +64,7 @@ def run(
     variants: Sequence[str],
     seeds: Sequence[int],
     *,
-    le: str = "ml-100k-smollm2",
+    le: str = DEFAULT_LE,
     le_kwargs: dict[str, Any] | None = None,
     backbone: str = "gru4rec",
     max_len: int = 100,
@@ -245,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--algos", nargs="+", default=["sqn", "sa2c"])
     parser.add_argument("--variants", nargs="+", default=["base", "rating", "rm", "sm", "lea"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--le", default="ml-100k-smollm2", help="recgym.le.load_user_model name")
+    parser.add_argument("--le", default=DEFAULT_LE, help="recgym.le.load_user_model name")
     parser.add_argument("--le-kwargs", default="{}", help="JSON arguments of load_user_model")
     parser.add_argument("--backbone", default="gru4rec", choices=["gru4rec", "sasrec"])
     parser.add_argument("--max-len", type=int, default=100)

@@ -118,7 +118,8 @@ class RecUserEnv(gym.Env[Obs, np.int64]):
 
     ## Arguments
     - ``le``: the user model, a name for :func:`recgym.le.load_user_model`: a trained LE
-      (default ``"ml-100k-smollm2"``, trained on first use) or ``"fake"``. Loaded once per
+      (default :data:`recgym.le.DEFAULT_LE`, shipped trained: it never trains) or ``"fake"``.
+      Another registered LE is trained first by ``python -m recgym.le.hub NAME``. Loaded once per
       process and shared by every env with the same ``le`` and ``le_kwargs``.
     - ``le_kwargs``: its arguments (JSON-serialisable), e.g. ``{"device": "cuda"}``, or
       ``{"n_items": 20}`` for the fake.

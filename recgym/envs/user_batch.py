@@ -25,7 +25,7 @@ from recgym.envs.spaces import describe, history_space, padded_history
 from recgym.envs.users import logged_users, user_model
 from recgym.error import RecGymError
 from recgym.le import UserModel
-from recgym.le.base import check_histories
+from recgym.le.base import DEFAULT_LE, check_histories
 
 __all__ = ["ACCEPTS", "OBSERVATIONS", "BatchStep", "Obs", "UserBatch"]
 
@@ -106,7 +106,7 @@ class UserBatch:
         self,
         num_envs: int = 1,
         *,
-        le: str = "ml-100k-smollm2",
+        le: str = DEFAULT_LE,
         le_kwargs: Mapping[str, Any] | None = None,
         observation: str = "state",
         max_steps: int = 20,
@@ -186,9 +186,12 @@ class UserBatch:
 
     @property
     def data_version(self) -> str:
-        """A digest of the user model's identity (a trained LE's cache folder name, which digests
-        its configuration; ``"fake"``) and the split's logged users, for leaderboard rows."""
-        digest = hashlib.sha256(Path(str(getattr(self.model, "name", self.le))).name.encode())
+        """A digest of the user model's identity (a trained LE's weights digest, or its folder
+        name; ``"fake"``) and the split's logged users, for leaderboard rows: a row made with
+        other weights has another one."""
+        model = self.model
+        identity = getattr(model, "digest", "") or Path(str(getattr(model, "name", self.le))).name
+        digest = hashlib.sha256(identity.encode())
         for history in self.logged:
             digest.update(np.asarray(history, dtype=np.int64).tobytes() + b"|")
         return digest.hexdigest()[:12]

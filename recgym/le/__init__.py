@@ -1,29 +1,31 @@
 """LLM as environment (LE): simulated users made of an LLM's state and reward models.
 
 :func:`load_user_model` resolves a name to a :class:`UserModel`: ``"fake"`` (the numpy test
-double) or a trained LE, by registered name or by folder (see :mod:`recgym.le.hub`; a
-registered LE that is not cached yet is trained on first use). Importing this package imports
-neither torch nor transformers.
+double) or a trained LE, by registered name or by folder (see :mod:`recgym.le.hub`: the
+default, :data:`DEFAULT_LE`, ships trained; another registered LE is trained first by the
+explicit command ``python -m recgym.le.hub NAME``). Importing this package imports neither
+torch nor transformers.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from recgym.le.base import UserModel
+from recgym.le.base import DEFAULT_LE, UserModel
 from recgym.le.fake import FakeUserModel
 
-__all__ = ["FakeUserModel", "UserModel", "load_user_model"]
+__all__ = ["DEFAULT_LE", "FakeUserModel", "UserModel", "load_user_model"]
 
 
-def load_user_model(name: str = "ml-100k-smollm2", **kw: Any) -> UserModel:
+def load_user_model(name: str = DEFAULT_LE, **kw: Any) -> UserModel:
     """The user model called ``name``.
 
     Args:
         name: ``"fake"`` (:class:`FakeUserModel`, ``kw`` are its arguments), a registered LE
             name (:data:`recgym.le.hub.CONFIGS`), or a folder written by
             :meth:`recgym.le.model.LLMEnvironment.save`.
-        **kw: for a real LE, ``device`` and ``progress``.
+        **kw: for a real LE, ``device`` and ``progress`` (and ``train``, see
+            :func:`recgym.le.hub.load`).
     """
     if name == "fake":
         return FakeUserModel(**kw)

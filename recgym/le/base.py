@@ -17,7 +17,11 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["UserModel", "check_histories", "check_items"]
+__all__ = ["DEFAULT_LE", "UserModel", "check_histories", "check_items"]
+
+DEFAULT_LE = "ml-100k-smollm2-v2"
+"""The registered LE that ``RecUser-v0`` and the LE studies use by default; it ships trained
+with the package (:mod:`recgym.le.hub`)."""
 
 
 @runtime_checkable

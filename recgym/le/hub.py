@@ -1,8 +1,11 @@
-"""Trained LEs by name: :data:`CONFIGS`, cached under ``<cache>/le/``, trained on first use.
+"""Trained LEs by name: :data:`CONFIGS`; the shipped default, and the explicit training command.
 
-Training keeps a checkpoint beside the cache entry (``<entry>.checkpoint``, see
-:func:`recgym.le.train.train_le`): a load killed while it trains resumes there when started
-again, and the checkpoint goes once the entry is installed.
+The default LE (:data:`DEFAULT`) ships trained with the project (``recgym/le/shipped/<name>/``),
+its files checked against the sha256 digests of :data:`SHIPPED` on every load; it never trains.
+Every other registered LE trains only through the explicit command
+``python -m recgym.le.hub NAME`` (a progress bar, a time estimate first, a checkpoint every few
+minutes that a killed run resumes from) and is then cached under ``<cache>/le/``; loading one
+that is neither shipped nor cached is an error that names the command.
 """
 
 from __future__ import annotations
@@ -14,25 +17,83 @@ from pathlib import Path
 from typing import Any
 
 from recgym.data.cache import cache_dir, install_dir
-from recgym.error import UnknownNameError
+from recgym.error import ModelLoadError, UnknownNameError
+from recgym.le.base import DEFAULT_LE
 from recgym.le.train import LEConfig
 from recgym.utils import atomic
-from recgym.utils.files import verify_dir
+from recgym.utils.files import sha256_file, verify_dir
 
-__all__ = ["CACHE_VERSION", "CONFIGS", "checkpoint_dir", "le_dir", "load"]
+__all__ = [
+    "CACHE_VERSION",
+    "CONFIGS",
+    "DEFAULT",
+    "MINUTES",
+    "SHIPPED",
+    "checkpoint_dir",
+    "le_dir",
+    "load",
+    "shipped_dir",
+]
 
 CACHE_VERSION = 1
 """Part of every cache key: bump it when the LE's code or training changes."""
 
+DEFAULT = DEFAULT_LE
+"""The LE of ``RecUser-v0`` and of the LE studies by default (shipped trained)."""
+
 CONFIGS: dict[str, LEConfig] = {
-    # Trains in about 25 minutes on 2 CPU cores (100 users, window 10).
+    # The shipped default: every user's training events, SmolLM2's first 8 layers, item tokens
+    # from the item text plus SASRec's item embeddings, half the RM's negatives popular ones.
+    DEFAULT: LEConfig(
+        users=None,
+        eval_users=943,
+        test_users=200,
+        layers=8,
+        window=20,
+        item_init="text+sasrec",
+        item_epochs=0,
+        sm_epochs=2,
+        rm_epochs=1,
+        popular_negatives=0.5,
+    ),
+    # The first LE (100 users, the whole base, window 10): its figures are in docs/guides/le.md.
     "ml-100k-smollm2": LEConfig(),
-    # The GPU configuration: a larger user subset, a longer window, more passes.
+    # A larger user subset, a longer window, more passes: a GPU configuration.
     "ml-100k-smollm2-large": LEConfig(
         users=300, window=20, item_epochs=2, sm_epochs=3, rm_epochs=3, batch_size=32
     ),
 }
 """Registered LEs: name → configuration (SmolLM2-135M on MovieLens-100k)."""
+
+MINUTES: dict[str, float] = {DEFAULT: 60.0, "ml-100k-smollm2": 20.0, "ml-100k-smollm2-large": 120.0}
+"""About how many minutes each registered LE trains on 2 CPU cores (printed before training)."""
+
+SHIPPED: dict[str, dict[str, str]] = {}
+"""The LEs that ship trained: name → the sha256 of each of its files in :func:`shipped_dir`."""
+
+
+def shipped_dir(name: str) -> Path:
+    """Where the shipped LE ``name`` lives inside the package."""
+    return Path(__file__).with_name("shipped") / name
+
+
+def _check_shipped(name: str) -> Path:
+    """The shipped LE's folder, its files checked against :data:`SHIPPED`.
+
+    Raises:
+        ModelLoadError: a file is missing or its digest differs (the package is damaged or the
+            weights were replaced without updating :data:`SHIPPED`).
+    """
+    folder = shipped_dir(name)
+    for file, expected in SHIPPED[name].items():
+        path = folder / file
+        got = sha256_file(path) if path.is_file() else "missing"
+        if got != expected:
+            raise ModelLoadError(
+                f"shipped LE {name!r}: {path} has sha256 {got}, expected {expected}; reinstall "
+                f"recgym, or train the LE with `python -m recgym.le.hub {name} --train`"
+            )
+    return folder
 
 
 def le_dir(config: LEConfig, name: str) -> Path:
@@ -49,19 +110,31 @@ def load(
     *,
     device: str | None = None,
     progress: bool = True,
+    train: bool = False,
     retrain: bool = False,
     checkpoint_minutes: float = 5.0,
 ) -> Any:
     """The LE called ``name`` (a key of :data:`CONFIGS`) or saved in folder ``name``.
 
-    A registered LE not in the cache is trained first (:func:`recgym.le.train.train_le`, with
-    a checkpoint every ``checkpoint_minutes`` that a killed load resumes from) and saved with a
-    manifest of its files' sha256, so later loads take seconds; a cached LE with a missing,
-    truncated or corrupted file is reported (a :class:`~recgym.error.CacheWarning` naming it)
-    and trained again.
+    A shipped LE (:data:`SHIPPED`) loads from the package after its files' digests are checked.
+    Another registered LE loads from the cache, where its files are checked against the sha256
+    manifest written with them; one that is not there trains only when asked (``train``:
+    :func:`recgym.le.train.train_le`, with a checkpoint every ``checkpoint_minutes`` that a
+    killed run resumes from), and is then cached.
+
+    Args:
+        name: a registered name or a folder written by ``LLMEnvironment.save()``.
+        device: where to run it (default: CUDA when available).
+        progress: show progress bars.
+        train: train a registered, unshipped LE that is not cached (the explicit command
+            ``python -m recgym.le.hub NAME`` does; ``gym.make`` never does).
+        retrain: train again into the cache even if shipped or cached.
+        checkpoint_minutes: minutes between two training checkpoints.
 
     Raises:
         UnknownNameError: ``name`` is neither registered nor a folder.
+        ModelLoadError: a shipped file is damaged, or the LE is not trained and ``train`` is
+            off (the message names the command that trains it).
     """
     from recgym.le.model import LLMEnvironment
 
@@ -73,32 +146,78 @@ def load(
             f"unknown LE {name!r}: pass one of {', '.join(['fake', *CONFIGS])} or a folder "
             "written by LLMEnvironment.save()"
         )
+    if name in SHIPPED and not retrain:
+        return LLMEnvironment.load(_check_shipped(name), device=device, progress=progress)
     config = CONFIGS[name]
     target = le_dir(config, name)
-    checkpoint = checkpoint_dir(target)
     if retrain or not verify_dir(target, remedy="training it again", adopt=True):
-        from filelock import FileLock  # a dependency of transformers, which training needs
-
-        from recgym.le.train import train_le
-
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # One process trains (and writes the checkpoint); another one waits, then loads.
-        with FileLock(str(target) + ".lock"):
-            if retrain or not verify_dir(target, adopt=True):  # another process installed it
-                le = train_le(
-                    config,
-                    device=device,
-                    progress=progress,
-                    checkpoint=checkpoint,
-                    checkpoint_minutes=checkpoint_minutes,
-                )
-                install_dir(
-                    target,
-                    lambda folder: le.save(folder, dataclasses.asdict(config)),
-                    replace=True,
-                )
-            atomic.remove_dir(checkpoint)  # also one that a kill after the install left
+        if not (train or retrain):
+            raise ModelLoadError(
+                f"LE {name!r} is not trained on this machine, and recgym never trains one behind "
+                f"your back: train it with `python -m recgym.le.hub {name}` (about "
+                f"{MINUTES.get(name, 60):.0f} minutes on 2 CPU cores, checkpointed and resumable), "
+                f"or use the shipped default {DEFAULT!r}"
+            )
+        _train(name, config, target, device, progress, retrain, checkpoint_minutes)
     return LLMEnvironment.load(target, device=device, progress=progress)
+
+
+def _train(
+    name: str,
+    config: LEConfig,
+    target: Path,
+    device: str | None,
+    progress: bool,
+    retrain: bool,
+    checkpoint_minutes: float,
+) -> None:
+    """Train ``name`` into its cache entry ``target`` (once, under a file lock)."""
+    import sys
+
+    from filelock import FileLock  # a dependency of transformers, which training needs
+
+    from recgym.le.train import train_le
+
+    checkpoint = checkpoint_dir(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # One process trains (and writes the checkpoint); another one waits, then loads.
+    with FileLock(str(target) + ".lock"):
+        if retrain or not verify_dir(target, adopt=True):  # another process installed it
+            print(
+                f"recgym: training LE {name!r} (about {MINUTES.get(name, 60):.0f} minutes on 2 CPU "
+                f"cores; a checkpoint every {checkpoint_minutes:g} minutes in {checkpoint}: "
+                "a killed run started again resumes there)",
+                file=sys.stderr,
+                flush=True,
+            )
+            le = train_le(
+                config,
+                device=device,
+                progress=progress,
+                checkpoint=checkpoint,
+                checkpoint_minutes=checkpoint_minutes,
+            )
+            install_dir(
+                target,
+                lambda folder: le.save(folder, dataclasses.asdict(config)),
+                replace=True,
+            )
+        atomic.remove_dir(checkpoint)  # also one that a kill after the install left
+
+
+def ship(name: str, source: Path, command: str) -> dict[str, str]:
+    """Copy the trained LE in ``source`` into :func:`shipped_dir` with ``COMMAND.md`` (how it was
+    made) and return the digests to record in :data:`SHIPPED`."""
+    import shutil
+
+    folder = shipped_dir(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    digests = {}
+    for file in ("le.json", "le.safetensors", "users.npz"):
+        shutil.copyfile(source / file, folder / file)
+        digests[file] = sha256_file(folder / file)
+    (folder / "COMMAND.md").write_text(command)
+    return digests
 
 
 def checkpoint_dir(target: Path) -> Path:
@@ -107,14 +226,18 @@ def checkpoint_dir(target: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m recgym.le.hub NAME``: train (or load) a registered LE and print its
-    held-out metrics as JSON."""
+    """``python -m recgym.le.hub NAME``: train (or load) a registered LE and print its held-out
+    metrics as JSON."""
     import argparse
 
-    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m recgym.le.hub",
+        description="Train (or load) a registered LE and print its held-out metrics as JSON. "
+        "A shipped LE loads from the package unless --retrain.",
+    )
     parser.add_argument("name", choices=sorted(CONFIGS), help="registered LE")
     parser.add_argument("--device", default=None, help="cpu, cuda... (default: cuda if any)")
-    parser.add_argument("--retrain", action="store_true", help="train even if cached")
+    parser.add_argument("--retrain", action="store_true", help="train even if shipped or cached")
     parser.add_argument(
         "--checkpoint-minutes",
         type=float,
@@ -122,14 +245,33 @@ def main(argv: list[str] | None = None) -> None:
         help="minutes between two checkpoints of the training, which a killed run started "
         "again resumes from (default: 5; 0: after every step)",
     )
+    parser.add_argument(
+        "--ship",
+        action="store_true",
+        help="copy the trained LE into the package (recgym/le/shipped/NAME) and print the "
+        "digests to record in recgym.le.hub.SHIPPED (maintainers)",
+    )
     args = parser.parse_args(argv)
     le = load(
         args.name,
         device=args.device,
+        train=True,
         retrain=args.retrain,
         checkpoint_minutes=args.checkpoint_minutes,
     )
-    print(json.dumps({"name": args.name, "folder": le.name, **le.metrics}, indent=2))
+    out: dict[str, Any] = {"name": args.name, "folder": le.name, **le.metrics}
+    if args.name in SHIPPED and args.retrain:
+        # Whether this training reproduced the shipped weights, bit for bit.
+        weights = sha256_file(Path(le.name) / "le.safetensors")
+        out["reproduces_shipped"] = weights == SHIPPED[args.name]["le.safetensors"]
+    if args.ship:
+        command = (
+            f"python -m recgym.le.hub {args.name} --retrain --ship"
+            + (f" --device {args.device}" if args.device else "")
+            + "\n"
+        )
+        out["shipped"] = ship(args.name, Path(le.name), command)
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

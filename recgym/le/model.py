@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from recgym.error import ModelLoadError
 from recgym.le.base import check_histories, check_items
+from recgym.utils.files import file_digest
 
 __all__ = ["ADAPTERS", "Job", "LLMEnvironment", "Windows"]
 
@@ -141,6 +142,8 @@ class LLMEnvironment(nn.Module):
         self.metrics: dict[str, float] = {}
         self.extra: dict[str, Any] = {}
         self._item_vectors: np.ndarray | None = None
+        self.digest = ""
+        """The sha256 of the saved weights this LE was loaded from (``""``: not loaded)."""
 
     # ----- construction ---------------------------------------------------------------------
 
@@ -531,6 +534,7 @@ class LLMEnvironment(nn.Module):
             raise ModelLoadError(f"{path}: saved LE does not fit its model ({lost or unexpected})")
         le.metrics = dict(meta.get("metrics", {}))
         le.name = str(path)
+        le.digest = file_digest(path / _WEIGHTS)
         for key in users.files:
             if key.endswith("_lengths"):
                 split = key[: -len("_lengths")]

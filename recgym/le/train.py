@@ -46,7 +46,19 @@ from recgym.le.model import Job, LLMEnvironment, Windows
 from recgym.metrics import metrics_at_rank, target_ranks
 from recgym.utils.checkpoint import load_state, note_resume, save_state
 
-__all__ = ["LEConfig", "LEData", "TrainingCheckpoint", "evaluate_le", "le_data", "train_le"]
+__all__ = [
+    "ITEM_INITS",
+    "LEConfig",
+    "LEData",
+    "TrainingCheckpoint",
+    "evaluate_le",
+    "le_data",
+    "train_le",
+]
+
+
+ITEM_INITS = ("text", "text+sasrec")
+"""How item tokens can start (:attr:`LEConfig.item_init`)."""
 
 
 @dataclass(frozen=True)
@@ -57,12 +69,20 @@ class LEConfig:
     """Base LLM: a :func:`recgym.llm.load` name or folder."""
     dataset: str = "ml-100k"
     """Embedded dataset with interactions and item texts."""
-    users: int = 100
-    """Training users (a seeded sample; the paper trains its LE on a small subset)."""
+    users: int | None = 100
+    """Training users (a seeded sample; the paper trains its LE on a small subset); ``None``:
+    every user with 2+ training events."""
     eval_users: int = 200
-    """Held-out users evaluated after training (the rest of the users are simulated too)."""
+    """Users evaluated after training on their validation item: held-out users, or with
+    ``users=None`` a seeded sample of all users (the rest of the users are simulated too)."""
+    test_users: int = 200
+    """With ``users=None``: the users of RecUser-v0's ``"test"`` split (a seeded sample; the
+    others are its ``"train"`` users). The LE learns every user's training events either way:
+    the split keeps RL agents' evaluation users apart from their training users."""
     max_items: int | None = None
     """Keep only the most-rated items (for tiny configs); ``None`` keeps the whole catalog."""
+    layers: int | None = None
+    """Decoder layers of the base kept (its first ones); ``None``: all of them."""
     window: int = 10
     """History items the SM and RM read."""
     state_dim: int = 64
@@ -73,8 +93,13 @@ class LEConfig:
     """LoRA rank of each adapter."""
     lora_alpha: int = 16
     """LoRA scaling numerator."""
+    item_init: str = "text"
+    """How item tokens start: ``"text"`` (the item text's mean token embedding, centred) or
+    ``"text+sasrec"`` (plus recgym's SASRec item embedding trained on the same training
+    events, through a fixed random projection: collaborative item tokens, as LLaRA and CoLLM
+    map a sequential recommender's embeddings into the LLM's token space)."""
     item_epochs: int = 1
-    """Passes over the catalog for the item tokens."""
+    """Passes over the catalog for the item tokens (0: none)."""
     sm_epochs: int = 2
     """Passes over the training sequences for the SM."""
     rm_epochs: int = 2
@@ -83,15 +108,34 @@ class LEConfig:
     """Adam learning rate of the item tokens (item stage and SM stage)."""
     lr: float = 5e-4
     """AdamW learning rate of the adapters and heads."""
+    popular_negatives: float = 0.0
+    """Share of the RM's negatives drawn in proportion to popularity (the rest uniformly), all
+    unseen by the user: uniform negatives alone teach the RM to prefer popular items."""
     batch_size: int = 16
     """Windows (SM/RM) or items (item tokens) per step."""
     seed: int = 0
     """Seed of the user sample, negatives, initialisation and batch order."""
 
     def __post_init__(self) -> None:
-        for name in ("users", "eval_users", "window", "state_dim", "lora_r", "batch_size"):
+        for name in ("eval_users", "test_users", "window", "state_dim", "lora_r", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"LEConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("users", "layers"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"LEConfig.{name} must be >= 1 or None, got {getattr(self, name)}")
+        if self.item_init not in ITEM_INITS:
+            raise ValueError(
+                f"LEConfig.item_init must be one of {ITEM_INITS}, got {self.item_init!r}"
+            )
+        if self.layers is not None and self.item_epochs:
+            raise ValueError(
+                "LEConfig.item_epochs must be 0 with layers set: the item stage regenerates the "
+                "item's text through the whole LM"
+            )
+        if not 0.0 <= self.popular_negatives <= 1.0:
+            raise ValueError(
+                f"LEConfig.popular_negatives must be in [0, 1], got {self.popular_negatives}"
+            )
         if self.max_items is not None and self.max_items < 2:
             raise ValueError(f"LEConfig.max_items must be >= 2 or None, got {self.max_items}")
         if self.tau <= 0:
@@ -106,9 +150,12 @@ class LEData:
         item_ids: dataset item index of each LE item.
         texts: each LE item's text.
         train: training users' training sequences.
-        heldout: every other user's training sequence.
+        heldout: the evaluation users' training sequences: every other user, or with
+            ``users=None`` every user (then each one's validation item is still unseen).
         heldout_targets: their validation item (-1 where it is outside the LE's catalog).
         counts: training-event count of each LE item (popularity).
+        users: the simulated users of RecUser-v0 by split (``"train"``, ``"test"``): their
+            training sequences.
     """
 
     item_ids: np.ndarray
@@ -117,10 +164,11 @@ class LEData:
     heldout: list[np.ndarray]
     heldout_targets: np.ndarray
     counts: np.ndarray
+    users: dict[str, list[np.ndarray]] = dataclasses.field(default_factory=dict)
 
 
 def le_data(config: LEConfig, progress: bool = True) -> LEData:
-    """Split the dataset's users into the LE's training subset and the held-out rest."""
+    """Split the dataset's users into the LE's training users and the evaluation users."""
     from recgym.data import load_dataset
     from recgym.data.splits import leave_one_out
 
@@ -139,12 +187,25 @@ def le_data(config: LEConfig, progress: bool = True) -> LEData:
     seqs = [to_le[h][to_le[h] >= 0] for h in histories]
     keep = np.array([len(s) >= 2 for s in seqs])
     order = np.random.default_rng(config.seed).permutation(np.flatnonzero(keep))
-    train_rows = np.sort(order[: config.users])
-    held_rows = np.sort(order[config.users :])
-    if len(train_rows) < config.users:
-        raise ValueError(
-            f"LEConfig.users={config.users} but only {len(train_rows)} users have 2+ events"
-        )
+    if config.users is None:
+        # Every user trains the LE; the evaluation is on their validation items, which no
+        # training step sees, and RecUser-v0's splits are a seeded partition of the users.
+        if config.test_users >= len(order):
+            raise ValueError(
+                f"LEConfig.test_users={config.test_users} leaves no training users "
+                f"({len(order)} users have 2+ events)"
+            )
+        train_rows = held_rows = np.sort(order)
+        env_test = np.sort(order[: config.test_users])
+        env_train = np.sort(order[config.test_users :])
+    else:
+        train_rows = np.sort(order[: config.users])
+        held_rows = np.sort(order[config.users :])
+        if len(train_rows) < config.users:
+            raise ValueError(
+                f"LEConfig.users={config.users} but only {len(train_rows)} users have 2+ events"
+            )
+        env_train, env_test = train_rows, held_rows
     return LEData(
         item_ids=item_ids,
         texts=data.items.texts(item_ids.tolist()),
@@ -152,6 +213,7 @@ def le_data(config: LEConfig, progress: bool = True) -> LEData:
         heldout=[seqs[i] for i in held_rows],
         heldout_targets=to_le[targets[held_rows]],
         counts=counts[item_ids],
+        users={"train": [seqs[i] for i in env_train], "test": [seqs[i] for i in env_test]},
     )
 
 
@@ -305,15 +367,6 @@ def train_items(
     ids = [tok(t + eos, add_special_tokens=False)["input_ids"] for t in texts]
     embed = le.lm.get_input_embeddings()
     dev = le.device
-    resumed = checkpoint is not None and checkpoint.resumes("items")
-    with torch.no_grad():
-        means = torch.stack([embed(torch.tensor(row, device=dev)).float().mean(0) for row in ids])
-        # Mean text embeddings are nearly parallel (cosine ~0.8 for SmolLM2): items would look
-        # alike to the SM and RM. Their deviations from the catalog mean keep the text's
-        # information and are as distinct as random tokens; scale them to a token's norm.
-        token_norm = embed.weight.float().norm(dim=1).mean()
-        if not resumed:  # a resumed stage has its tokens from the checkpoint
-            le.item_emb.copy_(F.normalize(means - means.mean(0), dim=1) * token_norm)
     le.item_emb.requires_grad_(True)
     opt = torch.optim.Adam([le.item_emb], lr=config.item_lr)
     rng = np.random.default_rng(config.seed)
@@ -339,6 +392,49 @@ def train_items(
             loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten())
             losses.append(_step(opt, loss, bar))
     return losses
+
+
+def init_items(
+    le: LLMEnvironment,
+    texts: list[str],
+    config: LEConfig,
+    progress: bool = True,
+) -> None:
+    """Set the item tokens' starting values (:attr:`LEConfig.item_init`)."""
+    tok = le.tokenizer
+    eos = tok.eos_token or ""
+    embed = le.lm.get_input_embeddings()
+    dev = le.device
+    collab = None
+    if config.item_init == "text+sasrec":  # trains outside no_grad on its first use
+        collab = torch.as_tensor(_sasrec_items(le, config, progress), device=dev)
+    with torch.no_grad():
+        rows = [tok(t + eos, add_special_tokens=False)["input_ids"] for t in texts]
+        means = torch.stack([embed(torch.tensor(r, device=dev)).float().mean(0) for r in rows])
+        # Mean text embeddings are nearly parallel (cosine ~0.8 for SmolLM2): items would look
+        # alike to the SM and RM. Their deviations from the catalog mean keep the text's
+        # information and are as distinct as random tokens; scale them to a token's norm.
+        token_norm = embed.weight.float().norm(dim=1).mean()
+        tokens = F.normalize(means - means.mean(0), dim=1)
+        if collab is not None:
+            # A fixed random projection into the token space keeps the embedding's geometry
+            # (Johnson-Lindenstrauss); the SM and RM learn to read it, and the tokens go on
+            # learning in the SM stage.
+            gen = torch.Generator().manual_seed(config.seed)
+            proj = torch.randn(collab.shape[1], tokens.shape[1], generator=gen).to(dev)
+            centred = collab - collab.mean(0)
+            tokens = F.normalize(tokens + F.normalize(centred @ proj, dim=1), dim=1)
+        le.item_emb.copy_(tokens * token_norm)
+
+
+def _sasrec_items(le: LLMEnvironment, config: LEConfig, progress: bool) -> np.ndarray:
+    """``(n_items, d)`` item embeddings of recgym's SASRec trained on the dataset's training
+    events (:func:`recgym.models.seqrec.hub.pretrained`: cached, trained once in ~2 minutes)."""
+    from recgym.models.seqrec.hub import pretrained
+
+    retriever = pretrained("sasrec", dataset=config.dataset, seed=config.seed, progress=progress)
+    weight = retriever.model.item_emb.weight.detach().float().cpu().numpy()[1:]  # row 0: pad
+    return np.asarray(weight[le.item_ids], dtype=np.float32)
 
 
 def _windows_of(
@@ -426,11 +522,15 @@ def train_rm(
     seqs: list[np.ndarray],
     config: LEConfig,
     rng: np.random.Generator,
+    counts: np.ndarray,
     progress: bool = True,
     checkpoint: TrainingCheckpoint | None = None,
 ) -> list[float]:
-    """Stage 3: the reward model (Bradley–Terry over next item vs a random unseen item)."""
-    negatives = [sample_unseen(s, len(s) - 1, le.n_items, rng) for s in seqs]
+    """Stage 3: the reward model (Bradley–Terry over next item vs an unseen item, drawn
+    uniformly or, for a :attr:`LEConfig.popular_negatives` share, by popularity ``counts``)."""
+    negatives = [
+        sample_negatives(s, len(s) - 1, counts, config.popular_negatives, rng) for s in seqs
+    ]
     jobs = _windows_of(le, seqs, negatives)
     dev = le.device
 
@@ -455,6 +555,22 @@ def sample_unseen(seq: np.ndarray, n: int, n_items: int, rng: np.random.Generato
     if not len(pool):
         raise ValueError("a user has seen every item: no negative to sample")
     return pool[rng.integers(len(pool), size=n)]
+
+
+def sample_negatives(
+    seq: np.ndarray, n: int, counts: np.ndarray, popular: float, rng: np.random.Generator
+) -> np.ndarray:
+    """``n`` items outside ``seq``: each drawn by popularity (``counts + 1``) with probability
+    ``popular``, otherwise uniformly (:func:`sample_unseen`)."""
+    out = sample_unseen(seq, n, len(counts), rng)
+    if popular <= 0.0:
+        return out
+    by_count = rng.random(n) < popular
+    seen = np.zeros(len(counts), dtype=bool)
+    seen[seq] = True
+    weights = np.where(seen, 0.0, counts.astype(np.float64) + 1.0)
+    out[by_count] = rng.choice(len(counts), size=int(by_count.sum()), p=weights / weights.sum())
+    return out
 
 
 @torch.no_grad()
@@ -538,10 +654,12 @@ def train_le(
         item_ids=data.item_ids,
         lora_r=config.lora_r,
         lora_alpha=config.lora_alpha,
+        layers=config.layers,
         device=device,
         progress=progress,
     )
     le.batch_size = config.batch_size
+    init_items(le, data.texts, config, progress)  # a resumed run then loads its checkpoint
     rng = np.random.default_rng(config.seed)
     history: dict[str, list[float]] = {}
     timings: dict[str, float] = {}
@@ -551,9 +669,11 @@ def train_le(
     for stage, run in (
         ("items", lambda: train_items(le, data.texts, config, progress, saver)),
         ("sm", lambda: train_sm(le, data.train, config, progress, saver)),
-        ("rm", lambda: train_rm(le, data.train, config, rng, progress, saver)),
+        ("rm", lambda: train_rm(le, data.train, config, rng, data.counts, progress, saver)),
     ):
         if stage in history:  # finished before the run was stopped
+            continue
+        if stage == "items" and not config.item_epochs:
             continue
         t0 = time.perf_counter()
         history[stage] = run()
@@ -567,7 +687,7 @@ def train_le(
     }
     le.metrics["minutes/total"] = round((time.perf_counter() - start) / 60, 2)
     le.metrics["train_users"] = float(len(data.train))
-    le.users = {"train": data.train, "test": data.heldout}
+    le.users = data.users
     le.extra["config"] = dataclasses.asdict(config)
     le.extra["loss_history"] = history
     return le
