@@ -20,6 +20,8 @@ from agents.baselines import (
     RandomWordsAgent,
     RawQueryAgent,
     RetrieverOrderAgent,
+    RMGreedyAgent,
+    SMGreedyAgent,
 )
 from agents.sb3 import SB3Agent  # imports stable-baselines3 only when a model is loaded
 from recgym.agent import Agent
@@ -53,12 +55,14 @@ __all__ = [
     "HistoryAgent",
     "ItemScoresAgent",
     "PopularItemAgent",
+    "RMGreedyAgent",
     "RandomItemAgent",
     "RandomOrderAgent",
     "RandomWordsAgent",
     "RawQueryAgent",
     "RetrieverOrderAgent",
     "SB3Agent",
+    "SMGreedyAgent",
     "make_agent",
 ]
 
@@ -133,6 +137,8 @@ AGENTS: dict[str, Callable[[gym.Env[Any, Any], dict[str, Any]], Agent]] = {
     "rl4rec": lambda env, kw: ItemScoresAgent.rl4rec(**kw),
     "random-item": lambda env, kw: RandomItemAgent.from_env(env, **kw),
     "popular-item": lambda env, kw: PopularItemAgent.from_env(env, **kw),
+    "sm-greedy": lambda env, kw: SMGreedyAgent.from_env(env, **kw),
+    "rm-greedy": lambda env, kw: RMGreedyAgent.from_env(env, **kw),
 }
 """Agent factories by name: ``(env, kwargs) -> agent``."""
 

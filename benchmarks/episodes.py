@@ -26,7 +26,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import load_env_creator
 
-from recgym.agent import Agent, act_batch
+from recgym.agent import Agent, act_batch, takes_histories
 
 __all__ = [
     "EPISODE_METRICS",
@@ -94,9 +94,13 @@ def _play_batch(env: Any, agent: Agent, users: list[int], first: int) -> dict[st
     lengths = np.zeros(n, dtype=np.int64)
     taken = np.zeros(n, dtype=np.int64)
     live = np.ones(n, dtype=bool)
+    privileged = takes_histories(agent)
     while live.any():
         observations = _rows(obs, n)
-        actions = np.asarray(act_batch(agent, observations, env.action_masks()), dtype=np.int64)
+        histories = env.histories() if privileged else None
+        actions = np.asarray(
+            act_batch(agent, observations, env.action_masks(), histories), dtype=np.int64
+        )
         obs, rewards, terminated, truncated, info = env.step(actions)
         returns += np.where(live, rewards, 0.0)
         lengths += live
@@ -130,7 +134,8 @@ def play_episodes(
 ) -> tuple[dict[str, np.ndarray], Any]:
     """Play the first ``episodes`` fixed episodes (see the module docstring) of ``split``.
 
-    The agent gets the env's action masks if its ``act_batch`` takes them
+    The agent gets the env's action masks if its ``act_batch`` takes them, and the users' full
+    histories (``env.histories()``, privileged) if it takes ``histories``
     (:func:`recgym.agent.act_batch`). ``progress`` is called with the episodes played after
     each batch.
 

@@ -9,6 +9,12 @@ Masked actions. An env with a ``Discrete`` action space may say which actions ar
 that takes it as a keyword, ``act_batch(observations, action_masks=...)`` with one boolean row
 per observation, as sb3-contrib's ``MaskablePPO.predict(..., action_masks=...)`` does; an agent
 without that keyword is given observations only.
+
+Histories. A reference agent that reads the env's user model itself (``rm-greedy``) needs each
+user's full current history, which a ``RecUser-v0`` observation does not carry
+(``env.histories()`` of the vector env). Such an agent takes it as a keyword too,
+``act_batch(observations, histories=...)`` with one int array per observation; it is
+privileged information, passed only to agents that ask for it (:func:`takes_histories`).
 """
 
 from __future__ import annotations
@@ -19,7 +25,14 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Agent", "act_batch", "check_action_masks", "reset_agent", "takes_action_masks"]
+__all__ = [
+    "Agent",
+    "act_batch",
+    "check_action_masks",
+    "reset_agent",
+    "takes_action_masks",
+    "takes_histories",
+]
 
 
 @runtime_checkable
@@ -31,15 +44,25 @@ class Agent(Protocol):
         ...
 
 
-def takes_action_masks(agent: Agent) -> bool:
-    """Whether the agent's ``act_batch`` takes an ``action_masks`` keyword."""
+def _takes(agent: Agent, keyword: str) -> bool:
     batched = getattr(agent, "act_batch", None)
     if batched is None:
         return False
     try:
-        return "action_masks" in inspect.signature(batched).parameters
+        return keyword in inspect.signature(batched).parameters
     except (TypeError, ValueError):  # a builtin or C callable without a signature
         return False
+
+
+def takes_action_masks(agent: Agent) -> bool:
+    """Whether the agent's ``act_batch`` takes an ``action_masks`` keyword."""
+    return _takes(agent, "action_masks")
+
+
+def takes_histories(agent: Agent) -> bool:
+    """Whether the agent's ``act_batch`` takes a ``histories`` keyword (the users' full
+    histories, privileged; see the module docstring)."""
+    return _takes(agent, "histories")
 
 
 def check_action_masks(
@@ -70,20 +93,34 @@ def check_action_masks(
 
 
 def act_batch(
-    agent: Agent, observations: Sequence[Any], action_masks: np.ndarray | None = None
+    agent: Agent,
+    observations: Sequence[Any],
+    action_masks: np.ndarray | None = None,
+    histories: Sequence[np.ndarray] | None = None,
 ) -> list[Any]:
     """The agent's actions for a batch: its ``act_batch`` if it has one, else ``act`` per item.
 
     ``action_masks`` (``(B, n_actions)`` bool, True = allowed) goes to agents whose
-    ``act_batch`` takes it (:func:`takes_action_masks`); other agents act without it.
+    ``act_batch`` takes it (:func:`takes_action_masks`), ``histories`` (one int array per
+    observation) to agents whose ``act_batch`` takes it (:func:`takes_histories`); other
+    agents act without them.
+
+    Raises:
+        ValueError: masks of another shape, or not one history per observation.
     """
     batched = getattr(agent, "act_batch", None)
     if batched is not None:
+        extra: dict[str, Any] = {}
         if action_masks is not None and takes_action_masks(agent):
-            masks = check_action_masks(action_masks, len(observations))
-            actions = list(batched(list(observations), action_masks=masks))
-        else:
-            actions = list(batched(list(observations)))
+            extra["action_masks"] = check_action_masks(action_masks, len(observations))
+        if histories is not None and takes_histories(agent):
+            if len(histories) != len(observations):
+                raise ValueError(
+                    f"got {len(histories)} histories for {len(observations)} observations; "
+                    "pass one history per observation"
+                )
+            extra["histories"] = [np.asarray(h, dtype=np.int64) for h in histories]
+        actions = list(batched(list(observations), **extra))
         if len(actions) != len(observations):
             raise ValueError(
                 f"{type(agent).__name__}.act_batch returned {len(actions)} actions for "

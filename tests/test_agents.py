@@ -77,6 +77,8 @@ def test_every_registered_agent_satisfies_the_protocol(seq: gym.Env) -> None:
             continue  # RecNext-v0 and a torch model: tests/test_recpo.py builds both
         if name in ("random-item", "popular-item"):
             continue  # RecUser-v0's item actions: tests/test_recuser_board.py builds both
+        if name in ("sm-greedy", "rm-greedy"):
+            continue  # RecUser-v0's user model: tests/test_recuser_greedy.py builds both
         kwargs: dict[str, Any] = {"model": "fake"} if name == "zero-shot" else {}
         if name == "seqrec":  # a tiny model trains in seconds (the default in ~2 min)
             kwargs = {"model": "gru4rec", "max_epochs": 1, "d": 16, "layers": 1}

@@ -183,3 +183,21 @@ def test_bad_names_and_inputs_get_clear_errors(le: LLMEnvironment, tmp_path: Pat
         le.states(np.array([1, 2]))
     with pytest.raises(ValueError, match="users must be >= 1"):
         LEConfig(users=0)
+
+
+def test_candidate_rewards_equal_per_item_rewards(
+    le: LLMEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = le.window
+    seq = le.users["train"][0]
+    # Empty, short, and longer than two blocks (the read starts at a block boundary).
+    histories = [np.zeros(0, dtype=np.int64), seq[:3], seq[: 3 * w + 1]]
+    candidates = np.random.default_rng(0).integers(60, size=(3, 20))
+    monkeypatch.setattr(le, "candidates_per_job", 7)  # three jobs per history, the last short
+    out = le.candidate_rewards(histories, candidates)
+    assert out.shape == (3, 20) and out.dtype == np.float64
+    direct = le.rewards([h for h in histories for _ in range(20)], candidates.reshape(-1))
+    np.testing.assert_allclose(out, direct.reshape(3, 20), atol=1e-5)
+    assert len(np.unique(out.round(4))) > 20  # the candidates are really told apart
+    with pytest.raises(ValueError, match=r"\(3, k\) int array"):
+        le.candidate_rewards(histories, candidates[:2])

@@ -6,14 +6,19 @@
 - :mod:`agents.baselines.next_item`: ``RecNext-v0`` item scores from popularity or a trained
   next-item model of :mod:`recgym.models`.
 - :mod:`agents.baselines.recuser`: ``RecUser-v0`` items (a random unseen one, the most popular
-  unseen one).
+  unseen one, the SM's or, privileged, the RM's best unseen one).
 """
 
 from __future__ import annotations
 
 from agents.baselines.next_item import ItemScoresAgent
 from agents.baselines.ranking import RandomOrderAgent, RetrieverOrderAgent
-from agents.baselines.recuser import PopularItemAgent, RandomItemAgent
+from agents.baselines.recuser import (
+    PopularItemAgent,
+    RandomItemAgent,
+    RMGreedyAgent,
+    SMGreedyAgent,
+)
 from agents.baselines.text import FixedTextAgent, HistoryAgent, RandomWordsAgent, RawQueryAgent
 
 __all__ = [
@@ -21,9 +26,11 @@ __all__ = [
     "HistoryAgent",
     "ItemScoresAgent",
     "PopularItemAgent",
+    "RMGreedyAgent",
     "RandomItemAgent",
     "RandomOrderAgent",
     "RandomWordsAgent",
     "RawQueryAgent",
     "RetrieverOrderAgent",
+    "SMGreedyAgent",
 ]

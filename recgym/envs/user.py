@@ -78,6 +78,9 @@ class RecUserEnv(gym.Env[Obs, np.int64]):
       (``Box`` int64, ``(max_history,)``: the latest LE item indices, oldest first, left-padded
       with -1).
 
+    The full current history is not in the observation; ``env.unwrapped.history()`` (vector
+    env: ``histories()``) gives it to privileged reference agents such as ``rm-greedy``.
+
     ## Action Space
     ``Discrete(n_items)``: the item to recommend. Anything else (a float, a bool, an index out
     of range) raises ``ValueError``. ``info["action_mask"]`` (int8, 1 = not yet in the
@@ -187,6 +190,11 @@ class RecUserEnv(gym.Env[Obs, np.int64]):
     def action_masks(self) -> np.ndarray:
         """``(n_items,)`` bool: True for the items not in the history (sb3-contrib's name)."""
         return self.batch.action_masks()[0]
+
+    def history(self) -> np.ndarray:
+        """The user's current history, int64 LE items, oldest first (privileged: the
+        observation does not carry it in full; see :meth:`RecUserVectorEnv.histories`)."""
+        return self.batch.histories()[0]
 
     def render(self) -> str | None:
         """``"ansi"``: the latest history and the last recommendation."""
@@ -327,6 +335,17 @@ class RecUserVectorEnv(VectorEnv[Obs, np.ndarray, np.ndarray]):
     def action_masks(self) -> np.ndarray:
         """``(num_envs, n_items)`` bool: True for the items not in each sub-env's history."""
         return self.batch.action_masks()
+
+    def histories(self) -> list[np.ndarray]:
+        """Each sub-env's current history, int64 LE items, oldest first.
+
+        Privileged: the observation does not carry it in full, and an LE's reward depends on
+        the whole history (a trained LE's read window starts at a block boundary counted from
+        the oldest item). Reference agents that read the user model directly (``rm-greedy``)
+        take it as ``act_batch(..., histories=...)``; ``benchmarks.episodes`` and
+        :func:`recgym.agent.act_batch` pass it to agents whose ``act_batch`` accepts it.
+        """
+        return self.batch.histories()
 
     def render(self) -> tuple[str, ...] | None:
         """``"ansi"``: one text per sub-env (see :meth:`RecUserEnv.render`)."""

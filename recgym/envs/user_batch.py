@@ -421,6 +421,12 @@ class UserBatch:
         """``(N, n_items)`` bool: True for the items not in each user's history."""
         return np.stack([~self._row(i).seen for i in range(self.num_envs)])
 
+    def histories(self) -> list[np.ndarray]:
+        """Every user's current history as an int64 array (LE items, oldest first): privileged
+        information that the observation does not carry in full (``"dict"`` keeps only the
+        latest ``max_history`` items), for reference agents such as ``rm-greedy``."""
+        return [np.asarray(self._row(i).history, dtype=np.int64) for i in range(self.num_envs)]
+
     def render(self, i: int) -> str:
         """User ``i``'s episode as text: the latest history and the last recommendation."""
         row = self._row(i)

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["DEFAULT_LE", "UserModel", "check_histories", "check_items"]
+__all__ = ["DEFAULT_LE", "UserModel", "check_candidates", "check_histories", "check_items"]
 
 DEFAULT_LE = "ml-100k-smollm2-v2"
 """The registered LE that ``RecUser-v0`` and the LE studies use by default; it ships trained
@@ -67,6 +67,17 @@ class UserModel(Protocol):
         boundary between a logged next item and a random unseen one)."""
         ...
 
+    def candidate_rewards(
+        self, histories: Sequence[np.ndarray], candidates: np.ndarray
+    ) -> np.ndarray:
+        """``(B, k)`` float64: the RM's reward for each of ``k`` candidates after each history.
+
+        ``candidates`` is a ``(B, k)`` int array, row ``i`` the items to score after
+        ``histories[i]``; entry ``[i, j]`` equals ``rewards([histories[i]], [candidates[i, j]])``
+        (what a greedy agent needs to rank many items for one user in one call).
+        """
+        ...
+
     def states_along(self, sequences: Sequence[np.ndarray]) -> list[np.ndarray]:
         """For each sequence, ``(len(seq), state_dim)``: row ``t`` is ``states([seq[: t + 1]])``.
 
@@ -114,4 +125,20 @@ def check_items(items: np.ndarray | Sequence[int], n_items: int, batch: int) -> 
         raise ValueError(f"got {len(arr)} items for {batch} histories; pass one item per history")
     if arr.size and (arr.min() < 0 or arr.max() >= n_items):
         raise ValueError(f"items must be in 0..{n_items - 1}; got {arr.min()}..{arr.max()}")
+    return arr
+
+
+def check_candidates(
+    candidates: np.ndarray | Sequence[Sequence[int]], n_items: int, batch: int
+) -> np.ndarray:
+    """Candidate items as an int64 ``(batch, k)`` array (one row per history), range-checked."""
+    arr = np.asarray(candidates)
+    if arr.ndim != 2 or len(arr) != batch or (arr.size and arr.dtype.kind not in "iu"):
+        raise ValueError(
+            f"candidates must be a ({batch}, k) int array, one row of items per history; got "
+            f"shape {arr.shape} of {arr.dtype}"
+        )
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < 0 or arr.max() >= n_items):
+        raise ValueError(f"candidates must be in 0..{n_items - 1}; got {arr.min()}..{arr.max()}")
     return arr

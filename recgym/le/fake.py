@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from recgym.le.base import check_histories, check_items
+from recgym.le.base import check_candidates, check_histories, check_items
 
 __all__ = ["FakeUserModel"]
 
@@ -68,8 +68,23 @@ class FakeUserModel:
         """``sigmoid(4 * cos(state, item) + 2 * popularity - 2)``."""
         hs = check_histories(histories, self.n_items)
         a = check_items(items, self.n_items, len(hs))
-        cos = np.einsum("bd,bd->b", self.states(hs), self._vectors[a]).astype(np.float64)
-        return 1.0 / (1.0 + np.exp(-(4.0 * cos + 2.0 * self._popularity[a] - 2.0)))
+        return self._rewards(self.states(hs), a)
+
+    def candidate_rewards(
+        self, histories: Sequence[np.ndarray], candidates: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`rewards` of every candidate (one state per history), ``(B, k)``."""
+        hs = check_histories(histories, self.n_items)
+        cand = check_candidates(candidates, self.n_items, len(hs))
+        k = cand.shape[1]
+        states = np.repeat(self.states(hs), k, axis=0)
+        return self._rewards(states, cand.reshape(-1)).reshape(len(hs), k)
+
+    def _rewards(self, states: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The reward of ``items[i]`` for ``states[i]``: the one formula both calls share, so
+        that they agree exactly."""
+        cos = np.einsum("bd,bd->b", states, self._vectors[items]).astype(np.float64)
+        return 1.0 / (1.0 + np.exp(-(4.0 * cos + 2.0 * self._popularity[items] - 2.0)))
 
     def states_along(self, sequences: Sequence[np.ndarray]) -> list[np.ndarray]:
         """States after every prefix, one :meth:`states` call per sequence."""

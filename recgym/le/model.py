@@ -40,7 +40,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
 from recgym.error import ModelLoadError
-from recgym.le.base import check_histories, check_items
+from recgym.le.base import check_candidates, check_histories, check_items
 from recgym.utils.files import file_digest
 
 __all__ = ["ADAPTERS", "Job", "LLMEnvironment", "Windows"]
@@ -456,6 +456,31 @@ class LLMEnvironment(nn.Module):
             for i, h in enumerate(hs)
         ]
         return np.array([scores[0, 0] for scores in self.run(jobs, rm=True)], dtype=np.float64)
+
+    candidates_per_job = 256
+    """The most candidates :meth:`candidate_rewards` puts after one history in one window
+    (more are split over several jobs), so a window and its attention mask stay small."""
+
+    def candidate_rewards(
+        self, histories: Sequence[np.ndarray], candidates: np.ndarray
+    ) -> np.ndarray:
+        """``(B, k)`` calibrated RM rewards of ``k`` candidates after each history (see the
+        protocol): as :meth:`rm_scores`, every candidate follows the history's last position
+        and sees only the history and itself, so one job scores up to
+        :attr:`candidates_per_job` of them."""
+        hs = [h[self.read_from(len(h)) :] for h in check_histories(histories, self.n_items)]
+        cand = check_candidates(candidates, self.n_items, len(hs))
+        k, step = cand.shape[1], self.candidates_per_job
+        slots = [(i, lo) for i in range(len(hs)) for lo in range(0, k, step)]
+        last = np.array([len(h) - 1 for h in hs], dtype=np.int64)  # where candidates follow
+        jobs = [
+            Job(i, hs[i], len(hs[i]), cand[i : i + 1, lo : lo + step], last[i : i + 1], 0)
+            for i, lo in slots
+        ]
+        out = np.empty((len(hs), k), dtype=np.float64)
+        for (i, lo), scores in zip(slots, self.run(jobs, rm=True), strict=True):
+            out[i, lo : lo + scores.shape[1]] = scores[0]
+        return self._probability(out)
 
     def invalidate(self) -> None:
         """Forget cached action vectors (call after changing the weights)."""
