@@ -149,7 +149,10 @@ def test_registered_names_train_once_then_load(
     from recgym.le import hub
 
     monkeypatch.setitem(hub.CONFIGS, "tiny", _config(tiny_dir, users=6, sm_epochs=1, rm_epochs=1))
-    first = hub.load("tiny", device="cpu", progress=False)
+    # Never trained behind the caller's back: the error names the explicit command.
+    with pytest.raises(ModelLoadError, match=r"python -m recgym\.le\.hub tiny"):
+        hub.load("tiny", device="cpu", progress=False)
+    first = hub.load("tiny", device="cpu", progress=False, train=True)
     folder = hub.le_dir(hub.CONFIGS["tiny"], "tiny")
     assert (folder / "le.safetensors").is_file()
     stamp = (folder / "le.safetensors").stat().st_mtime_ns
@@ -163,7 +166,7 @@ def test_registered_names_train_once_then_load(
     data[-3] ^= 0x01
     weights.write_bytes(bytes(data))
     with pytest.warns(CacheWarning, match=r"le\.safetensors has sha256 .*; training it again"):
-        third = hub.load("tiny", device="cpu", progress=False)
+        third = hub.load("tiny", device="cpu", progress=False, train=True)
     assert weights.read_bytes() != bytes(data)
     np.testing.assert_allclose(third.states(hist), first.states(hist), atol=1e-6)
 
@@ -201,3 +204,88 @@ def test_candidate_rewards_equal_per_item_rewards(
     assert len(np.unique(out.round(4))) > 20  # the candidates are really told apart
     with pytest.raises(ValueError, match=r"\(3, k\) int array"):
         le.candidate_rewards(histories, candidates[:2])
+
+
+def test_all_user_training_keeps_validation_and_test_events_out(tiny_dir: Path) -> None:
+    from recgym.data import leave_one_out, load_dataset
+
+    config = _config(tiny_dir, users=None, max_items=None, test_users=100)
+    data = le_data(config, progress=False)
+    split = leave_one_out(load_dataset("ml-100k", progress=False).interactions)
+    _, train_seqs, val_targets = split.examples("validation")
+    # Every user's training sequence, and nothing else; evaluation on their validation items.
+    assert len(data.train) == len(train_seqs) == len(data.heldout)
+    assert sum(map(len, data.train)) == sum(map(len, train_seqs))
+    assert sorted(map(tuple, data.train)) == sorted(tuple(s) for s in train_seqs)
+    assert sorted(data.heldout_targets.tolist()) == sorted(np.asarray(val_targets).tolist())
+    # RecUser-v0's splits partition the users: 100 test users, the rest train.
+    train_users, test_users = data.users["train"], data.users["test"]
+    assert len(test_users) == 100 and len(train_users) + 100 == len(data.train)
+    assert sorted(map(tuple, train_users + test_users)) == sorted(map(tuple, data.train))
+
+
+def test_config_refuses_what_cannot_train() -> None:
+    with pytest.raises(ValueError, match="item_epochs must be 0 with layers"):
+        LEConfig(layers=4, item_epochs=1)
+    with pytest.raises(ValueError, match="item_init"):
+        LEConfig(item_init="random")
+    with pytest.raises(ValueError, match="popular_negatives"):
+        LEConfig(popular_negatives=1.5)
+    with pytest.raises(ValueError, match="users must be >= 1 or None"):
+        LEConfig(users=0)
+
+
+def test_popular_negatives_are_unseen_and_follow_popularity() -> None:
+    from recgym.le.train import sample_negatives
+
+    rng = np.random.default_rng(0)
+    counts = np.array([1000, 0, 0, 0, 500, 0, 0, 0, 0, 0], dtype=np.int64)
+    seq = np.array([0, 1])
+    uniform = sample_negatives(seq, 4000, counts, 0.0, rng)
+    popular = sample_negatives(seq, 4000, counts, 1.0, rng)
+    assert not np.isin(uniform, seq).any() and not np.isin(popular, seq).any()
+    # Item 4 is the only popular unseen item: drawn ~500/508 of the time, ~1/8 uniformly.
+    assert (popular == 4).mean() > 0.9 and (uniform == 4).mean() < 0.2
+
+
+def test_a_truncated_base_keeps_its_first_layers(tiny_dir: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    full = LLMEnvironment.build(str(tiny_dir), n_items=30, window=4, state_dim=8, progress=False)
+    short = LLMEnvironment.build(
+        str(tiny_dir), n_items=30, window=4, state_dim=8, layers=1, progress=False
+    )
+    assert len(full.decoder.layers) == 2 and len(short.decoder.layers) == 1
+    short.save(tmp_path / "short")
+    again = LLMEnvironment.load(tmp_path / "short", device="cpu", progress=False)
+    assert len(again.decoder.layers) == 1
+    hist = [np.array([1, 2, 3]), np.array([4])]
+    np.testing.assert_allclose(again.states(hist), short.states(hist), atol=1e-6)
+    with pytest.raises(ValueError, match=r"layers must be in 1\.\.2"):
+        LLMEnvironment.build(str(tiny_dir), n_items=30, layers=3, progress=False)
+
+
+def test_a_shipped_le_loads_checked_and_never_trains(
+    le: LLMEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recgym.le import hub, train
+
+    saved = le.save(tmp_path / "trained")
+    monkeypatch.setattr(hub, "shipped_dir", lambda name: tmp_path / "shipped" / name)
+    digests = hub.ship("tiny", saved, "python -m recgym.le.hub tiny --retrain --ship\n")
+    monkeypatch.setitem(hub.CONFIGS, "tiny", _config(Path(le.extra["model"])))
+    monkeypatch.setitem(hub.SHIPPED, "tiny", digests)
+
+    def no_training(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a shipped LE must never train")
+
+    monkeypatch.setattr(train, "train_le", no_training)
+    loaded = hub.load("tiny", device="cpu", progress=False)
+    assert loaded.digest == digests["le.safetensors"]
+    hist = [np.array([1, 2, 3])]
+    np.testing.assert_array_equal(loaded.states(hist), le.states(hist))
+    assert (tmp_path / "shipped" / "tiny" / "COMMAND.md").read_text().startswith("python -m")
+    # A damaged shipped file is an error naming it, never a silent retraining.
+    weights = tmp_path / "shipped" / "tiny" / "le.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    with pytest.raises(ModelLoadError, match=r"le\.safetensors has sha256"):
+        hub.load("tiny", device="cpu", progress=False)
