@@ -187,6 +187,7 @@ def evaluate(
     agent_config: Mapping[str, Any] | None = None,
     command: str | None = None,
     progress: bool | Callable[[str], None] = False,
+    per_episode: bool = False,
     **legacy: Any,
 ) -> dict[str, Any]:
     """Evaluate ``agent`` as ``spec`` says: the first ``spec.episodes`` episodes of
@@ -204,6 +205,9 @@ def evaluate(
             episodes actually played.
         progress: ``True`` for a progress bar on stderr, or a callable given a short line
             after each batch (e.g. ``print``).
+        per_episode: also return ``"per_episode"``: per metric, the ``(seeds, episodes)``
+            values as lists (for paired comparisons; not a leaderboard field: drop it before
+            storing the row).
         **legacy: deprecated: the old form ``evaluate(env_id, agent, agent_name=..., split=...,
             ...)``, whose keywords are the fields of :class:`~recgym.evaluation.EvalSpec`.
 
@@ -254,7 +258,7 @@ def evaluate(
     if agent_config is None:
         config = getattr(agent, "config", None)
         agent_config = config() if callable(config) else dict(spec.agent_kwargs)
-    return {
+    row = {
         "env_id": spec.env_id,
         "env_version": _env_version(spec.env_id),
         "env_kwargs": played.env_kwargs,
@@ -277,6 +281,9 @@ def evaluate(
         # The command of the episodes actually played (a split may be shorter).
         "command": command or spec.replace(episodes=played.episodes).command(),
     }
+    if per_episode:
+        row["per_episode"] = {key: values.tolist() for key, values in played.per_seed.items()}
+    return row
 
 
 @dataclass

@@ -147,3 +147,14 @@ def test_top_k_ranks_nan_scores_last() -> None:
     assert items.tolist() == [[2]]
     items, _ = top_k(scores, 8)
     assert items[0, :6].tolist() == [2, 4, 0, 7, 6, 5] and items[0, 6] == -1 and items[0, 7] == 1
+
+
+def test_pairwise_auc_counts_ties_as_half_and_checks_shapes() -> None:
+    from recgym.metrics import pairwise_auc
+
+    auc = pairwise_auc([1.0, 0.0, 2.0], [[0.0, 2.0], [0.0, 0.0], [1.0, 1.5]])
+    np.testing.assert_allclose(auc, [0.5, 0.5, 1.0])
+    with pytest.raises(ValueError, match=r"\(B, K>0\)"):
+        pairwise_auc([1.0], [[]])
+    with pytest.raises(ValueError, match="expected"):
+        pairwise_auc([1.0, 2.0], [[0.0]])

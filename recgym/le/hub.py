@@ -246,12 +246,23 @@ def main(argv: list[str] | None = None) -> None:
         "again resumes from (default: 5; 0: after every step)",
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice); the shipped LE records its own, "
+        "since float sums, and so the weights' bits, depend on it",
+    )
+    parser.add_argument(
         "--ship",
         action="store_true",
         help="copy the trained LE into the package (recgym/le/shipped/NAME) and print the "
         "digests to record in recgym.le.hub.SHIPPED (maintainers)",
     )
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     le = load(
         args.name,
         device=args.device,
@@ -265,13 +276,36 @@ def main(argv: list[str] | None = None) -> None:
         weights = sha256_file(Path(le.name) / "le.safetensors")
         out["reproduces_shipped"] = weights == SHIPPED[args.name]["le.safetensors"]
     if args.ship:
-        command = (
-            f"python -m recgym.le.hub {args.name} --retrain --ship"
-            + (f" --device {args.device}" if args.device else "")
-            + "\n"
-        )
-        out["shipped"] = ship(args.name, Path(le.name), command)
+        out["shipped"] = ship(args.name, Path(le.name), _provenance(args, le.metrics))
     print(json.dumps(out, indent=2))
+
+
+def _provenance(args: Any, metrics: dict[str, float]) -> str:
+    """``COMMAND.md`` of a shipped LE: the command, the machine and the training time."""
+    import os
+    import platform
+
+    import peft
+    import torch
+    import transformers
+
+    command = f"python -m recgym.le.hub {args.name} --retrain --ship" + (
+        f" --device {args.device}" if args.device else ""
+    )
+    if args.threads is not None:
+        command += f" --threads {args.threads}"
+    return (
+        f"# How the shipped LE {args.name!r} was made\n\n"
+        f"```bash\n{command}\n```\n\n"
+        f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}\n"
+        f"- device: {args.device or ('cuda' if torch.cuda.is_available() else 'cpu')}, "
+        f"torch threads {torch.get_num_threads()}\n"
+        f"- torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"peft {peft.__version__}\n"
+        f"- training: {metrics.get('minutes/total', float('nan')):.1f} minutes\n\n"
+        "Run on the same hardware and versions, the command reproduces these files bit for bit "
+        "(it prints `reproduces_shipped`); float sums differ across CPUs and thread counts.\n"
+    )
 
 
 if __name__ == "__main__":
