@@ -56,8 +56,7 @@ class RecUserEnv(gym.Env[Obs, np.int64]):
     A user model after Wang et al., *LLM as environment* (SIGIR 2024): an LLM with one token
     per item and two adapters, a state model (SM) that reads the user's recent items (the last
     ``window`` to ``2 * window - 1``) and a reward model (RM) that scores a candidate item after
-    them, trained on MovieLens-100k
-    (:mod:`recgym.le`). Each step the agent recommends one item; the user takes it with the
+    them, trained on MovieLens-100k and shipped with the package (:mod:`recgym.le`). Each step the agent recommends one item; the user takes it with the
     RM's probability and it joins the history, so the next state moves with what was taken. A
     user who turns down ``patience`` recommendations in a row leaves.
 
@@ -140,7 +139,11 @@ class RecUserEnv(gym.Env[Obs, np.int64]):
     - ``render_mode``: ``None`` or ``"ansi"``.
 
     ## Version History
-    - v0: initial version.
+    - v0: initial version. Its default LE changed from ``ml-100k-smollm2`` (100 users, trained
+      on first use) to the shipped ``ml-100k-smollm2-v2`` (every user's training events,
+      never trained on a user's machine; ``"test"`` = 200 held-out users of the LE's user
+      split); rows of the two LEs have different ``data_version`` and are never ranked
+      together. ``le="ml-100k-smollm2"`` still gives the old dynamics once trained.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 (Gymnasium's own attribute)

@@ -53,7 +53,7 @@ CONFIGS: dict[str, LEConfig] = {
         item_init="text+sasrec",
         item_epochs=0,
         sm_epochs=2,
-        rm_epochs=1,
+        rm_epochs=2,
         popular_negatives=0.5,
     ),
     # The first LE (100 users, the whole base, window 10): its figures are in docs/guides/le.md.
@@ -65,7 +65,7 @@ CONFIGS: dict[str, LEConfig] = {
 }
 """Registered LEs: name → configuration (SmolLM2-135M on MovieLens-100k)."""
 
-MINUTES: dict[str, float] = {DEFAULT: 60.0, "ml-100k-smollm2": 20.0, "ml-100k-smollm2-large": 120.0}
+MINUTES: dict[str, float] = {DEFAULT: 45.0, "ml-100k-smollm2": 20.0, "ml-100k-smollm2-large": 120.0}
 """About how many minutes each registered LE trains on 2 CPU cores (printed before training)."""
 
 SHIPPED: dict[str, dict[str, str]] = {}
