@@ -135,9 +135,11 @@ def test_save_and_load_round_trip(le: LLMEnvironment, tmp_path: Path) -> None:
     again = load_user_model(str(tmp_path / "le"), device="cpu", progress=False)
     assert isinstance(again, LLMEnvironment)
     hist = le.users["test"][:5]
-    np.testing.assert_array_equal(again.states(hist), le.states(hist))
+    # Equal up to float noise: a read window may come from either LE's prefix cache, filled
+    # by other batches (recgym.le.kv).
+    np.testing.assert_allclose(again.states(hist), le.states(hist), atol=1e-6)
     items = np.arange(5)
-    np.testing.assert_array_equal(again.rewards(hist, items), le.rewards(hist, items))
+    np.testing.assert_allclose(again.rewards(hist, items), le.rewards(hist, items), atol=1e-6)
     assert again.metrics == le.metrics
     assert [len(s) for s in again.users["test"]] == [len(s) for s in le.users["test"]]
     np.testing.assert_array_equal(again.item_ids, le.item_ids)
@@ -156,7 +158,7 @@ def test_registered_names_train_once_then_load(
     second = hub.load("tiny", device="cpu", progress=False)
     assert (folder / "le.safetensors").stat().st_mtime_ns == stamp  # loaded, not retrained
     hist = first.users["test"][:3]
-    np.testing.assert_array_equal(first.states(hist), second.states(hist))
+    np.testing.assert_allclose(first.states(hist), second.states(hist), atol=1e-6)
     # A corrupted cached LE is reported, never loaded, and trained again.
     weights = folder / "le.safetensors"
     data = bytearray(weights.read_bytes())

@@ -38,6 +38,7 @@ CANDIDATE_CHUNK = 256
 """Candidates per request and forward in :meth:`IncrementalReader.scores`."""
 
 Key = tuple[int, ...]
+_NONE = np.zeros(0, dtype=np.int64)
 
 
 @dataclass
@@ -301,65 +302,44 @@ class IncrementalReader:
         ``k == 1``): also cache ``windows[i] + (candidates[i, 0],)``, the read window of the
         history with the candidate taken.
         """
-        le = self.le
         cache = self.caches["rm"]
         n_rows, k = candidates.shape
-        keys = [tuple(w.tolist()) for w in windows]
         groups: dict[Key, list[int]] = {}
-        for i, key in enumerate(keys):
-            groups.setdefault(key, []).append(i)
-        order = list(groups)
-        cands = [candidates[groups[key]].reshape(-1) for key in order]
-        reads = []
-        for key, c in zip(order, cands, strict=True):
+        for i, w in enumerate(windows):
+            groups.setdefault(tuple(w.tolist()), []).append(i)
+        # First the windows' missing items, then the candidates against the whole windows: a
+        # candidate's score never depends on what was cached (same seed, same rewards).
+        entries: dict[Key, Entry | None] = {}
+        misses: list[tuple[Key, Read]] = []
+        for key in groups:
             n, entry = cache.longest(key)
-            new = np.asarray(key[n:], dtype=np.int64)
-            # Many candidates: read the window first, then the candidates in chunks.
-            reads.append(Read(entry, new, c if len(c) <= CANDIDATE_CHUNK else c[:0]))
-        fed = self.forward("rm", reads)
-        out = np.empty((n_rows, k), dtype=np.float64)
-        chunked: list[tuple[Key, Entry | None, np.ndarray]] = []
-        for key, read, f, c in zip(order, reads, fed, cands, strict=True):
-            m = len(read.new)
-            entry = read.past  # the whole window's (None: an empty window)
-            if m:
-                assert f.kv is not None
-                entry = Entry(_join(read.past, f.kv[:, :, :, :m]))
-                cache.put(key, entry)
-            if not len(read.candidates):
-                chunked.append((key, entry, c))
+            entries[key] = entry
+            if n < len(key):
+                misses.append((key, Read(entry, np.asarray(key[n:], np.int64), _NONE)))
+        for (key, read), f in zip(misses, self.forward("rm", [r for _, r in misses]), strict=True):
+            assert f.kv is not None
+            entries[key] = Entry(_join(read.past, f.kv))
+            cache.put(key, entries[key])  # type: ignore[arg-type]
+        reads, where = [], []
+        for key, rows in groups.items():
+            c = candidates[rows].reshape(-1)
+            for s in range(0, len(c), CANDIDATE_CHUNK):
+                reads.append(Read(entries[key], _NONE, c[s : s + CANDIDATE_CHUNK]))
+                where.append((key, s))
+        flat = {key: np.empty(len(rows) * k) for key, rows in groups.items()}
+        for (key, s), read, f in zip(where, reads, self.forward("rm", reads), strict=True):
+            flat[key][s : s + read.width] = self.le.scores(f.hidden).double().cpu().numpy()
+            if keep is None or k != 1:
                 continue
             assert f.kv is not None
-            scores = le.scores(f.hidden[m:]).double().cpu().numpy()
-            out[groups[key]] = scores.reshape(-1, k)
-            for j, i in enumerate(groups[key]):
-                if keep is not None and keep[i] and k == 1:
-                    kv = f.kv[:, :, :, m + j : m + j + 1]
-                    cache.put((*key, int(c[j])), Entry(_join(entry, kv)))
-        if chunked:
-            self._chunks(chunked, groups, out, k)
-        return out
-
-    def _chunks(
-        self,
-        chunked: list[tuple[Key, Entry | None, np.ndarray]],
-        groups: dict[Key, list[int]],
-        out: np.ndarray,
-        k: int,
-    ) -> None:
-        """Score many candidates per window against its read past, chunk by chunk."""
-        reads, where = [], []
-        for key, entry, c in chunked:
-            for s in range(0, len(c), CANDIDATE_CHUNK):
-                reads.append(Read(entry, np.zeros(0, np.int64), c[s : s + CANDIDATE_CHUNK]))
-                where.append((key, s))
-        fed = self.forward("rm", reads)
-        flat = {key: np.empty(len(c)) for key, _, c in chunked}
-        for (key, s), f in zip(where, fed, strict=True):
-            scores = self.le.scores(f.hidden).double().cpu().numpy()
-            flat[key][s : s + len(scores)] = scores
+            for j, item in enumerate(read.candidates):
+                if keep[groups[key][s + j]]:
+                    kv = _join(entries[key], f.kv[:, :, :, j : j + 1])
+                    cache.put((*key, int(item)), Entry(kv))
+        out = np.empty((n_rows, k), dtype=np.float64)
         for key, values in flat.items():
             out[groups[key]] = values.reshape(-1, k)
+        return out
 
 
 def _join(past: Entry | None, kv: Tensor) -> Tensor:
