@@ -209,7 +209,8 @@ class IncrementalReader:
         from transformers import DynamicCache
 
         le = self.le
-        le.lm.set_adapter(adapter)
+        if le.lm.active_adapter != adapter:  # setting it walks every module
+            le.lm.set_adapter(adapter)
         dev = le.device
         n_rows = len(reads)
         pasts = [r.n_past for r in reads]
