@@ -235,3 +235,20 @@ def test_recuser_steps_equal_with_and_without_the_cache(tiny_dir: Path, tmp_path
     for a, b in zip(cached, uncached, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
     assert cached_tokens < full_tokens / 2
+
+
+def test_throughput_benchmark_times_full_and_incremental_reads(
+    tiny_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks.perf import recuser_throughput
+
+    argv = ["--untrained", "--model", str(tiny_dir), "--layers", "1", "--window", "4"]
+    argv += ["--n-items", "60", "--steps", "3", "--sizes", "2", "--skip-singles"]
+    recuser_throughput.main(argv)
+    out = capsys.readouterr().out
+    assert "untrained" in out and "1 decoder layers" in out and "window 4" in out
+    cells = [line.strip("| ").split(" | ") for line in out.splitlines() if line.startswith("|")]
+    rows = [row for row in cells if row[0].isdigit()]
+    assert [row[0] for row in rows] == ["2"]
+    full_tokens, inc_tokens = (float(x) for x in rows[0][-1].split(" -> "))
+    assert 0 < inc_tokens < full_tokens
