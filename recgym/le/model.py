@@ -23,6 +23,12 @@ the previous block as context) instead of one pass per prefix, and equals the st
 prefix read alone. RM candidates ride in the same pass behind a 4D attention mask: each sees
 its own prefix and itself, at the position right after it.
 
+In inference, :meth:`LLMEnvironment.states`, :meth:`~LLMEnvironment.rm_scores` and
+:meth:`~LLMEnvironment.candidate_scores` read incrementally (:mod:`recgym.le.kv`): each
+adapter caches the keys and values of the windows it read, and a call feeds only the items a
+window has beyond its longest cached prefix, plus the candidates; the outputs are those of full
+reads up to float noise. ``kv_cache_bytes = 0`` turns this off.
+
 torch, transformers and peft are imported here; ``import recgym.le`` does not import this.
 """
 
