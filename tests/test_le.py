@@ -122,7 +122,7 @@ def test_stages_train_their_own_parameters_and_leave_the_base(tiny_dir: Path) ->
     after_sm = fresh.trained_state()
     changed = {k for k in before if not torch.equal(before[k], after_sm[k])}
     assert changed and all(".sm." in k or k.startswith(("sm_", "item_emb")) for k in changed)
-    train_rm(fresh, data.train, config, np.random.default_rng(0), progress=False)
+    train_rm(fresh, data.train, config, np.random.default_rng(0), data.counts, progress=False)
     after_rm = fresh.trained_state()
     changed = {k for k in before if not torch.equal(after_sm[k], after_rm[k])}
     assert changed and all(".rm." in k or k.startswith("rm_") for k in changed), changed
@@ -135,9 +135,11 @@ def test_save_and_load_round_trip(le: LLMEnvironment, tmp_path: Path) -> None:
     again = load_user_model(str(tmp_path / "le"), device="cpu", progress=False)
     assert isinstance(again, LLMEnvironment)
     hist = le.users["test"][:5]
-    np.testing.assert_array_equal(again.states(hist), le.states(hist))
+    # Equal up to float noise: a read window may come from either LE's prefix cache, filled
+    # by other batches (recgym.le.kv).
+    np.testing.assert_allclose(again.states(hist), le.states(hist), atol=1e-6)
     items = np.arange(5)
-    np.testing.assert_array_equal(again.rewards(hist, items), le.rewards(hist, items))
+    np.testing.assert_allclose(again.rewards(hist, items), le.rewards(hist, items), atol=1e-6)
     assert again.metrics == le.metrics
     assert [len(s) for s in again.users["test"]] == [len(s) for s in le.users["test"]]
     np.testing.assert_array_equal(again.item_ids, le.item_ids)
@@ -159,7 +161,7 @@ def test_registered_names_train_once_then_load(
     second = hub.load("tiny", device="cpu", progress=False)
     assert (folder / "le.safetensors").stat().st_mtime_ns == stamp  # loaded, not retrained
     hist = first.users["test"][:3]
-    np.testing.assert_array_equal(first.states(hist), second.states(hist))
+    np.testing.assert_allclose(first.states(hist), second.states(hist), atol=1e-6)
     # A corrupted cached LE is reported, never loaded, and trained again.
     weights = folder / "le.safetensors"
     data = bytearray(weights.read_bytes())
@@ -196,11 +198,18 @@ def test_candidate_rewards_equal_per_item_rewards(
     # Empty, short, and longer than two blocks (the read starts at a block boundary).
     histories = [np.zeros(0, dtype=np.int64), seq[:3], seq[: 3 * w + 1]]
     candidates = np.random.default_rng(0).integers(60, size=(3, 20))
-    monkeypatch.setattr(le, "candidates_per_job", 7)  # three jobs per history, the last short
-    out = le.candidate_rewards(histories, candidates)
-    assert out.shape == (3, 20) and out.dtype == np.float64
+    import recgym.le.kv
+    import recgym.le.model
+
+    # Three chunks per history, the last short, in full reads and in incremental ones.
+    monkeypatch.setattr(recgym.le.model, "CANDIDATE_CHUNK", 7)
+    monkeypatch.setattr(recgym.le.kv, "CANDIDATE_CHUNK", 7)
     direct = le.rewards([h for h in histories for _ in range(20)], candidates.reshape(-1))
-    np.testing.assert_allclose(out, direct.reshape(3, 20), atol=1e-5)
+    for cache_bytes in (0, 1 << 26):
+        monkeypatch.setattr(le, "kv_cache_bytes", cache_bytes)
+        out = le.candidate_rewards(histories, candidates)
+        assert out.shape == (3, 20) and out.dtype == np.float64
+        np.testing.assert_allclose(out, direct.reshape(3, 20), atol=1e-5)
     assert len(np.unique(out.round(4))) > 20  # the candidates are really told apart
     with pytest.raises(ValueError, match=r"\(3, k\) int array"):
         le.candidate_rewards(histories, candidates[:2])

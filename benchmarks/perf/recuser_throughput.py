@@ -1,14 +1,23 @@
-"""RecUser-v0 throughput: N users in the batched vector env against N single envs.
+"""RecUser-v0 throughput: N users in the batched vector env against N single envs, and an LLM
+LE's full reads against its incremental ones.
 
 :class:`~recgym.envs.user.RecUserVectorEnv` makes one reward-model (RM) and one state-model
 (SM) call per step for all N users; N :class:`~recgym.envs.user.RecUserEnv` stepped one by
 one make up to one of each per env step. Both play the same seeded policy (a uniformly random
 item not yet in the history), restart ended episodes, and are timed after a warm-up step. The
 script prints user-steps per second of each, their ratio, and the LE calls each made per step
-of all N users, with the device and torch's thread count. Run::
+of all N users, with the device and torch's thread count.
+
+For an LLM LE a second table steps the vector env twice on the same LE with the same seeds:
+reading every window in full (``kv_cache_bytes = 0``) and reading only what changed (the
+prefix cache of :mod:`recgym.le.kv`), with the tokens the SM and RM were fed per user-step.
+``--untrained`` builds an LE of a given shape without training it (its speed does not depend
+on its weights), with synthetic users of MovieLens-like history lengths. Run::
 
     python -m benchmarks.perf.recuser_throughput --le ml-100k-smollm2 \\
         --le-kwargs '{"device": "cuda"}'
+    python -m benchmarks.perf.recuser_throughput --untrained --layers 8 --window 20 \\
+        --threads 2 --skip-singles
     python -m benchmarks.perf.recuser_throughput --le fake --steps 200   # the numpy double, no LLM
 """
 
@@ -19,9 +28,11 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -106,6 +117,54 @@ def time_vector(n: int, steps: int, env_kwargs: dict[str, Any], seed: int) -> tu
     return took, sum(calls.values()) / steps
 
 
+def time_reads(
+    n: int, steps: int, env_kwargs: dict[str, Any], seed: int, incremental: bool, warmup: int = 3
+) -> tuple[float, float]:
+    """Seconds for ``steps`` steps of the vector env of ``n`` users on an LLM LE reading in full
+    or incrementally, and the tokens its SM and RM were fed per user-step."""
+    env = RecUserVectorEnv(n, **env_kwargs)
+    model: Any = env.model
+    budget = model.kv_cache_bytes
+    model.kv_cache_bytes = budget if incremental else 0
+    model.invalidate()  # the other mode's entries do not count
+    try:
+        env.reset(seed=seed)
+        rng = np.random.default_rng(seed)
+        for _ in range(warmup):  # incremental: the first steps fill the cache
+            env.step(pick(env.action_masks(), rng))
+        tokens = model.tokens_fed
+        start = time.perf_counter()
+        for _ in range(steps):
+            env.step(pick(env.action_masks(), rng))
+        took = time.perf_counter() - start
+        return took, (model.tokens_fed - tokens) / (n * steps)
+    finally:
+        model.kv_cache_bytes = budget
+
+
+def untrained_le(folder: Path, model: str, layers: int | None, window: int, n_items: int) -> str:
+    """Save an untrained LE on ``model`` (``layers`` decoder layers, read ``window``) to
+    ``folder`` with synthetic users: 300 per split, histories of 20 to 300 distinct items
+    (MovieLens-100k's users rated 20 to 737). Returns the folder, an LE name."""
+    import torch
+
+    from recgym.le.model import LLMEnvironment
+
+    torch.manual_seed(0)  # the RM's random head sets how often users take items
+    le = LLMEnvironment.build(
+        model, n_items=n_items, window=window, layers=layers, device="cpu", progress=False
+    )
+    rng = np.random.default_rng(0)
+    le.users = {
+        split: [
+            rng.choice(n_items, size=int(rng.integers(20, min(300, n_items) + 1)), replace=False)
+            for _ in range(300)
+        ]
+        for split in ("train", "test")
+    }
+    return str(le.save(folder))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--le", default="ml-100k-smollm2", help="user model name ('fake': numpy)")
@@ -115,12 +174,41 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 8, 32, 64], help="values of N")
     parser.add_argument("--steps", type=int, default=20, help="timed steps of all N users")
     parser.add_argument("--seed", type=int, default=0, help="seed of users and actions")
+    parser.add_argument(
+        "--env-kwargs", default="{}", help="env arguments as JSON, e.g. '{\"patience\": 5}'"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument(
+        "--skip-singles", action="store_true", help="skip the single envs' table (slow on an LLM)"
+    )
+    parser.add_argument(
+        "--untrained",
+        action="store_true",
+        help="build an untrained LE of --model/--layers/--window/--n-items instead of --le",
+    )
+    parser.add_argument("--model", default="smollm2-135m", help="--untrained: the base LLM")
+    parser.add_argument("--layers", type=int, default=None, help="--untrained: decoder layers")
+    parser.add_argument("--window", type=int, default=10, help="--untrained: the LE's window")
+    parser.add_argument("--n-items", type=int, default=1682, help="--untrained: catalog size")
     args = parser.parse_args(argv)
 
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        le = args.le
+        if args.untrained:
+            le = untrained_le(Path(tmp), args.model, args.layers, args.window, args.n_items)
+        run(args, le)
+
+
+def run(args: argparse.Namespace, le: str) -> None:
+    """Print the tables for the LE called ``le``."""
     le_kwargs = json.loads(args.le_kwargs)
-    env_kwargs = {"le": args.le, "le_kwargs": le_kwargs}
+    env_kwargs = {"le": le, "le_kwargs": le_kwargs, **json.loads(args.env_kwargs)}
     start = time.perf_counter()
-    model = user_model(args.le, le_kwargs)
+    model = user_model(le, le_kwargs)
     loaded = time.perf_counter() - start
     torch = sys.modules.get("torch")  # loaded by an LLM user model, not by the fake
     threads = torch.get_num_threads() if torch is not None else "n/a (torch not loaded)"
@@ -129,24 +217,47 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"Python {platform.python_version()}, numpy {np.__version__}"
         + (f", torch {torch.__version__}" if torch is not None else "")
     )
-    name = f"{args.le} {json.dumps(le_kwargs)}" if le_kwargs else args.le
+    name = "untrained " if args.untrained else ""
+    name += f"{le} {json.dumps(le_kwargs)}" if le_kwargs else le
+    layers = getattr(getattr(model, "extra", {}), "get", lambda _: None)("layers")
     print(
         f"user model: {name} ({model.n_items} items, state_dim "
-        f"{model.state_dim}, window {model.window}; loaded in {loaded:.1f} s), device "
+        f"{model.state_dim}, window {model.window}"
+        + (f", {layers} decoder layers" if layers else "")
+        + f"; loaded in {loaded:.1f} s), device "
         f"{getattr(model, 'device', 'cpu')}, torch threads {threads}"
     )
+    if args.env_kwargs != "{}":
+        print(f"env arguments: {args.env_kwargs}")
     print(f"{args.steps} timed steps of all N users (user-steps/s = N * steps / seconds)\n")
+    if not args.skip_singles:
+        print(
+            "|    N | single envs, one by one | vector env, batched | vector / single "
+            "| LE calls/step (single -> vector) |"
+        )
+        print("|---:|---:|---:|---:|---|")
+        for n in args.sizes:
+            t_single, c_single = time_singles(n, args.steps, env_kwargs, args.seed)
+            t_vector, c_vector = time_vector(n, args.steps, env_kwargs, args.seed)
+            print(
+                f"| {n:>4} | {n * args.steps / t_single:>22.1f} "
+                f"| {n * args.steps / t_vector:>19.1f} "
+                f"| {t_single / t_vector:>14.2f}x | {c_single:.1f} -> {c_vector:.1f} |"
+            )
+        print()
+    if not hasattr(model, "kv_cache_bytes"):
+        return  # no LLM: nothing is read
+    print("vector env, user-steps/s: every window read in full vs only what changed")
     print(
-        "|    N | single envs, one by one | vector env, batched | vector / single "
-        "| LE calls/step (single -> vector) |"
+        "|    N | full reads | incremental | incremental / full | tokens/user-step (full -> inc.) |"
     )
     print("|---:|---:|---:|---:|---|")
     for n in args.sizes:
-        t_single, c_single = time_singles(n, args.steps, env_kwargs, args.seed)
-        t_vector, c_vector = time_vector(n, args.steps, env_kwargs, args.seed)
+        t_full, k_full = time_reads(n, args.steps, env_kwargs, args.seed, incremental=False)
+        t_inc, k_inc = time_reads(n, args.steps, env_kwargs, args.seed, incremental=True)
         print(
-            f"| {n:>4} | {n * args.steps / t_single:>22.1f} | {n * args.steps / t_vector:>19.1f} "
-            f"| {t_single / t_vector:>14.2f}x | {c_single:.1f} -> {c_vector:.1f} |"
+            f"| {n:>4} | {n * args.steps / t_full:>10.1f} | {n * args.steps / t_inc:>11.1f} "
+            f"| {t_full / t_inc:>17.2f}x | {k_full:.1f} -> {k_inc:.1f} |"
         )
 
 

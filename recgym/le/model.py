@@ -23,6 +23,12 @@ the previous block as context) instead of one pass per prefix, and equals the st
 prefix read alone. RM candidates ride in the same pass behind a 4D attention mask: each sees
 its own prefix and itself, at the position right after it.
 
+In inference, :meth:`LLMEnvironment.states`, :meth:`~LLMEnvironment.rm_scores` and
+:meth:`~LLMEnvironment.candidate_scores` read incrementally (:mod:`recgym.le.kv`): each
+adapter caches the keys and values of the windows it read, and a call feeds only the items a
+window has beyond its longest cached prefix, plus the candidates; the outputs are those of full
+reads up to float noise. ``kv_cache_bytes = 0`` turns this off.
+
 torch, transformers and peft are imported here; ``import recgym.le`` does not import this.
 """
 
@@ -41,6 +47,7 @@ from torch import Tensor, nn
 
 from recgym.error import ModelLoadError
 from recgym.le.base import check_candidates, check_histories, check_items
+from recgym.le.kv import CANDIDATE_CHUNK, DEFAULT_BYTES, IncrementalReader
 from recgym.utils.files import file_digest
 
 __all__ = ["ADAPTERS", "Job", "LLMEnvironment", "Windows"]
@@ -109,6 +116,9 @@ class LLMEnvironment(nn.Module):
 
     calibration: Tensor
     """The RM score that maps to reward 0.5 (a buffer, saved with the weights)."""
+    tokens_fed: int
+    """Tokens (history items and candidates) fed to the SM and RM by :meth:`states`,
+    :meth:`rm_scores` and :meth:`candidate_scores` so far: what a step cost."""
 
     def __init__(
         self,
@@ -144,6 +154,11 @@ class LLMEnvironment(nn.Module):
         self._item_vectors: np.ndarray | None = None
         self.digest = ""
         """The sha256 of the saved weights this LE was loaded from (``""``: not loaded)."""
+        self.tokens_fed = 0
+        self._kv_bytes = DEFAULT_BYTES
+        self._kv: IncrementalReader | None = None
+        # Loaded weights make cached reads stale (a resumed training loads its checkpoint).
+        self.register_load_state_dict_post_hook(lambda module, _: module.invalidate())
 
     # ----- construction ---------------------------------------------------------------------
 
@@ -420,6 +435,31 @@ class LLMEnvironment(nn.Module):
             for p, c in zip(parts, cands, strict=True)
         ]
 
+    # ----- inference: full or incremental reads ---------------------------------------------
+
+    @property
+    def kv_cache_bytes(self) -> int:
+        """Byte budget of each adapter's prefix cache of read windows (:mod:`recgym.le.kv`);
+        ``0`` turns incremental reads off: every call reads its windows in full."""
+        return self._kv_bytes
+
+    @kv_cache_bytes.setter
+    def kv_cache_bytes(self, value: int) -> None:
+        if value < 0:
+            raise ValueError(f"kv_cache_bytes must be >= 0 (0: no cache); got {value}")
+        self._kv_bytes = int(value)
+        if self._kv is not None:
+            self._kv.resize(self._kv_bytes)
+
+    def _reader(self) -> IncrementalReader | None:
+        """The incremental reader, in inference only (a training step changes the weights
+        without :meth:`invalidate`)."""
+        if self._kv_bytes <= 0 or self.training:
+            return None
+        if self._kv is None:
+            self._kv = IncrementalReader(self, self._kv_bytes)
+        return self._kv
+
     def states(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """SM states after each history (read from :meth:`read_from`; a new user's state is the
         normalised mean action vector)."""
@@ -429,10 +469,17 @@ class LLMEnvironment(nn.Module):
         if len(filled) < len(hs):
             mean = self.item_vectors().mean(axis=0)
             out[[i for i, h in enumerate(hs) if not len(h)]] = mean / np.linalg.norm(mean)
-        if filled:
-            # One job per history: the whole (cut) history, the state at its last position.
-            jobs = [Job(i, hs[i], len(hs[i]) - 1, None, None, 0) for i in filled]
-            out[filled] = np.concatenate(self.run(jobs, rm=False))
+        if not filled:
+            return out
+        reader = self._reader()
+        if reader is not None:
+            with torch.no_grad():
+                out[filled] = reader.states([hs[i] for i in filled])
+            return out
+        # One job per history: the whole (cut) history, the state at its last position.
+        jobs = [Job(i, hs[i], len(hs[i]) - 1, None, None, 0) for i in filled]
+        self.tokens_fed += sum(len(hs[i]) for i in filled)
+        out[filled] = np.concatenate(self.run(jobs, rm=False))
         return out
 
     def item_vectors(self) -> np.ndarray:
@@ -448,43 +495,62 @@ class LLMEnvironment(nn.Module):
 
     def rm_scores(self, histories: Sequence[np.ndarray], items: np.ndarray) -> np.ndarray:
         """``(B,)`` float64 raw RM scores (before calibration) of one candidate per history."""
-        hs = [h[self.read_from(len(h)) :] for h in check_histories(histories, self.n_items)]
-        cand = check_items(items, self.n_items, len(hs))
-        # One job per history: its candidate follows the history's last position.
-        jobs = [
-            Job(i, h, len(h), cand[i : i + 1, None], np.array([len(h) - 1]), 0)
-            for i, h in enumerate(hs)
-        ]
-        return np.array([scores[0, 0] for scores in self.run(jobs, rm=True)], dtype=np.float64)
+        hists = check_histories(histories, self.n_items)
+        cand = check_items(items, self.n_items, len(hists))
+        reader = self._reader()
+        if reader is not None:
+            # A taken candidate extends the read window unless it starts a new block: keep
+            # its keys/values as that window's, so the next step reads nothing again.
+            keep = [self.read_from(len(h) + 1) == self.read_from(len(h)) for h in hists]
+            windows = [h[self.read_from(len(h)) :] for h in hists]
+            with torch.no_grad():
+                return reader.scores(windows, cand[:, None], keep)[:, 0]
+        return self._full_scores(hists, cand[:, None])[:, 0]
 
-    candidates_per_job = 256
-    """The most candidates :meth:`candidate_rewards` puts after one history in one window
-    (more are split over several jobs), so a window and its attention mask stay small."""
+    def _full_scores(self, hists: list[np.ndarray], cand: np.ndarray) -> np.ndarray:
+        """``(B, k)`` raw RM scores of full reads, :data:`CANDIDATE_CHUNK` candidates a job."""
+        hs = [h[self.read_from(len(h)) :] for h in hists]
+        out = np.empty(cand.shape, dtype=np.float64)
+        for s in range(0, cand.shape[1], CANDIDATE_CHUNK):
+            part = cand[:, s : s + CANDIDATE_CHUNK]
+            # One job per history: its candidates follow the history's last position.
+            jobs = [
+                Job(i, h, len(h), part[i : i + 1], np.array([len(h) - 1]), 0)
+                for i, h in enumerate(hs)
+            ]
+            self.tokens_fed += sum(len(h) for h in hs) + part.size
+            out[:, s : s + part.shape[1]] = np.concatenate(self.run(jobs, rm=True))
+        return out
+
+    def candidate_scores(
+        self, histories: Sequence[np.ndarray], candidates: np.ndarray
+    ) -> np.ndarray:
+        """``(B, k)`` float64 raw RM scores (before calibration) of ``candidates[i]`` after
+        ``histories[i]``: each candidate is read after the history as :meth:`rm_scores` reads
+        one, the history once for all of them."""
+        hists = check_histories(histories, self.n_items)
+        cand = check_candidates(candidates, self.n_items, len(hists))
+        if not cand.size:
+            return np.zeros(cand.shape, dtype=np.float64)
+        reader = self._reader()
+        if reader is not None:
+            windows = [h[self.read_from(len(h)) :] for h in hists]
+            with torch.no_grad():
+                return reader.scores(windows, cand)
+        return self._full_scores(hists, cand)
 
     def candidate_rewards(
         self, histories: Sequence[np.ndarray], candidates: np.ndarray
     ) -> np.ndarray:
-        """``(B, k)`` calibrated RM rewards of ``k`` candidates after each history (see the
-        protocol): as :meth:`rm_scores`, every candidate follows the history's last position
-        and sees only the history and itself, so one job scores up to
-        :attr:`candidates_per_job` of them."""
-        hs = [h[self.read_from(len(h)) :] for h in check_histories(histories, self.n_items)]
-        cand = check_candidates(candidates, self.n_items, len(hs))
-        k, step = cand.shape[1], self.candidates_per_job
-        slots = [(i, lo) for i in range(len(hs)) for lo in range(0, k, step)]
-        last = np.array([len(h) - 1 for h in hs], dtype=np.int64)  # where candidates follow
-        jobs = [
-            Job(i, hs[i], len(hs[i]), cand[i : i + 1, lo : lo + step], last[i : i + 1], 0)
-            for i, lo in slots
-        ]
-        out = np.empty((len(hs), k), dtype=np.float64)
-        for (i, lo), scores in zip(slots, self.run(jobs, rm=True), strict=True):
-            out[i, lo : lo + scores.shape[1]] = scores[0]
-        return self._probability(out)
+        """``(B, k)`` float64 calibrated RM rewards of ``candidates[i]`` after ``histories[i]``
+        (:meth:`rewards` of each candidate, the history read once)."""
+        return self._probability(self.candidate_scores(histories, candidates))
 
     def invalidate(self) -> None:
-        """Forget cached action vectors (call after changing the weights)."""
+        """Forget cached action vectors and read windows (call after changing the weights)."""
         self._item_vectors = None
+        if self._kv is not None:
+            self._kv.clear()
 
     # ----- persistence ----------------------------------------------------------------------
 
@@ -560,6 +626,7 @@ class LLMEnvironment(nn.Module):
         le.metrics = dict(meta.get("metrics", {}))
         le.name = str(path)
         le.digest = file_digest(path / _WEIGHTS)
+        le.eval()  # a loaded LE simulates users: its reads may be incremental
         for key in users.files:
             if key.endswith("_lengths"):
                 split = key[: -len("_lengths")]
