@@ -56,8 +56,9 @@ class RecUserEnv(gym.Env[Obs, np.int64]):
     A user model after Wang et al., *LLM as environment* (SIGIR 2024): an LLM with one token
     per item and two adapters, a state model (SM) that reads the user's recent items (the last
     ``window`` to ``2 * window - 1``) and a reward model (RM) that scores a candidate item after
-    them, trained on MovieLens-100k and shipped with the package (:mod:`recgym.le`). Each step the agent recommends one item; the user takes it with the
-    RM's probability and it joins the history, so the next state moves with what was taken. A
+    them, trained on MovieLens-100k and shipped with the package (:mod:`recgym.le`). Each step
+    the agent recommends one item; the user takes it with the RM's probability and it joins the
+    history, so the next state moves with what was taken. A
     user who turns down ``patience`` recommendations in a row leaves.
 
     Items are the LE's catalog indices ``0..n_items-1``; ``env.unwrapped.model.item_ids`` maps
