@@ -298,3 +298,28 @@ def test_a_shipped_le_loads_checked_and_never_trains(
     weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
     with pytest.raises(ModelLoadError, match=r"le\.safetensors has sha256"):
         hub.load("tiny", device="cpu", progress=False)
+
+
+@pytest.mark.slow  # loads SmolLM2's first 8 layers and the shipped weights (seconds)
+def test_recuser_default_le_is_shipped_and_never_trains(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gymnasium as gym
+
+    import recgym  # noqa: F401
+    from recgym.envs import users
+    from recgym.le import DEFAULT_LE, hub, train
+
+    def no_training(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("RecUser-v0's default LE must never train")
+
+    monkeypatch.setattr(train, "train_le", no_training)
+    monkeypatch.setattr(users, "_MODELS", {})  # a fresh load, not one cached by another test
+    assert DEFAULT_LE in hub.SHIPPED, "the default LE must ship trained"
+    env = gym.make("RecUser-v0", users="test")
+    obs, info = env.reset(seed=0)
+    model = env.unwrapped.model
+    assert model.digest == hub.SHIPPED[DEFAULT_LE]["le.safetensors"]
+    assert len(model.users["test"]) == 200 and model.n_items == 1682
+    mask = info["action_mask"].astype(bool)
+    _, reward, *_ = env.step(int(np.flatnonzero(mask)[0]))
+    assert 0.0 < reward < 1.0 and obs.shape == (model.state_dim,)
+    env.close()

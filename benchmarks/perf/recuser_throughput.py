@@ -18,6 +18,8 @@ on its weights), with synthetic users of MovieLens-like history lengths. Run::
         --le-kwargs '{"device": "cuda"}'
     python -m benchmarks.perf.recuser_throughput --untrained --layers 8 --window 20 \\
         --threads 2 --skip-singles
+    python -m benchmarks.perf.recuser_throughput --le ml-100k-smollm2-v2 \\
+        --baseline-le ml-100k-smollm2 --sizes 8 64 --skip-singles   # against the first default
     python -m benchmarks.perf.recuser_throughput --le fake --steps 200   # the numpy double, no LLM
 """
 
@@ -39,7 +41,7 @@ import numpy as np
 
 from recgym.envs.user import RecUserEnv, RecUserVectorEnv
 from recgym.envs.users import user_model
-from recgym.le import UserModel
+from recgym.le import DEFAULT_LE, UserModel
 
 
 @contextmanager
@@ -167,7 +169,7 @@ def untrained_le(folder: Path, model: str, layers: int | None, window: int, n_it
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--le", default="ml-100k-smollm2", help="user model name ('fake': numpy)")
+    parser.add_argument("--le", default=DEFAULT_LE, help="user model name ('fake': numpy)")
     parser.add_argument(
         "--le-kwargs", default="{}", help='its arguments as JSON, e.g. \'{"device": "cuda"}\''
     )
@@ -185,6 +187,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--untrained",
         action="store_true",
         help="build an untrained LE of --model/--layers/--window/--n-items instead of --le",
+    )
+    parser.add_argument(
+        "--baseline-le",
+        default=None,
+        help="also time this LE reading in full (e.g. ml-100k-smollm2, RecUser-v0's earlier "
+        "default) against --le reading incrementally, side by side",
     )
     parser.add_argument("--model", default="smollm2-135m", help="--untrained: the base LLM")
     parser.add_argument("--layers", type=int, default=None, help="--untrained: decoder layers")
@@ -252,13 +260,31 @@ def run(args: argparse.Namespace, le: str) -> None:
         "|    N | full reads | incremental | incremental / full | tokens/user-step (full -> inc.) |"
     )
     print("|---:|---:|---:|---:|---|")
+    incremental = {}
     for n in args.sizes:
         t_full, k_full = time_reads(n, args.steps, env_kwargs, args.seed, incremental=False)
         t_inc, k_inc = time_reads(n, args.steps, env_kwargs, args.seed, incremental=True)
+        incremental[n] = t_inc
         print(
             f"| {n:>4} | {n * args.steps / t_full:>10.1f} | {n * args.steps / t_inc:>11.1f} "
             f"| {t_full / t_inc:>17.2f}x | {k_full:.1f} -> {k_inc:.1f} |"
         )
+    if args.baseline_le:
+        base_kwargs = {**env_kwargs, "le": args.baseline_le}
+        base = user_model(args.baseline_le, le_kwargs)
+        print(
+            f"\nvector env, user-steps/s: {args.baseline_le} reading in full (window "
+            f"{base.window}, {getattr(base, 'extra', {}).get('layers') or 'all'} layers) vs {le} "
+            "reading incrementally"
+        )
+        print(f"|    N | {args.baseline_le}, full reads | {le}, incremental | ratio |")
+        print("|---:|---:|---:|---:|")
+        for n in args.sizes:
+            t_base, _ = time_reads(n, args.steps, base_kwargs, args.seed, incremental=False)
+            print(
+                f"| {n:>4} | {n * args.steps / t_base:.1f} | {n * args.steps / incremental[n]:.1f} "
+                f"| {t_base / incremental[n]:.2f}x |"
+            )
 
 
 if __name__ == "__main__":
