@@ -155,6 +155,13 @@ def play_episodes(
                 env.close()
             env = open_vector_env(env_id, size, split, env_kwargs)
             n_users = len(env.batch.logged)
+            if lo == 0:
+                # An LLM LE's incremental reads match full ones up to float noise, so what its
+                # caches hold from earlier runs in this process could nudge a reward: start
+                # empty, and a row is the same whatever ran before it (a CLI re-run included).
+                forget = getattr(env.batch.model, "invalidate", None)
+                if callable(forget):
+                    forget()
         users = [(lo + i) % n_users for i in range(size)]
         for key, values in _play_batch(env, agent, users, lo).items():
             parts.setdefault(key, []).append(values)
