@@ -280,6 +280,23 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(out, indent=2))
 
 
+def _sasrec_note(config: LEConfig) -> str:
+    """For SASRec-initialised item tokens: the SASRec cache entry the run used (trained on
+    first use by ``recgym.models.seqrec.pretrained``, in the run's process unless cached)."""
+    if "sasrec" not in config.item_init:
+        return ""
+    from recgym.models.seqrec.hub import pretrained_dir
+    from recgym.utils.files import read_manifest
+
+    folder = pretrained_dir("sasrec", dataset=config.dataset, seed=config.seed)
+    manifest = read_manifest(folder) or {}
+    digest = manifest.get("sha256", {}).get("model.safetensors", "not cached")
+    return (
+        f"- item tokens from SASRec: `{folder.name}` (`model.safetensors` sha256 {digest}); "
+        "the same SASRec weights are needed to reproduce these bits\n"
+    )
+
+
 def _provenance(args: Any, metrics: dict[str, float]) -> str:
     """``COMMAND.md`` of a shipped LE: the command, the machine and the training time."""
     import os
@@ -302,7 +319,9 @@ def _provenance(args: Any, metrics: dict[str, float]) -> str:
         f"torch threads {torch.get_num_threads()}\n"
         f"- torch {torch.__version__}, transformers {transformers.__version__}, "
         f"peft {peft.__version__}\n"
-        f"- training: {metrics.get('minutes/total', float('nan')):.1f} minutes\n\n"
+        f"- training: {metrics.get('minutes/total', float('nan')):.1f} minutes\n"
+        + _sasrec_note(CONFIGS[args.name])
+        + "\n"
         "Run on the same hardware and versions, the command reproduces these files bit for bit "
         "(it prints `reproduces_shipped`); float sums differ across CPUs and thread counts.\n"
     )
