@@ -575,7 +575,19 @@ def sample_negatives(
 
 @torch.no_grad()
 def evaluate_le(le: LLMEnvironment, data: LEData, config: LEConfig) -> dict[str, float]:
-    """Held-out quality of the SM and RM, and the RM's calibration (set on ``le``)."""
+    """Held-out quality of the SM and RM, and the RM's calibration (set on ``le``).
+
+    Reads every window in full: incremental reads equal them only up to float noise, and the
+    calibration is saved with the weights, which a re-run must reproduce bit for bit."""
+    budget = le.kv_cache_bytes
+    le.kv_cache_bytes = 0
+    try:
+        return _evaluate(le, data, config)
+    finally:
+        le.kv_cache_bytes = budget
+
+
+def _evaluate(le: LLMEnvironment, data: LEData, config: LEConfig) -> dict[str, float]:
     rng = np.random.default_rng(config.seed + 2)
     keep = np.flatnonzero(data.heldout_targets >= 0)[: config.eval_users]
     hist = [data.heldout[i] for i in keep]
