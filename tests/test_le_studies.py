@@ -67,7 +67,8 @@ def test_recuser_agents_rows_and_paired_returns_on_the_fake(tmp_path: Path) -> N
     rows = [json.loads(line) for line in board.read_text().splitlines()]
     assert [r["agent"] for r in rows] == list(recuser_agents.AGENTS)
     assert all("per_episode" not in r for r in rows)
-    assert rows[0]["seeds"] == [0, 1] and rows[1]["seeds"] == [0]  # random vs deterministic
+    assert rows[1]["seeds"] == [0, 1] and rows[-1]["seeds"] == [0]  # rm-greedy: --rm-seeds
+    assert rows[1]["metrics"]["return"]["seed_std"] == 0.0  # popular-item replays its episodes
     assert rows[-1]["episodes"] == 4
     paired = record["paired_return_vs_popular_item"]
     assert paired["rm-greedy"]["episodes"] == 4 and paired["sm-greedy"]["episodes"] == 8

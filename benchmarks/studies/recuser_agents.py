@@ -9,14 +9,13 @@ the per-episode returns and the **paired** differences against ``popular-item`` 
 is the same user, start history and acceptance draws for every agent, so the difference is the
 agent's doing), as a mean with a 95 % Student-t interval over episodes.
 
-The env's randomness is fixed per episode, so the seeds only change an agent's own draws:
-``random-item`` is played with every seed of ``--seeds``, a deterministic agent with the first
-one (its other seeds would replay the same episodes; ``--all-seeds`` plays them anyway).
-``rm-greedy`` sends every unseen item through the reward model at every step, so it can be
-limited to the first ``--rm-episodes`` episodes; its paired comparison then uses those episodes
-of ``popular-item``. Run::
+The env's randomness is fixed per episode, so the seeds only change an agent's own draws: a
+deterministic agent replays the same episodes under every seed (its row's ``seed_std`` is 0).
+``rm-greedy`` sends every unseen item through the reward model at every step, so it is played
+on the first ``--rm-episodes`` episodes with the first ``--rm-seeds`` seeds; its paired
+comparison then uses those episodes of ``popular-item``. Run::
 
-    python -m benchmarks.studies.recuser_agents --episodes 200 --rm-episodes 32
+    python -m benchmarks.studies.recuser_agents --episodes 200 --rm-episodes 32 --rm-seeds 1
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ __all__ = ["AGENTS", "main", "run"]
 
 AGENTS = ("random-item", "popular-item", "sm-greedy", "rm-greedy")
 """The reference agents, in table order."""
-DETERMINISTIC = ("popular-item", "sm-greedy", "rm-greedy")
 DEFAULT_OUT = Path("benchmarks/results/recuser-agents-cpu")
 BOARD = Path("benchmarks/results/leaderboard.jsonl")
 
@@ -60,7 +58,7 @@ def run(
     seeds: list[int],
     batch_size: int,
     env_kwargs: dict[str, Any],
-    all_seeds: bool = False,
+    rm_seeds: int = 1,
     board: Path | None = BOARD,
 ) -> dict[str, Any]:
     """Play every agent, append the rows to ``board`` (unless ``None``), return the record."""
@@ -68,7 +66,7 @@ def run(
     returns: dict[str, np.ndarray] = {}
     for name in AGENTS:
         n = min(rm_episodes, episodes) if name == "rm-greedy" else episodes
-        agent_seeds = seeds if all_seeds or name not in DETERMINISTIC else seeds[:1]
+        agent_seeds = seeds[:rm_seeds] if name == "rm-greedy" else seeds
         spec = EvalSpec(
             "RecUser-v0",
             name,
@@ -148,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=int, default=200, help="episodes (test users)")
     parser.add_argument("--rm-episodes", type=int, default=32, help="episodes of rm-greedy")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--all-seeds", action="store_true", help="every seed for every agent")
+    parser.add_argument("--rm-seeds", type=int, default=1, help="seeds of rm-greedy (first N)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--env-kwargs", type=json.loads, default={}, help="RecUser-v0 kwargs")
     parser.add_argument("--board", type=Path, default=BOARD, help="leaderboard to append to")
@@ -160,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         seeds=args.seeds,
         batch_size=args.batch_size,
         env_kwargs=args.env_kwargs,
-        all_seeds=args.all_seeds,
+        rm_seeds=args.rm_seeds,
         board=args.board,
     )
     args.out.mkdir(parents=True, exist_ok=True)
