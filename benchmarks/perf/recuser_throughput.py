@@ -72,13 +72,25 @@ def counting(model: UserModel) -> Iterator[dict[str, int]]:
             delattr(model, name)  # the instance attribute; the method shows through again
 
 
-def pick(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random item not in the history per row of ``masks`` (``(N, n_items)`` bool)."""
+def pick(
+    masks: np.ndarray, rng: np.random.Generator, scores: np.ndarray | None = None
+) -> np.ndarray:
+    """An item not in the history per row of ``masks`` (``(N, n_items)`` bool): a random one,
+    or with ``scores`` the best-scored one (ties: the lower index)."""
     out = np.empty(len(masks), dtype=np.int64)
     for i, mask in enumerate(masks):
         free = np.flatnonzero(mask)
-        out[i] = rng.choice(free) if free.size else rng.integers(mask.size)
+        if not free.size:
+            out[i] = rng.integers(mask.size)
+        elif scores is None:
+            out[i] = rng.choice(free)
+        else:
+            out[i] = free[np.argmax(scores[free])]
     return out
+
+
+POLICY_SCORES: np.ndarray | None = None
+"""``--policy popular``: item counts among the LE's train users (``None``: random items)."""
 
 
 def time_singles(n: int, steps: int, env_kwargs: dict[str, Any], seed: int) -> tuple[float, float]:
@@ -90,7 +102,7 @@ def time_singles(n: int, steps: int, env_kwargs: dict[str, Any], seed: int) -> t
     rng = np.random.default_rng(seed)
 
     def one_step() -> None:
-        actions = pick(np.stack([env.action_masks() for env in envs]), rng)
+        actions = pick(np.stack([env.action_masks() for env in envs]), rng, POLICY_SCORES)
         for env, action in zip(envs, actions, strict=True):
             _, _, terminated, truncated, _ = env.step(action)
             if terminated or truncated:
@@ -110,11 +122,11 @@ def time_vector(n: int, steps: int, env_kwargs: dict[str, Any], seed: int) -> tu
     env = RecUserVectorEnv(n, **env_kwargs)
     env.reset(seed=seed)
     rng = np.random.default_rng(seed)
-    env.step(pick(env.action_masks(), rng))  # warm-up
+    env.step(pick(env.action_masks(), rng, POLICY_SCORES))  # warm-up
     with counting(env.model) as calls:
         start = time.perf_counter()
         for _ in range(steps):
-            env.step(pick(env.action_masks(), rng))
+            env.step(pick(env.action_masks(), rng, POLICY_SCORES))
         took = time.perf_counter() - start
     return took, sum(calls.values()) / steps
 
@@ -133,11 +145,11 @@ def time_reads(
         env.reset(seed=seed)
         rng = np.random.default_rng(seed)
         for _ in range(warmup):  # incremental: the first steps fill the cache
-            env.step(pick(env.action_masks(), rng))
+            env.step(pick(env.action_masks(), rng, POLICY_SCORES))
         tokens = model.tokens_fed
         start = time.perf_counter()
         for _ in range(steps):
-            env.step(pick(env.action_masks(), rng))
+            env.step(pick(env.action_masks(), rng, POLICY_SCORES))
         took = time.perf_counter() - start
         return took, (model.tokens_fed - tokens) / (n * steps)
     finally:
@@ -189,6 +201,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="build an untrained LE of --model/--layers/--window/--n-items instead of --le",
     )
     parser.add_argument(
+        "--policy",
+        choices=("random", "popular"),
+        default="random",
+        help="the actions: a random unseen item (users leave fast: short episodes, mostly "
+        "first reads) or the most popular unseen item (long episodes, as a good agent plays)",
+    )
+    parser.add_argument(
         "--baseline-le",
         default=None,
         help="also time this LE reading in full (e.g. ml-100k-smollm2, RecUser-v0's earlier "
@@ -218,6 +237,12 @@ def run(args: argparse.Namespace, le: str) -> None:
     start = time.perf_counter()
     model = user_model(le, le_kwargs)
     loaded = time.perf_counter() - start
+    global POLICY_SCORES
+    if args.policy == "popular":
+        from recgym.envs.users import logged_users
+
+        train = np.concatenate(logged_users(le, le_kwargs, "train"))
+        POLICY_SCORES = np.bincount(train, minlength=model.n_items).astype(np.float64)
     torch = sys.modules.get("torch")  # loaded by an LLM user model, not by the fake
     threads = torch.get_num_threads() if torch is not None else "n/a (torch not loaded)"
     print(
@@ -237,7 +262,10 @@ def run(args: argparse.Namespace, le: str) -> None:
     )
     if args.env_kwargs != "{}":
         print(f"env arguments: {args.env_kwargs}")
-    print(f"{args.steps} timed steps of all N users (user-steps/s = N * steps / seconds)\n")
+    print(
+        f"{args.steps} timed steps of all N users (user-steps/s = N * steps / seconds); "
+        f"actions: the {args.policy} unseen item\n"
+    )
     if not args.skip_singles:
         print(
             "|    N | single envs, one by one | vector env, batched | vector / single "
