@@ -184,7 +184,7 @@ def run(
         start = time.perf_counter()
         per_user[name], infos[name] = _le(events, name)
         infos[name]["eval_seconds"] = round(time.perf_counter() - start, 1)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for model, values in per_user.items():
         row: dict[str, Any] = {"model": model, **infos[model], "metrics": {}, "paired": {}}
         for col in COLUMNS:
