@@ -77,3 +77,15 @@ def test_recuser_agents_rows_and_paired_returns_on_the_fake(tmp_path: Path) -> N
     diff = np.array(record["returns"]["sm-greedy"]) - np.array(record["returns"]["popular-item"])
     assert paired["sm-greedy"]["mean"] == np.float64(diff.mean())
     assert "| rm-greedy | 4 |" in recuser_agents.markdown(record)
+
+
+def test_recuser_agents_command_writes_its_record_and_table(tmp_path: Path) -> None:
+    kwargs = json.dumps({"le": "fake", "le_kwargs": {"n_items": 30}})
+    recuser_agents.main(
+        ["--episodes", "4", "--rm-episodes", "2", "--seeds", "0", "--batch-size", "4",
+         "--env-kwargs", kwargs, "--board", str(tmp_path / "board.jsonl"),
+         "--out", str(tmp_path / "out")]
+    )  # fmt: skip
+    record = json.loads((tmp_path / "out" / "agents.json").read_text())
+    assert set(record["rows"]) == set(recuser_agents.AGENTS)
+    assert (tmp_path / "out" / "table.md").read_text() == recuser_agents.markdown(record)

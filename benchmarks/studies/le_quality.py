@@ -28,7 +28,6 @@ An LE that is neither shipped nor trained is an error (train it with
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import shlex
@@ -41,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.runner import git_commit, t_quantile_975
+from benchmarks.studies import save_record
 from recgym.le import load_user_model
 from recgym.metrics import metrics_at_rank, pairwise_auc, target_ranks
 
@@ -258,9 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     args = parser.parse_args(argv)
     record = run(args.le, seed=args.seed, negatives=args.negatives, users=args.users)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "le_quality.json").write_text(json.dumps(record, indent=2) + "\n")
-    (args.out / "table.md").write_text(markdown(record))
+    save_record(args.out, "le_quality", record, markdown(record))
     print(markdown(record))
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import recgym  # noqa: F401  (registers the envs)
 from agents import make_agent
 from benchmarks.runner import append_rows, evaluate, git_commit, t_quantile_975
+from benchmarks.studies import save_record
 from recgym.evaluation import EvalSpec
 
 __all__ = ["AGENTS", "main", "run"]
@@ -161,9 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         rm_seeds=args.rm_seeds,
         board=args.board,
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "agents.json").write_text(json.dumps(record, indent=2) + "\n")
-    (args.out / "table.md").write_text(markdown(record))
+    save_record(args.out, "agents", record, markdown(record))
     print(markdown(record))
 
 
