@@ -89,11 +89,9 @@ def pick(
     return out
 
 
-POLICY_SCORES: np.ndarray | None = None
-"""``--policy popular``: item counts among the LE's train users (``None``: random items)."""
-
-
-def time_singles(n: int, steps: int, env_kwargs: dict[str, Any], seed: int) -> tuple[float, float]:
+def time_singles(
+    n: int, steps: int, env_kwargs: dict[str, Any], seed: int, scores: np.ndarray | None = None
+) -> tuple[float, float]:
     """Seconds for ``steps`` steps of ``n`` single envs stepped one by one, and LE calls per
     step of all ``n``."""
     envs = [RecUserEnv(**env_kwargs) for _ in range(n)]
@@ -102,7 +100,7 @@ def time_singles(n: int, steps: int, env_kwargs: dict[str, Any], seed: int) -> t
     rng = np.random.default_rng(seed)
 
     def one_step() -> None:
-        actions = pick(np.stack([env.action_masks() for env in envs]), rng, POLICY_SCORES)
+        actions = pick(np.stack([env.action_masks() for env in envs]), rng, scores)
         for env, action in zip(envs, actions, strict=True):
             _, _, terminated, truncated, _ = env.step(action)
             if terminated or truncated:
@@ -117,22 +115,30 @@ def time_singles(n: int, steps: int, env_kwargs: dict[str, Any], seed: int) -> t
     return took, sum(calls.values()) / steps
 
 
-def time_vector(n: int, steps: int, env_kwargs: dict[str, Any], seed: int) -> tuple[float, float]:
+def time_vector(
+    n: int, steps: int, env_kwargs: dict[str, Any], seed: int, scores: np.ndarray | None = None
+) -> tuple[float, float]:
     """Seconds for ``steps`` steps of the vector env of ``n`` users, and LE calls per step."""
     env = RecUserVectorEnv(n, **env_kwargs)
     env.reset(seed=seed)
     rng = np.random.default_rng(seed)
-    env.step(pick(env.action_masks(), rng, POLICY_SCORES))  # warm-up
+    env.step(pick(env.action_masks(), rng, scores))  # warm-up
     with counting(env.model) as calls:
         start = time.perf_counter()
         for _ in range(steps):
-            env.step(pick(env.action_masks(), rng, POLICY_SCORES))
+            env.step(pick(env.action_masks(), rng, scores))
         took = time.perf_counter() - start
     return took, sum(calls.values()) / steps
 
 
 def time_reads(
-    n: int, steps: int, env_kwargs: dict[str, Any], seed: int, incremental: bool, warmup: int = 3
+    n: int,
+    steps: int,
+    env_kwargs: dict[str, Any],
+    seed: int,
+    incremental: bool,
+    warmup: int = 3,
+    scores: np.ndarray | None = None,
 ) -> tuple[float, float]:
     """Seconds for ``steps`` steps of the vector env of ``n`` users on an LLM LE reading in full
     or incrementally, and the tokens its SM and RM were fed per user-step."""
@@ -145,11 +151,11 @@ def time_reads(
         env.reset(seed=seed)
         rng = np.random.default_rng(seed)
         for _ in range(warmup):  # incremental: the first steps fill the cache
-            env.step(pick(env.action_masks(), rng, POLICY_SCORES))
+            env.step(pick(env.action_masks(), rng, scores))
         tokens = model.tokens_fed
         start = time.perf_counter()
         for _ in range(steps):
-            env.step(pick(env.action_masks(), rng, POLICY_SCORES))
+            env.step(pick(env.action_masks(), rng, scores))
         took = time.perf_counter() - start
         return took, (model.tokens_fed - tokens) / (n * steps)
     finally:
@@ -237,12 +243,12 @@ def run(args: argparse.Namespace, le: str) -> None:
     start = time.perf_counter()
     model = user_model(le, le_kwargs)
     loaded = time.perf_counter() - start
-    global POLICY_SCORES
+    scores = None  # --policy popular: item counts among the LE's train users
     if args.policy == "popular":
         from recgym.envs.users import logged_users
 
         train = np.concatenate(logged_users(le, le_kwargs, "train"))
-        POLICY_SCORES = np.bincount(train, minlength=model.n_items).astype(np.float64)
+        scores = np.bincount(train, minlength=model.n_items).astype(np.float64)
     torch = sys.modules.get("torch")  # loaded by an LLM user model, not by the fake
     threads = torch.get_num_threads() if torch is not None else "n/a (torch not loaded)"
     print(
@@ -273,8 +279,8 @@ def run(args: argparse.Namespace, le: str) -> None:
         )
         print("|---:|---:|---:|---:|---|")
         for n in args.sizes:
-            t_single, c_single = time_singles(n, args.steps, env_kwargs, args.seed)
-            t_vector, c_vector = time_vector(n, args.steps, env_kwargs, args.seed)
+            t_single, c_single = time_singles(n, args.steps, env_kwargs, args.seed, scores)
+            t_vector, c_vector = time_vector(n, args.steps, env_kwargs, args.seed, scores)
             print(
                 f"| {n:>4} | {n * args.steps / t_single:>22.1f} "
                 f"| {n * args.steps / t_vector:>19.1f} "
@@ -290,8 +296,12 @@ def run(args: argparse.Namespace, le: str) -> None:
     print("|---:|---:|---:|---:|---|")
     incremental = {}
     for n in args.sizes:
-        t_full, k_full = time_reads(n, args.steps, env_kwargs, args.seed, incremental=False)
-        t_inc, k_inc = time_reads(n, args.steps, env_kwargs, args.seed, incremental=True)
+        t_full, k_full = time_reads(
+            n, args.steps, env_kwargs, args.seed, incremental=False, scores=scores
+        )
+        t_inc, k_inc = time_reads(
+            n, args.steps, env_kwargs, args.seed, incremental=True, scores=scores
+        )
         incremental[n] = t_inc
         print(
             f"| {n:>4} | {n * args.steps / t_full:>10.1f} | {n * args.steps / t_inc:>11.1f} "
@@ -308,7 +318,9 @@ def run(args: argparse.Namespace, le: str) -> None:
         print(f"|    N | {args.baseline_le}, full reads | {le}, incremental | ratio |")
         print("|---:|---:|---:|---:|")
         for n in args.sizes:
-            t_base, _ = time_reads(n, args.steps, base_kwargs, args.seed, incremental=False)
+            t_base, _ = time_reads(
+                n, args.steps, base_kwargs, args.seed, incremental=False, scores=scores
+            )
             print(
                 f"| {n:>4} | {n * args.steps / t_base:.1f} | {n * args.steps / incremental[n]:.1f} "
                 f"| {t_base / incremental[n]:.2f}x |"
