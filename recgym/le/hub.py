@@ -65,7 +65,7 @@ CONFIGS: dict[str, LEConfig] = {
 }
 """Registered LEs: name → configuration (SmolLM2-135M on MovieLens-100k)."""
 
-MINUTES: dict[str, float] = {DEFAULT: 45.0, "ml-100k-smollm2": 20.0, "ml-100k-smollm2-large": 120.0}
+MINUTES: dict[str, float] = {DEFAULT: 30.0, "ml-100k-smollm2": 20.0, "ml-100k-smollm2-large": 120.0}
 """About how many minutes each registered LE trains on 2 CPU cores (printed before training)."""
 
 SHIPPED: dict[str, dict[str, str]] = {
@@ -97,7 +97,7 @@ def _check_shipped(name: str) -> Path:
         if got != expected:
             raise ModelLoadError(
                 f"shipped LE {name!r}: {path} has sha256 {got}, expected {expected}; reinstall "
-                f"recgym, or train the LE with `python -m recgym.le.hub {name} --train`"
+                f"recgym, or train the LE with `python -m recgym.le.hub {name} --retrain`"
             )
     return folder
 
