@@ -43,6 +43,7 @@ from benchmarks.runner import git_commit, t_quantile_975
 from benchmarks.studies import save_record
 from recgym.le import load_user_model
 from recgym.metrics import metrics_at_rank, pairwise_auc, target_ranks
+from recgym.models.seqrec.train import load_split
 
 __all__ = ["COLUMNS", "evaluate_scores", "main", "run"]
 
@@ -55,14 +56,9 @@ COLUMNS = ("sm/ndcg@10", "sm/recall@10", "rm/auc_uniform", "rm/auc_popular")
 def _events(seed: int, negatives: int, users: int | None = None) -> dict[str, Any]:
     """Histories, targets and the two negative sets of every user's test event (of the first
     ``users`` users only, for a smoke run)."""
-    from recgym.data import leave_one_out, load_dataset
-
-    data = load_dataset("ml-100k")
-    assert data.interactions is not None
-    split = leave_one_out(data.interactions)
+    split, n_items = load_split("ml-100k")
     _, histories, targets = split.examples("test")
     histories, targets = histories[:users], targets[:users]
-    n_items = len(data.items)
     counts = np.bincount(split.train["item_idx"].to_numpy(), minlength=n_items).astype(np.float64)
     rng = np.random.default_rng(seed)
     uniform = np.empty((len(targets), negatives), dtype=np.int64)
