@@ -131,8 +131,13 @@ def play_episodes(
     env_kwargs: Mapping[str, Any] | None = None,
     batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
+    first_user: int = 0,
 ) -> tuple[dict[str, np.ndarray], Any]:
     """Play the first ``episodes`` fixed episodes (see the module docstring) of ``split``.
+
+    ``first_user`` shifts the users: episode ``j`` starts user ``first_user + j`` (modulo the
+    split's users), still with reset seed ``EPISODE_SEED + j``; e.g. validation users kept out
+    of an agent's training env by its ``n_users``.
 
     The agent gets the env's action masks if its ``act_batch`` takes them, and the users' full
     histories (``env.histories()``, privileged) if it takes ``histories``
@@ -143,8 +148,11 @@ def play_episodes(
         ``{metric: (episodes,) array}`` for :data:`EPISODE_METRICS`, and the (closed) vector
         env of the last batch, whose ``batch`` describes the dynamics.
     """
-    if episodes < 1 or batch_size < 1:
-        raise ValueError(f"episodes and batch_size must be >= 1; got {episodes}, {batch_size}")
+    if episodes < 1 or batch_size < 1 or first_user < 0:
+        raise ValueError(
+            f"episodes and batch_size must be >= 1 and first_user >= 0; got {episodes}, "
+            f"{batch_size}, {first_user}"
+        )
     parts: dict[str, list[np.ndarray]] = {}
     env: Any = None
     n_users = 0
@@ -162,7 +170,7 @@ def play_episodes(
                 forget = getattr(env.batch.model, "invalidate", None)
                 if callable(forget):
                     forget()
-        users = [(lo + i) % n_users for i in range(size)]
+        users = [(first_user + lo + i) % n_users for i in range(size)]
         for key, values in _play_batch(env, agent, users, lo).items():
             parts.setdefault(key, []).append(values)
         if progress is not None:

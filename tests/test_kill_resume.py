@@ -407,13 +407,13 @@ def test_sb3_study_killed_twice_resumes_to_the_same_rows(tmp_path: Path) -> None
     torch = pytest.importorskip("torch")
     command = ["-m", "benchmarks.studies.recuser_sb3", "--le", "fake", "--le-kwargs"]
     command += ['{"n_items": 20}', "--seeds", "0", "--algos", "DQN", "sb3_contrib:MaskablePPO"]
-    command += ["--timesteps", "1024", "--n-envs", "4", "--episodes", "8"]
-    command += ["--checkpoint-minutes", "0"]
+    command += ["--timesteps", "6144", "--n-envs", "4", "--episodes", "8", "--policies", "mlp"]
+    command += ["--checkpoint-minutes", "0", "--eval-every", "1024", "--valid-users", "8"]
     resumed, straight = tmp_path / "resumed", tmp_path / "straight"
 
     def training(name: str, steps: int) -> Callable[[], bool]:  # killed inside its training
         def ready() -> bool:
-            path = resumed / "checkpoint" / f"train-{name}" / "state.pt"
+            path = resumed / "checkpoint" / name / "state.pt"
             try:
                 return bool(torch.load(path, weights_only=False)["num_timesteps"] >= steps)
             except (OSError, RuntimeError, EOFError, KeyError):
@@ -421,22 +421,23 @@ def test_sb3_study_killed_twice_resumes_to_the_same_rows(tmp_path: Path) -> None
 
         return ready
 
-    args = [*command, "--out", str(resumed), "--save-dir", str(resumed / "models")]
-    reference = [*command, "--out", str(straight), "--save-dir", str(straight / "models")]
-    # Off-policy (DQN, learning from its replay buffer after 256 steps), then on-policy with
-    # masks (MaskablePPO, after its second rollout; DQN is done by then).
-    kills = [training("dqn-seed0", 400), training("maskableppo-seed0", 512)]
+    args = [*command, "--out", str(resumed)]
+    reference = [*command, "--out", str(straight)]
+    # Off-policy (DQN, learning from its replay buffer after 2,000 steps), then on-policy with
+    # masks (MaskablePPO, after its first rollout of 2,048 steps; DQN is done by then).
+    kills = [training("dqn-mlp-seed0", 2400), training("maskableppo-mlp-seed0", 2048)]
     err = _kill_and_resume(args, reference, _env(), kills)
     assert "resuming the DQN training" in err and "resuming the MaskablePPO training" in err
     record, expected = (json.loads((f / "results.json").read_text()) for f in (resumed, straight))
     assert _untimed(record) == _untimed(expected)
-    assert [r["agent"] for r in record["rows"]] == ["random", "popularity", "DQN", "MaskablePPO"]
+    agents = ["random-item", "popular-item", "DQN", "MaskablePPO"]
+    assert [r["agent"] for r in record["rows"]] == agents
     from sb3_contrib import MaskablePPO
     from stable_baselines3 import DQN
 
-    for cls, name in ((DQN, "dqn-seed0.zip"), (MaskablePPO, "maskableppo-seed0.zip")):
-        a = cls.load(resumed / "models" / name, device="cpu").policy.state_dict()
-        b = cls.load(straight / "models" / name, device="cpu").policy.state_dict()
+    for cls, name in ((DQN, "dqn-mlp-seed0.zip"), (MaskablePPO, "maskableppo-mlp-seed0.zip")):
+        a = cls.load(resumed / "runs" / name, device="cpu").policy.state_dict()
+        b = cls.load(straight / "runs" / name, device="cpu").policy.state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
     assert not (resumed / "checkpoint").exists()
 
@@ -523,7 +524,7 @@ def test_a_study_or_training_of_other_settings_is_refused(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="unfinished rl4rec ablation with another configuration"):
         rl4rec_ablation.main(["--seeds", "0", "--users", "5", "--le", "fake", "--out", str(out)])
     out = tmp_path / "sb3"
-    atomic.write_text(out / "checkpoint" / "study.json", json.dumps({"timesteps": 1}))
+    atomic.write_text(out / "study.json", json.dumps({"timesteps": 1}))
     argv = ["--le", "fake", "--le-kwargs", '{"n_items": 20}', "--algos", "--episodes", "2"]
     with pytest.raises(ValueError, match=r"SB3 study with another configuration \(.*timesteps"):
         recuser_sb3.main([*argv, "--seeds", "0", "--out", str(out)])

@@ -637,23 +637,38 @@ def test_sb3_comparison_benchmark_plays_every_agent_on_the_same_episodes(tmp_pat
 
     from benchmarks.studies import recuser_sb3
 
-    argv = ["--le", "fake", "--le-kwargs", '{"n_items": 20}', "--seeds", "0"]
-    argv += ["--algos", "A2C", "sb3_contrib:MaskablePPO", "--save-dir", str(tmp_path / "models")]
-    argv += ["--timesteps", "64", "--n-envs", "4", "--episodes", "12", "--out", str(tmp_path)]
-    rows = {r["agent"]: r for r in recuser_sb3.main(argv)}
-    assert set(rows) == {"random", "popularity", "A2C", "MaskablePPO"}
-    assert json.loads((tmp_path / "results.json").read_text())["rows"][2]["agent"] == "A2C"
-    # The saved models play on the leaderboard with the same episodes and masks.
-    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [
-        "a2c-seed0.zip",
-        "maskableppo-seed0.zip",
+    argv = ["--le", "fake", "--le-kwargs", '{"n_items": 20}', "--seeds", "0", "1"]
+    argv += ["--algos", "A2C", "sb3_contrib:MaskablePPO", "--policies", "item-le", "mlp"]
+    argv += ["--timesteps", "64", "--n-envs", "4", "--eval-every", "32", "--valid-users", "8"]
+    argv += ["--episodes", "12", "--out", str(tmp_path)]
+    rows = {(r["agent"], r["policy"]): r for r in recuser_sb3.main(argv)}
+    assert list(rows) == [
+        ("random-item", None),
+        ("popular-item", None),
+        ("A2C", "item-le"),
+        ("MaskablePPO", "item-le"),
+        ("A2C", "mlp"),
+        ("MaskablePPO", "mlp"),
     ]
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert [r["seed_means"] for r in record["rows"]] == [r["seed_means"] for r in rows.values()]
+    assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "table.md").is_file()
+    # Curves: validation points from step 0 to the end of training, for every seed.
+    for key in [("A2C", "item-le"), ("MaskablePPO", "mlp")]:
+        curves = rows[key]["curves"]
+        assert len(curves) == 2 and curves[0][0][0] == 0
+        assert curves[0][-1][0] >= 64
+    assert rows[("popular-item", None)]["vs_popular"] == {"mean": 0.0, "ci95": 0.0}
+    # The saved models play on the leaderboard with the same episodes and masks.
+    saved = sorted(p.name for p in (tmp_path / "runs").glob("*.zip"))
+    assert saved[0] == "a2c-item-le-seed0.zip" and len(saved) == 8
     env = gym.make("RecUser-v0", **FAKE)
     agent = SB3Agent.from_env(
-        env, algo="sb3_contrib:MaskablePPO", path=str(tmp_path / "models" / "maskableppo-seed0")
+        env, algo="sb3_contrib:MaskablePPO", path=str(tmp_path / "runs" / "maskableppo-mlp-seed1")
     )
     row = evaluate(EvalSpec("RecUser-v0", "sb3", split="test", episodes=12, env_kwargs=FAKE), agent)
-    assert row["metrics"]["return"]["mean"] == pytest.approx(rows["MaskablePPO"]["return"])
+    run = json.loads((tmp_path / "runs" / "maskableppo-mlp-seed1.json").read_text())
+    assert row["metrics"]["return"]["mean"] == pytest.approx(np.mean(run["test"]["return"]))
     # Every episode lasts at least `patience` steps unless the user takes something, and the
     # masked agents never recommend a seen item, so no return is below zero.
     for row in rows.values():

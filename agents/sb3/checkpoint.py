@@ -24,13 +24,13 @@ from __future__ import annotations
 import pickle
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from recgym.utils.checkpoint import load_state, note_resume, save_state
@@ -102,6 +102,7 @@ def resume_or_start(
     build: Callable[[], Any],
     algo: type[Any],
     minutes: float = 5.0,
+    callbacks: Sequence[Any] = (),
 ) -> tuple[Any, Callable[[int], Any], float]:
     """The model to train, from ``folder``'s checkpoint if there is one, else ``build()``.
 
@@ -111,6 +112,7 @@ def resume_or_start(
         build: makes the model of a new run (with its env and seed).
         algo: the model's class (``PPO``...), which loads a saved one.
         minutes: the interval between two saves.
+        callbacks: more SB3 callbacks for ``learn`` (after the checkpoint's).
 
     Returns:
         The model; ``learn(total_timesteps)``, which trains it up to ``total_timesteps`` steps
@@ -138,7 +140,7 @@ def resume_or_start(
         random.setstate(saved["python_rng"])
         model.action_space.np_random.bit_generator.state = saved["action_space_rng"]
         before = float(saved["seconds"])
-    callback = TrainingCheckpoint(folder, config, minutes, before)
+    callback = CallbackList([TrainingCheckpoint(folder, config, minutes, before), *callbacks])
 
     def learn(total_timesteps: int) -> Any:
         if saved is None:

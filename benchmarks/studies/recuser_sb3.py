@@ -1,43 +1,48 @@
-"""Stable-Baselines3 agents on ``RecUser-v0`` against random and popularity.
+"""Stable-Baselines3 agents trained on ``RecUser-v0``: learning curves and held-out rows.
 
-Each SB3 algorithm (default DQN, PPO, A2C and sb3-contrib's MaskablePPO; ``MlpPolicy`` on the
-SM state; ``--algos`` takes names or ``module:Class``) trains for
-``--timesteps`` steps on the LE's training users (``users="train"``) through the batched
-``agents.sb3.vec_env.RecUserVecEnv``, once per seed. Every agent then plays the same
-``--episodes`` evaluation episodes on the held-out users (``users="test"``): episode ``j``
-starts user ``j`` with the reset seed ``10_000 + j``, so every agent meets the same users, start
-histories and acceptance draws (one uniform per step, whatever the action). The baselines:
+Each run is one (algorithm, policy, seed): an SB3 algorithm (``--algos``: PPO, A2C, DQN,
+``sb3_contrib:MaskablePPO`` or any ``module:Class``) with one policy (``--policies``):
 
-- *random*: a uniformly random item the user has not seen (the action mask);
-- *popularity*: the unseen item most often taken by the LE's training users.
+- ``mlp``: SB3's default ``MlpPolicy`` on the SM state (``observation="state"``);
+- ``item``: :mod:`agents.sb3.policies`' item-embedding policy, embeddings from scratch, on
+  ``observation="dict"`` (state and the last ``--max-history`` items, which it masks);
+- ``item-le``: the same, started from the LE's item vectors (at step 0 it scores items as
+  the SM does, i.e. ``sm-greedy`` up to the softmax).
 
-SB3 policies act greedily over the unseen items (Q-values or action logits with the action
-mask applied, :class:`agents.sb3.SB3Agent`), as the baselines do. DQN, PPO and A2C train
-without the mask, so a seen item costs them a rejection and reward 0 while learning;
-MaskablePPO trains with it (``env_method("action_masks")`` of the VecEnv). It prints, per
-agent, the mean episode return (± 95 % interval over episodes, averaged over seeds), the mean
-episode length (steps before the user left or the time limit), the share of recommendations
-taken, and the training minutes; and writes the rows to ``--out`` as JSON. Run::
+Users. The LE's ``"train"`` split is cut in two: the first ``n - --valid-users`` users are
+the training env's (``n_users``), the last ``--valid-users`` are **validation** users that no
+run trains on; every ``--eval-every`` steps the run plays them (episode ``j``: user
+``n - valid + j``, reset seed ``10_000 + j``) for its learning curve. The final model (no
+selection: the budget is fixed) then plays the ``--episodes`` fixed episodes of the held-out
+``"test"`` users (:func:`benchmarks.episodes.play_episodes`), as ``random-item`` and
+``popular-item`` do, greedily over the unseen items (the env's masks, :class:`SB3Agent`).
 
-    python -m benchmarks.studies.recuser_sb3 [--le ml-100k-smollm2] [--timesteps 4096] \\
-        [--seeds 0 1 2]
+Rows (``<out>/results.json``, ``<out>/table.md``): per (algorithm, policy), the mean test
+return with a 95 % interval over episodes of the seed-averaged returns, the per-seed means, the
+paired difference against ``popular-item`` (same users, start histories and acceptance draws),
+the last validation return, wall minutes per seed and the device. ``<out>/curves.png`` draws
+the validation curves (mean over seeds, shaded 95 % interval over seeds). Run::
 
-With ``--out``, ``<out>/checkpoint/`` keeps each finished training run (its evaluation and
-model) and the running one's state every ``--checkpoint-minutes``: the model with its
-optimizer, the replay buffer, the users in their episodes and the random generators, written
-atomically at a rollout's start. The same command started again after a kill resumes there and
-ends with the rows of an uninterrupted run (other arguments are refused while the checkpoint is
-there); the checkpoint goes once ``results.json`` is written.
+    python -m benchmarks.studies.recuser_sb3 --out benchmarks/results/recuser-sb3-cpu \\
+        [--algos sb3_contrib:MaskablePPO PPO A2C DQN] [--policies item-le item mlp] \\
+        [--timesteps 200000] [--seeds 0 1 2]
+
+Resumable. ``<out>/runs/NAME.json`` and ``NAME.zip`` keep each finished run (its curve, test
+returns, minutes and model); the running one saves its training state every
+``--checkpoint-minutes`` (:mod:`agents.sb3.checkpoint`) in ``<out>/checkpoint/NAME/`` and its
+curve so far in ``<out>/checkpoint/NAME.curve.json``. The same command started again after a
+kill skips finished runs and resumes the running one (a study of other settings there is
+refused). ``--only-runs`` trains without writing the rows, e.g. to spread a grid over sessions.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
+import math
 import platform
-import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,26 +50,35 @@ import numpy as np
 
 from agents.baselines.recuser import PopularItemAgent, RandomItemAgent
 from benchmarks.episodes import play_episodes
-from benchmarks.runner import summarize
+from benchmarks.runner import summarize, t_quantile_975
+from benchmarks.studies import save_record
 from recgym.agent import Agent, reset_agent
 from recgym.le.base import DEFAULT_LE
 from recgym.utils import atomic
 from recgym.utils.checkpoint import check_config, note_resume
 
-__all__ = ["evaluate", "main", "train"]
+__all__ = ["POLICIES", "evaluate", "main", "train"]
+
+POLICIES = ("mlp", "item", "item-le")
+"""The policies a run can use (see the module docstring)."""
+MAX_HISTORY = 256
+"""Default history length of the item policies' observation (what they mask)."""
 
 
-def evaluate(agent: Agent, episodes: int, **env_kwargs: Any) -> dict[str, np.ndarray]:
-    """Play the fixed held-out episodes (:func:`benchmarks.episodes.play_episodes`: episode
-    ``j`` is user ``j`` with reset seed ``10_000 + j``); per-episode ``return``, ``length`` and
-    ``taken`` (items accepted)."""
+def evaluate(
+    agent: Agent, episodes: int, split: str = "test", first_user: int = 0, **env_kwargs: Any
+) -> dict[str, np.ndarray]:
+    """Play the fixed episodes of ``split`` from user ``first_user`` on
+    (:func:`benchmarks.episodes.play_episodes`); per-episode ``return``, ``length``,
+    ``taken``."""
     values, _ = play_episodes(
         "RecUser-v0",
         agent,
-        split="test",
+        split=split,
         episodes=episodes,
         env_kwargs=env_kwargs,
-        batch_size=episodes,
+        batch_size=min(episodes, 128),
+        first_user=first_user,
     )
     return values
 
@@ -74,100 +88,278 @@ def _name(algo: str) -> str:
     return algo.rpartition(":")[2]
 
 
-def _algo_kwargs(algo: str, n_envs: int) -> dict[str, Any]:
-    # Small rollouts and buffers: a training run is a few thousand LE steps on a CPU.
-    if _name(algo) in ("PPO", "MaskablePPO"):
-        return {"n_steps": max(16, 256 // n_envs), "batch_size": 64, "n_epochs": 4}
-    if algo == "A2C":
-        return {"n_steps": 8}
-    if algo == "DQN":
+def algo_kwargs(algo: str, n_envs: int) -> dict[str, Any]:
+    """The hyperparameters of ``algo`` in this study (fixed before any test run; the
+    horizon is 20 steps, hence ``gamma=0.9``)."""
+    name = _name(algo)
+    common: dict[str, Any] = {"gamma": 0.9, "learning_rate": 1e-3}
+    if name in ("PPO", "MaskablePPO"):
+        steps = max(8, 2048 // n_envs)
+        return {**common, "n_steps": steps, "batch_size": 256, "n_epochs": 4}
+    if name == "A2C":
+        return {**common, "n_steps": 8}
+    if name == "DQN":
         return {
-            "learning_starts": 256,
-            "buffer_size": 20_000,
+            **common,
+            "learning_starts": 2_000,
+            "buffer_size": 50_000,
+            "batch_size": 256,
             "train_freq": 1,
-            "gradient_steps": 1,
-            "target_update_interval": 250,
-            "exploration_fraction": 0.5,
+            "gradient_steps": 2,
+            "target_update_interval": 2_000,
+            "exploration_fraction": 0.2,
+            "exploration_final_eps": 0.05,
         }
-    return {}
+    return common
+
+
+def env_kwargs_for(policy: str, base: dict[str, Any], max_history: int) -> dict[str, Any]:
+    """The env arguments a policy reads its observations from."""
+    if policy == "mlp":
+        return {**base, "observation": "state"}
+    return {**base, "observation": "dict", "max_history": max_history}
+
+
+class _Curve:
+    """Validation returns along training, kept in a file so that a resumed run keeps them.
+
+    Called by :class:`_CurveCallback` at a rollout's start (the policy just updated); a point
+    is ``(steps, mean return, 95 % interval)``.
+    """
+
+    def __init__(
+        self, path: Path | None, play: Callable[[Any], np.ndarray], every: int, total: int = 0
+    ) -> None:
+        self.path, self.play, self.every, self.total = path, play, every, total
+        self._since: tuple[int, float] | None = None
+        self.points: list[list[float]] = []
+        if path is not None and path.is_file():
+            self.points = json.loads(path.read_text())
+
+    def resume_at(self, steps: int) -> None:
+        """Forget the points after ``steps`` (made after the checkpoint a run resumes from)."""
+        self.points = [p for p in self.points if p[0] <= steps]
+
+    def due(self, steps: int) -> bool:
+        last = self.points[-1][0] if self.points else -math.inf
+        return steps >= last + self.every
+
+    def add(self, steps: int, model: Any) -> None:
+        returns = self.play(model)
+        half = t_quantile_975(len(returns) - 1) * returns.std(ddof=1) / math.sqrt(len(returns))
+        self.points.append([int(steps), float(returns.mean()), float(half)])
+        if self.path is not None:
+            atomic.write_text(self.path, json.dumps(self.points))
+        self._progress(steps)
+
+    def _progress(self, steps: int) -> None:
+        # One line per point: where the run is, how fast, and how long it still needs.
+        now = time.perf_counter()
+        if self.total and self._since is not None and steps > self._since[0]:
+            rate = (steps - self._since[0]) / (now - self._since[1])
+            left = max(self.total - steps, 0) / rate / 60
+            pace = f", {rate:.0f} steps/s, ~{left:.0f} min left"
+        else:
+            pace = ""
+        self._since = (steps, now)
+        name = self.path.name.removesuffix(".curve.json") if self.path else "run"
+        print(
+            f"{name}: step {steps}/{self.total}, validation return {self.points[-1][1]:.2f}{pace}",
+            flush=True,
+        )
+
+
+def _curve_callback(curve: _Curve) -> Any:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class _CurveCallback(BaseCallback):
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_start(self) -> None:
+            if curve.due(self.model.num_timesteps):
+                curve.add(self.model.num_timesteps, self.model)
+
+    return _CurveCallback()
 
 
 def train(
     algo: str,
+    policy: str,
     seed: int,
     timesteps: int,
     n_envs: int,
     env_kwargs: dict[str, Any],
+    curve: _Curve,
     checkpoint: Path | None = None,
     checkpoint_minutes: float = 5.0,
 ) -> tuple[Any, float]:
-    """Train ``algo`` on the training users; returns the model and its minutes.
+    """Train one run on the training users, drawing its curve; the model and its minutes.
 
     With a ``checkpoint`` folder, the training state is saved there every
-    ``checkpoint_minutes`` (:mod:`agents.sb3.checkpoint`) and a run started again
-    with it resumes from the last save; the minutes count the runs before the resume too.
+    ``checkpoint_minutes`` (:mod:`agents.sb3.checkpoint`) and a run started again with it
+    resumes from the last save; the minutes count the runs before the resume too.
     """
     from agents.sb3 import resolve_algo
     from agents.sb3.checkpoint import resume_or_start
+    from agents.sb3.policies import item_policy, item_policy_kwargs
     from agents.sb3.vec_env import make_recuser_vec_env
 
     start = time.perf_counter()
-    run = {"algo": algo, "seed": seed, "timesteps": timesteps, "n_envs": n_envs, **env_kwargs}
+    cls = resolve_algo(algo)
+    kwargs = algo_kwargs(algo, n_envs)
+    run = {"algo": algo, "policy": policy, "seed": seed, "n_envs": n_envs, **kwargs, **env_kwargs}
 
     def build() -> Any:
-        env = make_recuser_vec_env(n_envs, seed=seed, **env_kwargs, users="train")
-        cls = resolve_algo(algo)
-        kwargs = _algo_kwargs(algo, n_envs)
-        return cls("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **kwargs)
+        env = make_recuser_vec_env(n_envs, seed=seed, **env_kwargs)
+        if policy == "mlp":
+            return cls("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
+        init = "le" if policy == "item-le" else "random"
+        return cls(
+            item_policy(algo),
+            env,
+            policy_kwargs=item_policy_kwargs(env, init),
+            seed=seed,
+            device="cpu",
+            **kwargs,
+        )
 
+    callback = _curve_callback(curve)
     if checkpoint is None:
         model = build()
-        model.learn(total_timesteps=timesteps)
-        return model, (time.perf_counter() - start) / 60
-    model, learn, before = resume_or_start(
-        checkpoint, run, build, resolve_algo(algo), checkpoint_minutes
-    )
-    learn(timesteps)
-    return model, (before + time.perf_counter() - start) / 60
+        model.learn(total_timesteps=timesteps, callback=callback)
+        minutes = (time.perf_counter() - start) / 60
+    else:
+        model, learn, before = resume_or_start(
+            checkpoint, run, build, cls, checkpoint_minutes, callbacks=[callback]
+        )
+        curve.resume_at(model.num_timesteps)
+        learn(timesteps)
+        minutes = (before + time.perf_counter() - start) / 60
+    if curve.due(model.num_timesteps) or curve.points[-1][0] != model.num_timesteps:
+        curve.add(model.num_timesteps, model)
+    return model, minutes
 
 
-def _row(name: str, runs: list[dict[str, np.ndarray]], minutes: float | None) -> dict[str, Any]:
-    ret = summarize(np.stack([r["return"] for r in runs]))
-    length = np.stack([r["length"] for r in runs])
-    taken = np.stack([r["taken"] for r in runs])
+def _paired(values: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """Mean and 95 % interval over episodes of ``values - reference`` (seed-averaged)."""
+    diff = values.mean(axis=0) - reference.mean(axis=0)
+    n = len(diff)
+    half = t_quantile_975(n - 1) * float(diff.std(ddof=1)) / math.sqrt(n)
+    return {"mean": float(diff.mean()), "ci95": half}
+
+
+def _row(
+    name: str,
+    policy: str | None,
+    runs: list[dict[str, Any]],
+    popular: np.ndarray,
+) -> dict[str, Any]:
+    returns = np.stack([np.asarray(r["test"]["return"]) for r in runs])
+    length = np.stack([np.asarray(r["test"]["length"]) for r in runs])
+    taken = np.stack([np.asarray(r["test"]["taken"]) for r in runs])
+    ret = summarize(returns)
+    minutes = [r["minutes"] for r in runs if r.get("minutes") is not None]
+    curves = [r["curve"] for r in runs if r.get("curve")]
     return {
         "agent": name,
+        "policy": policy,
         "return": ret["mean"],
         "return_ci95": ret["ci95"],
         "seed_means": ret["seed_means"],
+        "vs_popular": _paired(returns, popular),
         "length": float(length.mean()),
         "accept_rate": float(taken.sum() / max(length.sum(), 1)),
-        "train_minutes": minutes,
+        "valid_return": float(np.mean([c[-1][1] for c in curves])) if curves else None,
+        "train_minutes": float(np.mean(minutes)) if minutes else None,
+        "curves": curves,
     }
 
 
+def _table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = [
+        f"RecUser-v0 `{meta['le']}`: {meta['episodes']} fixed test episodes (held-out users), "
+        f"{meta['timesteps']} training steps per run, training seeds {meta['seeds']}, "
+        f"{meta['valid_users']} validation users; device {meta['device']}.",
+        "",
+        "| agent | policy | test return | vs popular-item (paired) | per-seed | valid return "
+        "| episode length | accept rate | train min/seed |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        ci = "" if r["return_ci95"] is None else f" ± {r['return_ci95']:.2f}"
+        vs = r["vs_popular"]
+        seeds = ", ".join(f"{m:.2f}" for m in r["seed_means"])
+        valid = "–" if r["valid_return"] is None else f"{r['valid_return']:.2f}"
+        minutes = "–" if r["train_minutes"] is None else f"{r['train_minutes']:.1f}"
+        lines.append(
+            f"| {r['agent']} | {r['policy'] or '–'} | {r['return']:.2f}{ci} | "
+            f"{vs['mean']:+.2f} ± {vs['ci95']:.2f} | {seeds} | {valid} | {r['length']:.2f} | "
+            f"{r['accept_rate']:.3f} | {minutes} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Validation return against training steps, one line per (algorithm, policy): the mean
+    over seeds with a shaded 95 % interval over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in rows:
+        curves = r["curves"]
+        if not curves:
+            continue
+        n = min(len(c) for c in curves)
+        steps = np.array([p[0] for p in curves[0][:n]])
+        values = np.array([[p[1] for p in c[:n]] for c in curves])
+        mean = values.mean(axis=0)
+        label = f"{r['agent']} / {r['policy']}"
+        (line,) = ax.plot(steps, mean, label=label)
+        if len(curves) > 1:
+            half = t_quantile_975(len(curves) - 1) * values.std(axis=0, ddof=1)
+            half /= math.sqrt(len(curves))
+            ax.fill_between(steps, mean - half, mean + half, alpha=0.2, color=line.get_color())
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("validation return (20 steps)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _arrays(values: dict[str, np.ndarray]) -> dict[str, list[float]]:
+    return {k: [float(x) for x in v] for k, v in values.items()}
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    """Run the comparison (see the module docstring) and print the table."""
+    """Run the study (see the module docstring) and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--le", default=DEFAULT_LE, help="user model name ('fake' too)")
     parser.add_argument("--le-kwargs", type=json.loads, default={}, help="JSON, e.g. device")
     parser.add_argument("--env-kwargs", type=json.loads, default={}, help="JSON, RecUser-v0")
     parser.add_argument(
-        "--algos", nargs="*", default=["DQN", "PPO", "A2C", "sb3_contrib:MaskablePPO"]
+        "--algos", nargs="+", default=["sb3_contrib:MaskablePPO", "PPO", "A2C", "DQN"]
     )
-    parser.add_argument("--timesteps", type=int, default=4096)
-    parser.add_argument("--n-envs", type=int, default=8)
-    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--policies", nargs="+", choices=POLICIES, default=list(POLICIES))
+    parser.add_argument("--timesteps", type=int, default=200_000)
+    parser.add_argument("--n-envs", type=int, default=64)
+    parser.add_argument("--eval-every", type=int, default=20_000, help="steps between points")
+    parser.add_argument("--valid-users", type=int, default=100)
+    parser.add_argument("--episodes", type=int, default=200, help="test episodes")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--out", type=Path, default=None, help="write results.json here")
+    parser.add_argument("--max-history", type=int, default=MAX_HISTORY)
+    parser.add_argument("--out", type=Path, required=True, help="the study's folder")
     parser.add_argument(
-        "--save-dir", type=Path, default=None, help="save each model as ALGO-seedS.zip here"
+        "--checkpoint-minutes", type=float, default=5.0, help="minutes between two checkpoints"
     )
     parser.add_argument(
-        "--checkpoint-minutes",
-        type=float,
-        default=5.0,
-        help="with --out: minutes between two checkpoints of a training run (0: at every rollout)",
+        "--only-runs", action="store_true", help="train the runs; write no rows or curves"
     )
     args = parser.parse_args(argv)
 
@@ -176,125 +368,140 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
     from agents.sb3 import SB3Agent
 
-    env_kwargs = {"le": args.le, "le_kwargs": args.le_kwargs, **args.env_kwargs}
-    probe = gym.make("RecUser-v0", **env_kwargs)
-    popular = PopularItemAgent.from_env(probe)
-    random_agent = RandomItemAgent.from_env(probe)
-    probe.close()
-    randoms = []
-    for seed in args.seeds:
-        reset_agent(random_agent, seed)
-        randoms.append(evaluate(random_agent, args.episodes, **env_kwargs))
-    rows = [
-        _row("random", randoms, None),
-        _row("popularity", [evaluate(popular, args.episodes, **env_kwargs)], None),
-    ]
-    checkpoint = None
-    if args.out is not None:
-        checkpoint = args.out / "checkpoint"
-        study = {k: v for k, v in vars(args).items() if k not in _NOT_STUDY}
-        _start_checkpoint(checkpoint, study)
-    for algo in args.algos:
-        runs, minutes = [], 0.0
-        for seed in args.seeds:
-            name = f"{_name(algo).lower()}-seed{seed}"
-            done = None if checkpoint is None else _finished_run(checkpoint, name)
-            if done is not None:  # trained before the study was stopped
-                values, took = done
-                assert checkpoint is not None
-                if args.save_dir is not None:
-                    args.save_dir.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(checkpoint / "runs" / f"{name}.zip", args.save_dir)
-            else:
-                folder = None if checkpoint is None else checkpoint / f"train-{name}"
-                model, took = train(
+    base = {"le": args.le, "le_kwargs": args.le_kwargs, **args.env_kwargs}
+    probe = gym.make("RecUser-v0", **base)
+    n_train = len(probe.get_wrapper_attr("batch").logged)
+    if not 0 < args.valid_users < n_train:
+        raise ValueError(f"--valid-users must be in 1..{n_train - 1}; got {args.valid_users}")
+    train_kwargs = {**base, "users": "train", "n_users": n_train - args.valid_users}
+    # What a run's result depends on; --algos, --policies and --seeds only pick runs, so a
+    # grid can grow over sessions.
+    study = {k: v for k, v in vars(args).items() if k in _RUN_SETTINGS}
+    runs_dir, checkpoint = args.out / "runs", args.out / "checkpoint"
+    _start_study(args.out, study)
+    device = f"cpu ({platform.machine()}, {torch.get_num_threads()} torch threads)"
+
+    def valid_play(model: Any, kwargs: dict[str, Any]) -> np.ndarray:
+        values = evaluate(
+            SB3Agent.from_model(model),
+            args.valid_users,
+            split="train",
+            first_user=n_train - args.valid_users,
+            **kwargs,
+        )
+        return values["return"]
+
+    for policy in args.policies:
+        for algo in args.algos:
+            for seed in args.seeds:
+                name = f"{_name(algo).lower()}-{policy}-seed{seed}"
+                if (runs_dir / f"{name}.json").is_file():
+                    continue
+                kwargs = env_kwargs_for(policy, base, args.max_history)
+                curve = _Curve(
+                    checkpoint / f"{name}.curve.json",
+                    lambda model, kw=kwargs: valid_play(model, kw),  # type: ignore[misc]
+                    args.eval_every,
+                    args.timesteps,
+                )
+                model, minutes = train(
                     algo,
+                    policy,
                     seed,
                     args.timesteps,
                     args.n_envs,
-                    env_kwargs,
-                    folder,
+                    {**kwargs, "users": "train", "n_users": train_kwargs["n_users"]},
+                    curve,
+                    checkpoint / name,
                     args.checkpoint_minutes,
                 )
-                if args.save_dir is not None:
-                    args.save_dir.mkdir(parents=True, exist_ok=True)
-                    model.save(args.save_dir / f"{name}.zip")
-                values = evaluate(SB3Agent.from_model(model), args.episodes, **env_kwargs)
-                if checkpoint is not None and folder is not None:  # mypy: both or neither
-                    _keep_run(checkpoint, name, values, took, model)
-                    atomic.remove_dir(folder)
-            minutes += took
-            runs.append(values)
-        rows.append(_row(_name(algo), runs, round(minutes / len(args.seeds), 2)))
+                test = evaluate(SB3Agent.from_model(model), args.episodes, **kwargs)
+                record = {
+                    "algo": algo,
+                    "policy": policy,
+                    "seed": seed,
+                    "timesteps": int(model.num_timesteps),
+                    "minutes": minutes,
+                    "device": device,
+                    "curve": curve.points,
+                    "test": _arrays(test),
+                }
+                model.save(runs_dir / f"{name}.zip")
+                atomic.write_text(runs_dir / f"{name}.json", json.dumps(record))  # last: done
+                atomic.remove_dir(checkpoint / name)
+                (checkpoint / f"{name}.curve.json").unlink(missing_ok=True)
+                print(
+                    f"{name}: test return {float(np.mean(test['return'])):.3f}, valid "
+                    f"{curve.points[-1][1]:.3f}, {minutes:.1f} min",
+                    flush=True,
+                )
+    if checkpoint.is_dir() and not any(checkpoint.iterdir()):
+        checkpoint.rmdir()  # every run asked for is finished
+    if args.only_runs:
+        return []
+    return _report(args, base, probe, device)
 
-    device = (
-        f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+def _report(args: argparse.Namespace, base: dict[str, Any], probe: Any, device: str) -> list[Any]:
+    """The baselines' and runs' rows, the table and the curves."""
+    popular = evaluate(PopularItemAgent.from_env(probe), args.episodes, **base)
+    random_agent = RandomItemAgent.from_env(probe)
+    randoms = []
+    for seed in args.seeds:
+        reset_agent(random_agent, seed)
+        randoms.append({"test": _arrays(evaluate(random_agent, args.episodes, **base))})
+    pop = np.asarray(popular["return"])[None, :]
+    rows = [
+        _row("random-item", None, randoms, pop),
+        _row("popular-item", None, [{"test": _arrays(popular)}], pop),
+    ]
+    for policy in args.policies:
+        for algo in args.algos:
+            names = [f"{_name(algo).lower()}-{policy}-seed{s}" for s in args.seeds]
+            runs = [json.loads((args.out / "runs" / f"{n}.json").read_text()) for n in names]
+            rows.append(_row(_name(algo), policy, runs, pop))
+    meta = {
+        "le": args.le,
+        "env_kwargs": base,
+        "timesteps": args.timesteps,
+        "episodes": args.episodes,
+        "valid_users": args.valid_users,
+        "seeds": args.seeds,
+        "device": device,
+    }
+    table = _table(rows, meta)
+    print(table)
+    save_record(args.out, "results", {**meta, "rows": rows}, table)
+    plot_curves(
+        rows,
+        args.out / "curves.png",
+        f"RecUser-v0 validation return ({len(args.seeds)} seeds, {device})",
     )
-    print(
-        f"RecUser-v0, LE {args.le}, {args.episodes} held-out episodes, seeds {args.seeds}, "
-        f"{args.timesteps} training steps, device {device}"
-    )
-    print("| agent | return | episode length | accept rate | train min/seed |")
-    print("|---|---:|---:|---:|---:|")
-    for r in rows:
-        ci = f" ± {r['return_ci95']:.3f}" if r["return_ci95"] is not None else ""
-        cell = "–" if r["train_minutes"] is None else f"{r['train_minutes']:.1f}"
-        print(
-            f"| {r['agent']} | {r['return']:.3f}{ci} | {r['length']:.2f} | "
-            f"{r['accept_rate']:.3f} | {cell} |"
-        )
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "le": args.le,
-            "env_kwargs": env_kwargs,
-            "timesteps": args.timesteps,
-            "episodes": args.episodes,
-            "seeds": args.seeds,
-            "device": device,
-        }
-        atomic.write_text(args.out / "results.json", json.dumps({**meta, "rows": rows}, indent=2))
-        atomic.remove_dir(args.out / "checkpoint")
     return rows
 
 
-_NOT_STUDY = ("out", "save_dir", "checkpoint_minutes")
-"""Arguments that may change when a stopped study is resumed."""
+_RUN_SETTINGS = (
+    "le",
+    "le_kwargs",
+    "env_kwargs",
+    "timesteps",
+    "n_envs",
+    "eval_every",
+    "valid_users",
+    "episodes",
+    "max_history",
+)
 
 
-def _start_checkpoint(folder: Path, study: dict[str, Any]) -> None:
-    """Record the study's arguments in ``folder`` (a new study), or check that an unfinished
-    study there had the same."""
+def _start_study(folder: Path, study: dict[str, Any]) -> None:
+    """Record the study's arguments in ``folder`` (a new study), or check that the study
+    there had the same."""
     path = folder / "study.json"
     if path.is_file():
         check_config(folder, json.loads(path.read_text()), study, "RecUser-v0 SB3 study")
-        note_resume(f"the unfinished study in {folder}")
+        note_resume(f"the study in {folder}")
     else:
         atomic.write_text(path, json.dumps(study))
-
-
-def _keep_run(
-    folder: Path, name: str, values: dict[str, np.ndarray], minutes: float, model: Any
-) -> None:
-    """Keep a finished run's evaluation, minutes and model in the study's checkpoint."""
-    runs = folder / "runs"
-    zipped, arrays = io.BytesIO(), io.BytesIO()
-    model.save(zipped)
-    atomic.write_bytes(runs / f"{name}.zip", zipped.getvalue())
-    np.savez(arrays, minutes=np.float64(minutes), **values)  # type: ignore[arg-type]
-    atomic.write_bytes(runs / f"{name}.npz", arrays.getvalue())  # last: the run is kept
-
-
-def _finished_run(folder: Path, name: str) -> tuple[dict[str, np.ndarray], float] | None:
-    """The evaluation and minutes of run ``name`` if the study in ``folder`` finished it (and
-    the leftover of its training checkpoint goes)."""
-    path = folder / "runs" / f"{name}.npz"
-    if not path.is_file():
-        return None
-    atomic.remove_dir(folder / f"train-{name}")
-    with np.load(path) as saved:
-        values = {k: saved[k] for k in saved.files if k != "minutes"}
-        return values, float(saved["minutes"])
 
 
 if __name__ == "__main__":
