@@ -21,7 +21,7 @@ from stable_baselines3 import A2C, DQN, PPO
 
 import recgym  # noqa: F401  (registers the env ids)
 from agents.baselines.recuser import RandomItemAgent, SMGreedyAgent
-from agents.sb3 import SB3Agent
+from agents.sb3 import SB3Agent, save_for_evaluation
 from agents.sb3.policies import (
     MASKED,
     ItemDQNPolicy,
@@ -131,3 +131,17 @@ def test_a_saved_item_policy_loads_and_plays_the_same(tmp_path: Any) -> None:
     assert _test_return(loaded, **DICT) == _test_return(SB3Agent.from_model(model), **DICT)
     a, b = loaded.model.policy.state_dict(), model.policy.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_zip_saved_for_evaluation_is_small_and_plays_the_same(tmp_path: Any) -> None:
+    model = _model(PPO, init="le", n_steps=16, batch_size=64)
+    model.learn(512)
+    model.save(tmp_path / "full.zip")
+    path = save_for_evaluation(model, tmp_path / "small")
+    assert path.name == "small.zip" and model.policy.optimizer.state  # the model keeps its own
+    assert path.stat().st_size < 0.6 * (tmp_path / "full.zip").stat().st_size
+    loaded = SB3Agent(path, "PPO")
+    assert _test_return(loaded, **DICT) == _test_return(SB3Agent.from_model(model), **DICT)
+    # The zip names the LE its embeddings started from, not a copy of its vectors.
+    assert loaded.model.policy_kwargs["le"] == "fake"
+    assert "item_vectors" not in loaded.model.policy_kwargs

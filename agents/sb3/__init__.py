@@ -13,12 +13,19 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from agents.sb3.agent import ALGOS, SB3Agent, resolve_algo
+from agents.sb3.agent import ALGOS, SB3Agent, resolve_algo, save_for_evaluation
 
 if TYPE_CHECKING:
     from agents.sb3.vec_env import RecUserVecEnv, make_recuser_vec_env
 
-__all__ = ["ALGOS", "RecUserVecEnv", "SB3Agent", "make_recuser_vec_env", "resolve_algo"]
+__all__ = [
+    "ALGOS",
+    "RecUserVecEnv",
+    "SB3Agent",
+    "make_recuser_vec_env",
+    "resolve_algo",
+    "save_for_evaluation",
+]
 
 _LAZY = {"RecUserVecEnv", "make_recuser_vec_env"}
 

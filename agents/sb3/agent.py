@@ -35,7 +35,7 @@ from recgym.error import ModelLoadError, UnknownNameError
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
 
-__all__ = ["ALGOS", "SB3Agent", "resolve_algo"]
+__all__ = ["ALGOS", "SB3Agent", "resolve_algo", "save_for_evaluation"]
 
 ALGOS = ("A2C", "DDPG", "DQN", "PPO", "SAC", "TD3")
 """The stable-baselines3 algorithms known by name (any case); others go by ``module:Class``."""
@@ -84,6 +84,22 @@ def resolve_algo(algo: str) -> type[BaseAlgorithm]:
             "of stable_baselines3.common.base_class.BaseAlgorithm)"
         )
     return target
+
+
+def save_for_evaluation(model: BaseAlgorithm, path: str | os.PathLike[str]) -> Path:
+    """``model.save(path)`` without the optimizer's moments: a zip that :class:`SB3Agent` (or
+    ``ALGO.load``) plays exactly as the model does, at about a third of the size, for
+    committing next to results. Training it further starts its optimizer afresh; keep
+    ``model.save``'s zip (or a checkpoint) to resume training.
+    """
+    policy: Any = model.policy
+    optimizer = policy.optimizer
+    policy.optimizer = type(optimizer)(policy.parameters(), **optimizer.defaults)
+    try:
+        model.save(Path(path))
+    finally:
+        policy.optimizer = optimizer
+    return _model_file(path)
 
 
 def _model_file(path: str | os.PathLike[str]) -> Path:

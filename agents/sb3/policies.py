@@ -50,6 +50,7 @@ __all__ = [
     "StateHistoryExtractor",
     "item_policy",
     "item_policy_kwargs",
+    "start_vectors",
 ]
 
 MASKED = -1e8
@@ -58,6 +59,21 @@ finite), far below any learned score (as sb3-contrib's masks do)."""
 
 INITS = ("random", "le")
 """How :func:`item_policy_kwargs` starts the item embeddings."""
+
+
+def start_vectors(
+    item_vectors: Any = None, le: str | None = None, le_kwargs: dict[str, Any] | None = None
+) -> np.ndarray | None:
+    """The item embeddings a policy starts from: ``item_vectors``, else the item vectors of
+    the user model ``le`` (loaded once per process, as ``RecUser-v0`` loads it), else ``None``
+    (random)."""
+    if item_vectors is not None:
+        return np.asarray(item_vectors, dtype=np.float32)
+    if le is None:
+        return None
+    from recgym.envs.users import user_model
+
+    return user_model(le, le_kwargs).item_vectors()
 
 
 def _state_space(space: gym.Space[Any]) -> spaces.Box:
@@ -186,12 +202,15 @@ class _ItemHead:
         action_space: gym.Space[Any],
         lr_schedule: Any,
         item_vectors: Any = None,
+        le: str | None = None,
+        le_kwargs: dict[str, Any] | None = None,
         init_scale: float = 10.0,
         critic_arch: list[int] | None = None,
         **kwargs: Any,
     ) -> None:
         _check_discrete(action_space)
-        self.item_vectors = None if item_vectors is None else np.asarray(item_vectors, np.float32)
+        self.item_vectors = item_vectors
+        self.le, self.le_kwargs = le, le_kwargs
         self.init_scale = float(init_scale)
         self.critic_arch = [64, 64] if critic_arch is None else list(critic_arch)
         kwargs.setdefault("features_extractor_class", StateHistoryExtractor)
@@ -213,7 +232,7 @@ class _ItemHead:
             policy.features_extractor.state_dim,
             policy.features_extractor.history_len,
             int(policy.action_space.n),
-            self.item_vectors,
+            start_vectors(self.item_vectors, self.le, self.le_kwargs),
             self.init_scale,
         )
         # The optimizer was made over the default head's parameters: make it again.
@@ -225,6 +244,8 @@ class _ItemHead:
         data: dict[str, Any] = super()._get_constructor_parameters()  # type: ignore[misc]
         data.update(
             item_vectors=self.item_vectors,
+            le=self.le,
+            le_kwargs=self.le_kwargs,
             init_scale=self.init_scale,
             critic_arch=self.critic_arch,
         )
@@ -245,8 +266,10 @@ class ItemPolicy(_ItemHead, ActorCriticPolicy):
         observation_space: a ``Box`` state or a ``Dict`` with ``"state"`` and ``"history"``.
         action_space: ``Discrete(n_items)``.
         lr_schedule: SB3's learning-rate schedule.
-        item_vectors: ``(n_items, state_dim)`` start embeddings (``None``: random).
-        init_scale: the query's start scale with ``item_vectors``.
+        item_vectors: ``(n_items, state_dim)`` start embeddings.
+        le, le_kwargs: without ``item_vectors``, start from this user model's item vectors
+            (neither: random embeddings).
+        init_scale: the query's start scale with start vectors.
         critic_arch: hidden sizes of the value MLP (default ``[64, 64]``).
         **kwargs: ``ActorCriticPolicy``'s (``net_arch`` is not used).
     """
@@ -284,11 +307,14 @@ class ItemDQNPolicy(DQNPolicy):
         action_space: gym.Space[Any],
         lr_schedule: Any,
         item_vectors: Any = None,
+        le: str | None = None,
+        le_kwargs: dict[str, Any] | None = None,
         init_scale: float = 10.0,
         **kwargs: Any,
     ) -> None:
         _check_discrete(action_space)
-        self.item_vectors = None if item_vectors is None else np.asarray(item_vectors, np.float32)
+        self.item_vectors = item_vectors
+        self.le, self.le_kwargs = le, le_kwargs
         self.init_scale = float(init_scale)
         kwargs.setdefault("features_extractor_class", StateHistoryExtractor)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)  # type: ignore[arg-type]
@@ -301,14 +327,19 @@ class ItemDQNPolicy(DQNPolicy):
             extractor.state_dim,
             extractor.history_len,
             int(self.action_space.n),  # type: ignore[attr-defined]
-            self.item_vectors,
+            start_vectors(self.item_vectors, self.le, self.le_kwargs),
             self.init_scale,
         )
         return _ItemQNetwork(scorer, **net_args).to(self.device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(item_vectors=self.item_vectors, init_scale=self.init_scale)
+        data.update(
+            item_vectors=self.item_vectors,
+            le=self.le,
+            le_kwargs=self.le_kwargs,
+            init_scale=self.init_scale,
+        )
         return data
 
 
@@ -326,9 +357,13 @@ def item_policy(algo: str) -> type[Any]:
 def item_policy_kwargs(env: Any, init: str = "le", init_scale: float = 10.0) -> dict[str, Any]:
     """``policy_kwargs`` for an item policy on ``env`` (a ``RecUser-v0`` env or VecEnv).
 
+    With ``init="le"`` the kwargs name the env's user model (``{"le": ..., "le_kwargs":
+    ...}``), not its vectors: a saved model's zip stays small and readable, and the vectors
+    are read from the model loaded for the env.
+
     Args:
-        env: where the user model comes from (``env.unwrapped.model`` or a
-            :class:`~agents.sb3.vec_env.RecUserVecEnv`'s ``batch.model``).
+        env: a ``RecUser-v0`` env, its vector env or a
+            :class:`~agents.sb3.vec_env.RecUserVecEnv`.
         init: ``"le"``: the embeddings start as the LE's item vectors and the policy as the
             SM's greedy scores; ``"random"``: from scratch.
         init_scale: the query's start scale with ``init="le"``.
@@ -337,7 +372,7 @@ def item_policy_kwargs(env: Any, init: str = "le", init_scale: float = 10.0) -> 
         raise ValueError(f"init must be one of {INITS}; got {init!r}")
     if init == "random":
         return {}
-    holder = getattr(env, "batch", None) or getattr(getattr(env, "unwrapped", None), "batch", None)
-    if holder is None:
+    batch = getattr(env, "batch", None) or getattr(getattr(env, "unwrapped", None), "batch", None)
+    if batch is None:
         raise ValueError(f"expected a RecUser-v0 env or RecUserVecEnv; got {env!r}")
-    return {"item_vectors": holder.model.item_vectors(), "init_scale": init_scale}
+    return {"le": batch.le, "le_kwargs": dict(batch.le_kwargs), "init_scale": init_scale}

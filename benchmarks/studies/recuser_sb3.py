@@ -25,14 +25,15 @@ the validation curves (mean over seeds, shaded 95 % interval over seeds). Run::
 
     python -m benchmarks.studies.recuser_sb3 --out benchmarks/results/recuser-sb3-cpu \\
         [--algos sb3_contrib:MaskablePPO PPO A2C DQN] [--policies item-le item mlp] \\
-        [--timesteps 200000] [--seeds 0 1 2]
+        [--timesteps 100000] [--seeds 0 1 2]
 
 Resumable. ``<out>/runs/NAME.json`` and ``NAME.zip`` keep each finished run (its curve, test
-returns, minutes and model); the running one saves its training state every
-``--checkpoint-minutes`` (:mod:`agents.sb3.checkpoint`) in ``<out>/checkpoint/NAME/`` and its
-curve so far in ``<out>/checkpoint/NAME.curve.json``. The same command started again after a
-kill skips finished runs and resumes the running one (a study of other settings there is
-refused). ``--only-runs`` trains without writing the rows, e.g. to spread a grid over sessions.
+returns, minutes and model, saved for evaluation: without the optimizer's state). The running
+one saves its training state every ``--checkpoint-minutes`` (:mod:`agents.sb3.checkpoint`) in
+``<out>/checkpoint/NAME/`` and its curve so far in ``<out>/checkpoint/NAME.curve.json``. The
+same command started again after a kill skips finished runs and resumes the running one (a
+study of other settings there is refused). ``--only-runs`` trains without writing the rows,
+e.g. to spread a grid over sessions.
 """
 
 from __future__ import annotations
@@ -347,9 +348,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         "--algos", nargs="+", default=["sb3_contrib:MaskablePPO", "PPO", "A2C", "DQN"]
     )
     parser.add_argument("--policies", nargs="+", choices=POLICIES, default=list(POLICIES))
-    parser.add_argument("--timesteps", type=int, default=200_000)
+    parser.add_argument("--timesteps", type=int, default=100_000)
     parser.add_argument("--n-envs", type=int, default=64)
-    parser.add_argument("--eval-every", type=int, default=20_000, help="steps between points")
+    parser.add_argument("--eval-every", type=int, default=10_000, help="steps between points")
     parser.add_argument("--valid-users", type=int, default=100)
     parser.add_argument("--episodes", type=int, default=200, help="test episodes")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -366,7 +367,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     import gymnasium as gym
     import torch
 
-    from agents.sb3 import SB3Agent
+    from agents.sb3 import SB3Agent, save_for_evaluation
 
     base = {"le": args.le, "le_kwargs": args.le_kwargs, **args.env_kwargs}
     probe = gym.make("RecUser-v0", **base)
@@ -426,7 +427,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     "curve": curve.points,
                     "test": _arrays(test),
                 }
-                model.save(runs_dir / f"{name}.zip")
+                save_for_evaluation(model, runs_dir / f"{name}.zip")
                 atomic.write_text(runs_dir / f"{name}.json", json.dumps(record))  # last: done
                 atomic.remove_dir(checkpoint / name)
                 (checkpoint / f"{name}.curve.json").unlink(missing_ok=True)
