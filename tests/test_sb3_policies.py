@@ -8,6 +8,7 @@ that misses its parameters, scores that ignore the state, a mask that hides the 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -34,6 +35,7 @@ from agents.sb3.vec_env import make_recuser_vec_env
 from benchmarks.studies.recuser_sb3 import algo_kwargs, evaluate
 from recgym.agent import reset_agent
 
+REPO = Path(__file__).resolve().parents[1]
 N_ITEMS = 200
 FAKE: dict[str, Any] = {"le": "fake", "le_kwargs": {"n_items": N_ITEMS}}
 DICT: dict[str, Any] = {**FAKE, "observation": "dict", "max_history": 64}
@@ -145,3 +147,27 @@ def test_a_zip_saved_for_evaluation_is_small_and_plays_the_same(tmp_path: Any) -
     # The zip names the LE its embeddings started from, not a copy of its vectors.
     assert loaded.model.policy_kwargs["le"] == "fake"
     assert "item_vectors" not in loaded.model.policy_kwargs
+
+
+def test_the_first_recommender_tutorial_runs_and_its_zip_plays_in_the_runner(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import runpy
+
+    from benchmarks.runner import build_agent
+    from benchmarks.runner import evaluate as run_row
+    from recgym.evaluation import EvalSpec
+
+    example = runpy.run_path(str(REPO / "docs" / "examples" / "first_recommender.py"))
+    zip_path = tmp_path / "first.zip"
+    argv = ["--le", "fake", "--steps", "4096", "--envs", "8", "--episodes", "32"]
+    returns = example["main"]([*argv, "--save", str(zip_path)])
+    assert returns["your MaskablePPO"] > returns["popular-item"] + 2.0  # measured 7.6 vs 0.8
+    out = capsys.readouterr().out
+    assert "evaluate it with:" in out and zip_path.is_file()
+    kwargs = {"algo": "sb3_contrib:MaskablePPO", "path": str(zip_path)}
+    env_kwargs = {"le": "fake", "observation": "dict", "max_history": 256}
+    spec = EvalSpec("RecUser-v0", "sb3", kwargs, episodes=32, env_kwargs=env_kwargs)
+    env = gym.make("RecUser-v0", **env_kwargs)
+    row = run_row(spec, build_agent("sb3", env, kwargs))
+    assert row["metrics"]["return"]["mean"] == pytest.approx(returns["your MaskablePPO"])
