@@ -171,3 +171,24 @@ def test_the_first_recommender_tutorial_runs_and_its_zip_plays_in_the_runner(
     env = gym.make("RecUser-v0", **env_kwargs)
     row = run_row(spec, build_agent("sb3", env, kwargs))
     assert row["metrics"]["return"]["mean"] == pytest.approx(returns["your MaskablePPO"])
+
+
+def test_a_seed_path_plays_the_model_of_each_training_seed(tmp_path: Any) -> None:
+    from benchmarks.runner import evaluate as run_row
+    from recgym.evaluation import EvalSpec
+
+    alone = []
+    for seed in (0, 1):
+        model = _model(PPO, seed=seed, n_steps=16, batch_size=64)
+        model.learn(256)
+        save_for_evaluation(model, tmp_path / f"ppo-seed{seed}.zip")
+        alone.append(_test_return(SB3Agent.from_model(model), **DICT))
+    assert alone[0] != alone[1]
+    path = str(tmp_path / "ppo-seed{seed}.zip")
+    agent = SB3Agent.from_env(gym.make("RecUser-v0", **DICT), algo="PPO", path=path)
+    spec = EvalSpec("RecUser-v0", "sb3", episodes=EPISODES, seeds=(0, 1), env_kwargs=DICT)
+    row = run_row(spec, agent)
+    np.testing.assert_allclose(row["metrics"]["return"]["seed_means"], alone)
+    assert agent.config()["path"] == path
+    with pytest.raises(FileNotFoundError, match="ppo-seed2"):
+        agent.reset(seed=2)

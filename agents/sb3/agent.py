@@ -143,12 +143,19 @@ class SB3Agent:
     ``Dict`` space, its keys; the env may have more, such as ``RecRank-v0``'s ``"prompt"``),
     and a batch of them goes through one ``model.predict`` call.
 
+    One model per training seed: a ``path`` holding ``{seed}`` names a zip per seed
+    (``"runs/ppo-seed{seed}.zip"``); :meth:`reset` with seed ``s`` loads the one trained with
+    seed ``s``, so the runner's ``--seeds 0 1 2`` evaluates the three training seeds and the
+    row's per-seed means are theirs. Before any reset it is the ``seed`` argument's.
+
     Args:
-        path: the ``.zip`` written by ``model.save`` (``.zip`` may be left off, as in SB3).
+        path: the ``.zip`` written by ``model.save`` (``.zip`` may be left off, as in SB3);
+            ``{seed}`` in it stands for the training seed.
         algo: the class that saved it: ``"PPO"``, ``"A2C"``, ``"DQN"``, ``"SAC"``, ``"TD3"``,
             ``"DDPG"``, or ``"module.path:Class"`` (``"sb3_contrib:QRDQN"``).
         deterministic: take the policy's mode (``True``) or sample from it.
         device: the torch device to load on (``"auto"``: CUDA when available).
+        seed: with ``{seed}`` in ``path``, the training seed whose model is loaded first.
 
     Attributes:
         model: the SB3 algorithm.
@@ -173,17 +180,23 @@ class SB3Agent:
         *,
         deterministic: bool = True,
         device: str = "auto",
+        seed: int = 0,
     ) -> None:
         cls = resolve_algo(algo)
-        file = _model_file(path)
+        self._device = device
+        self._seed: int | None = seed if "{seed}" in str(path) else None
+        model = self._load(cls, str(path), seed)
+        self._bind(model, algo if ":" in algo else algo.upper(), str(path), deterministic)
+
+    def _load(self, cls: type[BaseAlgorithm], path: str, seed: int) -> BaseAlgorithm:
+        file = _model_file(path.replace("{seed}", str(seed)))
         try:
-            model = cls.load(str(file), device=device)
+            return cls.load(str(file), device=self._device)
         except Exception as exc:  # SB3's own errors here (KeyError, zip errors) name no file
             raise ModelLoadError(
                 f"could not load {file} as {cls.__name__} ({type(exc).__name__}: {exc}); "
                 "pass the algo whose save() wrote it and a .zip from model.save"
             ) from exc
-        self._bind(model, algo if ":" in algo else algo.upper(), str(path), deterministic)
 
     @classmethod
     def from_model(cls, model: BaseAlgorithm, *, deterministic: bool = True) -> SB3Agent:
@@ -193,6 +206,7 @@ class SB3Agent:
                 f"expected a stable-baselines3 algorithm (PPO, DQN...); got {type(model).__name__}"
             )
         agent = cls.__new__(cls)  # no file to load: bind the model directly
+        agent._seed, agent._device = None, str(model.device)
         agent._bind(model, _algo_name(model), None, deterministic)
         return agent
 
@@ -345,12 +359,20 @@ class SB3Agent:
         return self.act_batch([observation])[0]
 
     def reset(self, seed: int | None = None) -> None:
-        """Seed the policy's sampling (when not deterministic; ``None``: leave it unseeded).
+        """Load the model trained with ``seed`` (a ``{seed}`` path), and seed the policy's
+        sampling (when not deterministic; ``None``: leave it unseeded).
 
         SB3 samples from torch's global generator, so this seeds the global ``random``,
         NumPy and torch generators, as ``model.set_random_seed`` does. A seeded run gives the
         same actions for the same batches (one draw per batch, so the batch size matters).
+
+        Raises:
+            FileNotFoundError: a ``{seed}`` path has no model for ``seed``.
         """
+        if self._seed is not None and seed is not None and seed != self._seed:
+            assert self.path is not None  # a {seed} path
+            self.model = self._load(type(self.model), self.path, seed)
+            self._seed = seed
         if not self.deterministic and seed is not None:
             self.model.set_random_seed(seed)
 
