@@ -659,6 +659,14 @@ def test_sb3_comparison_benchmark_plays_every_agent_on_the_same_episodes(tmp_pat
         assert len(curves) == 2 and curves[0][0][0] == 0
         assert curves[0][-1][0] >= 64
     assert rows[("popular-item", None)]["vs_popular"] == {"mean": 0.0, "ci95": 0.0}
+    # --report-only trains nothing: a pair without runs gets no row and is named as pending.
+    again = recuser_sb3.main([*argv, "--algos", "A2C", "PPO", "--report-only"])
+    assert [(r["agent"], r["policy"]) for r in again][2:] == [("A2C", "item-le"), ("A2C", "mlp")]
+    assert again[2]["seed_means"] == rows[("A2C", "item-le")]["seed_means"]
+    assert (
+        "Not finished yet (no row): PPO / item-le, PPO / mlp" in (tmp_path / "table.md").read_text()
+    )
+    assert not list((tmp_path / "runs").glob("ppo-*"))
     # The saved models play on the leaderboard with the same episodes and masks.
     saved = sorted(p.name for p in (tmp_path / "runs").glob("*.zip"))
     assert saved[0] == "a2c-item-le-seed0.zip" and len(saved) == 8

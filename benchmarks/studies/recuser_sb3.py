@@ -33,7 +33,8 @@ one saves its training state every ``--checkpoint-minutes`` (:mod:`agents.sb3.ch
 ``<out>/checkpoint/NAME/`` and its curve so far in ``<out>/checkpoint/NAME.curve.json``. The
 same command started again after a kill skips finished runs and resumes the running one (a
 study of other settings there is refused). ``--only-runs`` trains without writing the rows,
-e.g. to spread a grid over sessions.
+e.g. to spread a grid over sessions; ``--report-only`` writes the rows of the pairs finished
+so far and trains nothing.
 """
 
 from __future__ import annotations
@@ -359,8 +360,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument(
         "--checkpoint-minutes", type=float, default=5.0, help="minutes between two checkpoints"
     )
-    parser.add_argument(
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument(
         "--only-runs", action="store_true", help="train the runs; write no rows or curves"
+    )
+    what.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: rows and curves of the (algorithm, policy) pairs whose every seed "
+        "has finished",
     )
     args = parser.parse_args(argv)
 
@@ -396,7 +404,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         for algo in args.algos:
             for seed in args.seeds:
                 name = f"{_name(algo).lower()}-{policy}-seed{seed}"
-                if (runs_dir / f"{name}.json").is_file():
+                if args.report_only or (runs_dir / f"{name}.json").is_file():
                     continue
                 kwargs = env_kwargs_for(policy, base, args.max_history)
                 curve = _Curve(
@@ -456,10 +464,15 @@ def _report(args: argparse.Namespace, base: dict[str, Any], probe: Any, device: 
         _row("random-item", None, randoms, pop),
         _row("popular-item", None, [{"test": _arrays(popular)}], pop),
     ]
+    pending = []
     for policy in args.policies:
         for algo in args.algos:
             names = [f"{_name(algo).lower()}-{policy}-seed{s}" for s in args.seeds]
-            runs = [json.loads((args.out / "runs" / f"{n}.json").read_text()) for n in names]
+            paths = [args.out / "runs" / f"{n}.json" for n in names]
+            if not all(p.is_file() for p in paths):
+                pending.append(f"{_name(algo)} / {policy}")
+                continue
+            runs = [json.loads(p.read_text()) for p in paths]
             rows.append(_row(_name(algo), policy, runs, pop))
     meta = {
         "le": args.le,
@@ -471,6 +484,8 @@ def _report(args: argparse.Namespace, base: dict[str, Any], probe: Any, device: 
         "device": device,
     }
     table = _table(rows, meta)
+    if pending:  # --report-only before the grid is done
+        table += f"\nNot finished yet (no row): {', '.join(pending)}.\n"
     print(table)
     save_record(args.out, "results", {**meta, "rows": rows}, table)
     plot_curves(
