@@ -162,7 +162,9 @@ def test_the_first_recommender_tutorial_runs_and_its_zip_plays_in_the_runner(
     zip_path = tmp_path / "first.zip"
     argv = ["--le", "fake", "--steps", "4096", "--envs", "8", "--episodes", "32"]
     returns = example["main"]([*argv, "--save", str(zip_path)])
-    assert returns["your MaskablePPO"] > returns["popular-item"] + 2.0  # measured 7.6 vs 0.8
+    # Measured on the fake: popular-item 0.8, the SM-started policy 7.8 before training and
+    # 7.6 after 4k steps (learning itself is checked from random embeddings above).
+    assert min(returns["trained"], returns["untrained"]) > returns["popular-item"] + 2.0
     out = capsys.readouterr().out
     assert "evaluate it with:" in out and zip_path.is_file()
     kwargs = {"algo": "sb3_contrib:MaskablePPO", "path": str(zip_path)}
@@ -170,7 +172,7 @@ def test_the_first_recommender_tutorial_runs_and_its_zip_plays_in_the_runner(
     spec = EvalSpec("RecUser-v0", "sb3", kwargs, episodes=32, env_kwargs=env_kwargs)
     env = gym.make("RecUser-v0", **env_kwargs)
     row = run_row(spec, build_agent("sb3", env, kwargs))
-    assert row["metrics"]["return"]["mean"] == pytest.approx(returns["your MaskablePPO"])
+    assert row["metrics"]["return"]["mean"] == pytest.approx(returns["trained"])
 
 
 def test_a_seed_path_plays_the_model_of_each_training_seed(tmp_path: Any) -> None:
