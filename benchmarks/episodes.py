@@ -17,6 +17,7 @@ time limit), ``reward`` (mean reward per step) and ``taken`` (items the user too
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 from collections.abc import Callable, Mapping
@@ -156,24 +157,26 @@ def play_episodes(
     parts: dict[str, list[np.ndarray]] = {}
     env: Any = None
     n_users = 0
-    for lo in range(0, episodes, batch_size):
-        size = min(batch_size, episodes - lo)
-        if env is None or env.num_envs != size:
-            if env is not None:
-                env.close()
-            env = open_vector_env(env_id, size, split, env_kwargs)
-            n_users = len(env.batch.logged)
-            if lo == 0:
-                # An LLM LE's incremental reads match full ones up to float noise, so what its
-                # caches hold from earlier runs in this process could nudge a reward: start
-                # empty, and a row is the same whatever ran before it (a CLI re-run included).
-                forget = getattr(env.batch.model, "invalidate", None)
-                if callable(forget):
-                    forget()
-        users = [(first_user + lo + i) % n_users for i in range(size)]
-        for key, values in _play_batch(env, agent, users, lo).items():
-            parts.setdefault(key, []).append(values)
-        if progress is not None:
-            progress(lo + size)
-    env.close()
+    with contextlib.ExitStack() as reads:
+        for lo in range(0, episodes, batch_size):
+            size = min(batch_size, episodes - lo)
+            if env is None or env.num_envs != size:
+                if env is not None:
+                    env.close()
+                env = open_vector_env(env_id, size, split, env_kwargs)
+                n_users = len(env.batch.logged)
+                if lo == 0:
+                    # An LLM LE's incremental reads match full ones up to float noise, so what
+                    # its caches hold from earlier runs in this process could nudge a reward:
+                    # start empty (and exact), and a row is the same whatever ran before it (a
+                    # CLI re-run included); a training run's caches are back afterwards.
+                    fresh = getattr(env.batch.model, "fresh_reads", None)
+                    if callable(fresh):
+                        reads.enter_context(fresh())
+            users = [(first_user + lo + i) % n_users for i in range(size)]
+            for key, values in _play_batch(env, agent, users, lo).items():
+                parts.setdefault(key, []).append(values)
+            if progress is not None:
+                progress(lo + size)
+        env.close()
     return {key: np.concatenate(chunks) for key, chunks in parts.items()}, env

@@ -287,3 +287,68 @@ def test_an_episode_row_does_not_depend_on_what_ran_before(tiny_dir: Path, tmp_p
     assert tokens == cold
     for key, values in alone.items():
         np.testing.assert_array_equal(values, again[key])
+
+
+def test_cross_episode_reads_cut_a_root_for_a_shorter_start(
+    le: LLMEnvironment, ref: LLMEnvironment
+) -> None:
+    """A user restarting from a shorter part of a block read before costs the SM one item and
+    the RM nothing (the exact mode reads the window again); outputs equal full reads."""
+    rng = np.random.default_rng(8)
+    logged = rng.choice(N_ITEMS, 3 * WINDOW, replace=False)
+    le.kv_cross_episode = True
+    long, short = logged[: 2 * WINDOW - 1], logged[: WINDOW + 1]  # both read from item 0
+    le.states([long])
+    le.rm_scores([long], np.array([0]))
+    states, tokens = fed(le, le.states, [short])
+    np.testing.assert_allclose(states, ref.states([short]), atol=1e-5)
+    assert tokens == 1
+    scores, tokens = fed(le, le.rm_scores, [short], np.array([5]))
+    np.testing.assert_allclose(scores, ref.rm_scores([short], np.array([5])), atol=1e-5)
+    assert tokens == 1  # the candidate
+    # The exact mode does not cut: no prefix of the shorter window is cached.
+    le.invalidate()
+    le.kv_cross_episode = False
+    le.states([long])
+    _, tokens = fed(le, le.states, [short])
+    assert tokens == len(short)
+
+
+def test_cross_episode_reads_keep_roots_and_drop_extended_windows(
+    le: LLMEnvironment, ref: LLMEnvironment
+) -> None:
+    """Stepping a user (taken items extend the window) leaves the cache with the root and
+    the current window only, and every step equals a full read."""
+    rng = np.random.default_rng(9)
+    le.kv_cross_episode = True
+    history = rng.choice(N_ITEMS, WINDOW + 1, replace=False)
+    le.states([history])
+    le.rm_scores([history], np.array([0]))
+    for _ in range(WINDOW - 2):  # stay in the block
+        taken = np.array([int(rng.integers(N_ITEMS))])
+        np.testing.assert_allclose(
+            le.rewards([history], taken), ref.rewards([history], taken), atol=1e-5
+        )
+        history = np.append(history, taken)
+        np.testing.assert_allclose(le.states([history]), ref.states([history]), atol=1e-5)
+    reader = le._reader()
+    assert reader is not None
+    for cache in reader.caches.values():
+        assert len(cache) <= 3  # the root, the current window (and the RM's taken candidate)
+    # The root (the start window) still serves a shorter restart from the same block.
+    _, tokens = fed(le, le.states, [history[:WINDOW]])
+    assert tokens == 1
+
+
+def test_fresh_reads_give_an_evaluation_its_own_exact_caches(le: LLMEnvironment) -> None:
+    rng = np.random.default_rng(10)
+    le.kv_cross_episode = True
+    h = rng.integers(N_ITEMS, size=WINDOW + 2)
+    le.states([h])
+    with le.fresh_reads():
+        assert not le.kv_cross_episode
+        _, tokens = fed(le, le.states, [h])
+        assert tokens == len(h)  # empty caches: a full read of the window
+    assert le.kv_cross_episode
+    _, tokens = fed(le, le.states, [h])
+    assert tokens == 0  # the training caches are back

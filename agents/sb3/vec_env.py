@@ -42,20 +42,40 @@ class RecUserVecEnv(VecEnv):
     any SB3 ``VecEnv``. ``env_method("action_masks")`` gives each user's mask (what
     sb3-contrib's MaskablePPO asks for).
 
+    Training revisits the same users episode after episode, so by default an LLM user model
+    reads across episodes (``kv_cross_episode``, :mod:`recgym.le.kv`): a restart from a part
+    of a logged block read before costs one item, not a window (about twice the steps per
+    second on the CPU; outputs equal up to float noise). The user model is shared by the
+    process; evaluations through :func:`benchmarks.episodes.play_episodes` read exactly on
+    their own caches all the same.
+
     Args:
         num_envs: N.
+        cross_episode: set the user model's ``kv_cross_episode`` (an LLM LE; no effect on
+            others).
         **env_kwargs: the arguments of :class:`recgym.envs.user.RecUserEnv` but
             ``render_mode`` (e.g. ``le="fake"``, ``observation="dict"``).
     """
 
-    def __init__(self, num_envs: int = 1, **env_kwargs: Any) -> None:
+    def __init__(self, num_envs: int = 1, cross_episode: bool = True, **env_kwargs: Any) -> None:
         if "render_mode" in env_kwargs:
             raise ValueError("RecUserVecEnv does not render; use RecUser-v0's render_mode")
         self.batch = UserBatch(num_envs, **env_kwargs)
+        self.cross_episode = bool(cross_episode)
+        self._set_reads()
         self._actions: np.ndarray | None = None
         super().__init__(
             num_envs, self.batch.single_observation_space, self.batch.single_action_space
         )
+
+    def _set_reads(self) -> None:
+        if hasattr(self.batch.model, "kv_cross_episode"):
+            self.batch.model.kv_cross_episode = self.cross_episode
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Unpickled (a resumed training): the process's user model reads as before.
+        self.__dict__.update(state)
+        self._set_reads()
 
     def reset(self) -> VecEnvObs:
         """Start every user (with the seeds and options set since the last reset)."""

@@ -12,7 +12,9 @@ For an LLM LE a second table steps the vector env twice on the same LE with the 
 reading every window in full (``kv_cache_bytes = 0``) and reading only what changed (the
 prefix cache of :mod:`recgym.le.kv`), with the tokens the SM and RM were fed per user-step.
 ``--untrained`` builds an LE of a given shape without training it (its speed does not depend
-on its weights), with synthetic users of MovieLens-like history lengths. Run::
+on its weights), with synthetic users of MovieLens-like history lengths. ``--cross-episode``
+adds incremental reads across episodes (``kv_cross_episode``, how SB3 training reads) against
+the exact mode, after ``--warmup`` steps (enough for every user to have started once). Run::
 
     python -m benchmarks.perf.recuser_throughput --le ml-100k-smollm2 \\
         --le-kwargs '{"device": "cuda"}'
@@ -20,6 +22,8 @@ on its weights), with synthetic users of MovieLens-like history lengths. Run::
         --threads 2 --skip-singles
     python -m benchmarks.perf.recuser_throughput --le ml-100k-smollm2-v2 \\
         --baseline-le ml-100k-smollm2 --sizes 8 64 --skip-singles   # against the first default
+    python -m benchmarks.perf.recuser_throughput --sizes 64 --skip-singles --policy popular \
+        --env-kwargs '{"n_users": 64}' --warmup 100 --steps 50 --cross-episode
     python -m benchmarks.perf.recuser_throughput --le fake --steps 200   # the numpy double, no LLM
 """
 
@@ -139,14 +143,17 @@ def time_reads(
     incremental: bool,
     warmup: int = 3,
     scores: np.ndarray | None = None,
+    cross_episode: bool = False,
 ) -> tuple[float, float]:
     """Seconds for ``steps`` steps of the vector env of ``n`` users on an LLM LE reading in full
-    or incrementally, and the tokens its SM and RM were fed per user-step."""
+    or incrementally (``cross_episode``: across episodes too), and the tokens its SM and RM
+    were fed per user-step."""
     env = RecUserVectorEnv(n, **env_kwargs)
     model: Any = env.model
     budget = model.kv_cache_bytes
     model.kv_cache_bytes = budget if incremental else 0
     model.invalidate()  # the other mode's entries do not count
+    model.kv_cross_episode = cross_episode
     try:
         env.reset(seed=seed)
         rng = np.random.default_rng(seed)
@@ -160,6 +167,7 @@ def time_reads(
         return took, (model.tokens_fed - tokens) / (n * steps)
     finally:
         model.kv_cache_bytes = budget
+        model.kv_cross_episode = False
 
 
 def untrained_le(folder: Path, model: str, layers: int | None, window: int, n_items: int) -> str:
@@ -218,6 +226,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=None,
         help="also time this LE reading in full (e.g. ml-100k-smollm2, RecUser-v0's earlier "
         "default) against --le reading incrementally, side by side",
+    )
+    parser.add_argument(
+        "--cross-episode",
+        action="store_true",
+        help="also time incremental reads across episodes (kv_cross_episode, as SB3 training "
+        "reads) after --warmup steps that read the users' blocks once",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=3, help="untimed steps before the incremental timings"
     )
     parser.add_argument("--model", default="smollm2-135m", help="--untrained: the base LLM")
     parser.add_argument("--layers", type=int, default=None, help="--untrained: decoder layers")
@@ -300,13 +317,31 @@ def run(args: argparse.Namespace, le: str) -> None:
             n, args.steps, env_kwargs, args.seed, incremental=False, scores=scores
         )
         t_inc, k_inc = time_reads(
-            n, args.steps, env_kwargs, args.seed, incremental=True, scores=scores
+            n, args.steps, env_kwargs, args.seed, True, args.warmup, scores=scores
         )
         incremental[n] = t_inc
         print(
             f"| {n:>4} | {n * args.steps / t_full:>10.1f} | {n * args.steps / t_inc:>11.1f} "
             f"| {t_full / t_inc:>17.2f}x | {k_full:.1f} -> {k_inc:.1f} |"
         )
+    if args.cross_episode:
+        print(
+            f"\nvector env, user-steps/s after {args.warmup} warm-up steps: incremental reads "
+            "within episodes (evaluation's exact mode) vs across episodes (SB3 training's)"
+        )
+        print("|    N | within | across | across / within | tokens/user-step (within -> across) |")
+        print("|---:|---:|---:|---:|---|")
+        for n in args.sizes:
+            t_in, k_in = time_reads(
+                n, args.steps, env_kwargs, args.seed, True, args.warmup, scores=scores
+            )
+            t_x, k_x = time_reads(
+                n, args.steps, env_kwargs, args.seed, True, args.warmup, scores, True
+            )
+            print(
+                f"| {n:>4} | {n * args.steps / t_in:.1f} | {n * args.steps / t_x:.1f} "
+                f"| {t_in / t_x:.2f}x | {k_in:.1f} -> {k_x:.1f} |"
+            )
     if args.baseline_le:
         base_kwargs = {**env_kwargs, "le": args.baseline_le}
         base = user_model(args.baseline_le, le_kwargs)

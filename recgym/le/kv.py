@@ -10,6 +10,14 @@ hides the pads, position ids that continue each window. Requests whose numbers o
 differ a lot go to separate forwards (buckets), so one full read does not pad many one-token
 extensions. A window that starts a new block is a miss: its full read.
 
+Across episodes (``IncrementalReader.cross_episode``, for training, where the same users start
+episode after episode): a window read in full (a *root*: an episode's start, or a new block)
+also serves every shorter window it begins with, its keys and values cut to that length, so a
+user who starts again from a shorter part of the same logged block costs one token (the SM's
+last item, for its state) instead of a whole window; and an extended window drops the entry
+it extended (the user moved on), so the budget holds roots rather than dead steps. Outputs
+stay those of full reads up to float noise; evaluation keeps the default, exact mode.
+
 torch and transformers are imported here; ``import recgym.le`` does not import this.
 """
 
@@ -49,10 +57,12 @@ class Entry:
         kv: ``(layers, 2, kv_heads, length, head_dim)`` keys (``[:, 0]``) and values
             (``[:, 1]``) of every window position.
         state: the SM's unit state at the window's last position (``None`` for the RM).
+        root: read in full (no cached past), so cross-episode reads may cut it.
     """
 
     kv: Tensor
     state: np.ndarray | None = None
+    root: bool = False
 
     @property
     def nbytes(self) -> int:
@@ -62,12 +72,19 @@ class Entry:
 
 
 class PrefixCache:
-    """Windows to :class:`Entry`, least recently used evicted first past ``max_bytes``."""
+    """Windows to :class:`Entry`, least recently used evicted first past ``max_bytes``.
+
+    With ``cross_episode``, :meth:`longest` also finds a root that begins with the window
+    (cut to it), and :meth:`supersede` drops an extended window.
+    """
 
     def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
         self._entries: OrderedDict[Key, Entry] = OrderedDict()
+        # A proper prefix of a root's key -> that key (kept for roots put in cross-episode mode).
+        self._covers: dict[Key, Key] = {}
         self.nbytes = 0
         self._max_bytes = int(max_bytes)
+        self.cross_episode = False
 
     @property
     def max_bytes(self) -> int:
@@ -85,35 +102,66 @@ class PrefixCache:
     def __contains__(self, key: Key) -> bool:
         return key in self._entries
 
-    def longest(self, window: Key) -> tuple[int, Entry | None]:
-        """The longest cached prefix of ``window`` (marked as used): its length and entry."""
-        for n in range(len(window), 0, -1):
+    def longest(self, window: Key, limit: int | None = None) -> tuple[int, Entry | None]:
+        """The longest cached prefix of ``window`` (marked as used), at most ``limit`` long:
+        its length and entry. Cross-episode, a longer root that begins with that prefix counts
+        too (a new entry of its keys and values cut to the prefix; not cached itself)."""
+        top = len(window) if limit is None else min(limit, len(window))
+        found, entry = 0, None
+        for n in range(top, 0, -1):
             entry = self._entries.get(window[:n])
             if entry is not None:
                 self._entries.move_to_end(window[:n])
-                return n, entry
-        return 0, None
+                found = n
+                break
+        if not self.cross_episode:
+            return found, entry
+        for m in range(top, found, -1):
+            key = self._covers.get(window[:m])
+            root = None if key is None else self._entries.get(key)
+            if root is not None:
+                self._entries.move_to_end(key)  # type: ignore[arg-type]
+                return m, Entry(root.kv[:, :, :, :m])
+        return found, entry
 
     def put(self, key: Key, entry: Entry) -> None:
         """Store ``entry`` (an entry larger than the whole budget is not kept)."""
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self.nbytes -= old.nbytes
+        self._drop(key)
         if entry.nbytes > self._max_bytes:
             return
         self._entries[key] = entry
         self.nbytes += entry.nbytes
+        if entry.root and self.cross_episode:
+            for n in range(1, len(key)):
+                self._covers[key[:n]] = key
         self._evict()
+
+    def supersede(self, key: Key) -> None:
+        """Cross-episode: drop ``key``'s entry unless it is a root (its window was extended:
+        the user moved on, and its keys and values live on in the extension)."""
+        entry = self._entries.get(key)
+        if self.cross_episode and entry is not None and not entry.root:
+            self._drop(key)
 
     def clear(self) -> None:
         """Forget every entry."""
         self._entries.clear()
+        self._covers.clear()
         self.nbytes = 0
+
+    def _drop(self, key: Key) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        self.nbytes -= entry.nbytes
+        if entry.root:
+            for n in range(1, len(key)):
+                if self._covers.get(key[:n]) == key:
+                    del self._covers[key[:n]]
 
     def _evict(self) -> None:
         while self._entries and self.nbytes > self._max_bytes:
-            _, entry = self._entries.popitem(last=False)
-            self.nbytes -= entry.nbytes
+            self._drop(next(iter(self._entries)))
 
 
 @dataclass
@@ -189,6 +237,16 @@ class IncrementalReader:
         """Give each adapter's cache ``max_bytes``."""
         for cache in self.caches.values():
             cache.max_bytes = max_bytes
+
+    @property
+    def cross_episode(self) -> bool:
+        """Whether reads reuse roots across episodes (see the module docstring)."""
+        return self.caches["sm"].cross_episode
+
+    @cross_episode.setter
+    def cross_episode(self, value: bool) -> None:
+        for cache in self.caches.values():
+            cache.cross_episode = bool(value)
 
     # ----- the forward ------------------------------------------------------------------------
 
@@ -280,7 +338,8 @@ class IncrementalReader:
         order = list(todo)
         reads = []
         for key in order:
-            n, entry = cache.longest(key)
+            # At most all but the last item: the state is the hidden state of a fed item.
+            n, entry = cache.longest(key, len(key) - 1)
             reads.append(Read(entry, np.asarray(key[n:], dtype=np.int64), np.zeros(0, np.int64)))
         fed = self.forward("sm", reads)
         last = torch.stack([f.hidden[-1] for f in fed])
@@ -288,7 +347,8 @@ class IncrementalReader:
         for key, read, f, state in zip(order, reads, fed, states, strict=True):
             out[todo[key]] = state
             assert f.kv is not None  # a miss feeds at least its last item
-            cache.put(key, Entry(_join(read.past, f.kv), state))
+            cache.put(key, Entry(_join(read.past, f.kv), state, root=read.past is None))
+            cache.supersede(key[: read.n_past])
         return out
 
     def scores(
@@ -319,8 +379,9 @@ class IncrementalReader:
                 misses.append((key, Read(entry, np.asarray(key[n:], np.int64), _NONE)))
         for (key, read), f in zip(misses, self.forward("rm", [r for _, r in misses]), strict=True):
             assert f.kv is not None
-            entries[key] = Entry(_join(read.past, f.kv))
+            entries[key] = Entry(_join(read.past, f.kv), root=read.past is None)
             cache.put(key, entries[key])  # type: ignore[arg-type]
+            cache.supersede(key[: read.n_past])
         reads, where = [], []
         for key, rows in groups.items():
             c = candidates[rows].reshape(-1)
@@ -337,6 +398,7 @@ class IncrementalReader:
                 if keep[groups[key][s + j]]:
                     kv = _join(entries[key], f.kv[:, :, :, j : j + 1])
                     cache.put((*key, int(item)), Entry(kv))
+                    cache.supersede(key)
         out = np.empty((n_rows, k), dtype=np.float64)
         for key, values in flat.items():
             out[groups[key]] = values.reshape(-1, k)

@@ -27,7 +27,9 @@ In inference, :meth:`LLMEnvironment.states`, :meth:`~LLMEnvironment.rm_scores` a
 :meth:`~LLMEnvironment.candidate_scores` read incrementally (:mod:`recgym.le.kv`): each
 adapter caches the keys and values of the windows it read, and a call feeds only the items a
 window has beyond its longest cached prefix, plus the candidates; the outputs are those of full
-reads up to float noise. ``kv_cache_bytes = 0`` turns this off.
+reads up to float noise. ``kv_cache_bytes = 0`` turns this off; ``kv_cross_episode = True``
+(for training) reuses windows across episodes, and :meth:`LLMEnvironment.fresh_reads` gives an
+evaluation its own empty caches.
 
 torch, transformers and peft are imported here; ``import recgym.le`` does not import this.
 """
@@ -35,7 +37,8 @@ torch, transformers and peft are imported here; ``import recgym.le`` does not im
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -157,6 +160,7 @@ class LLMEnvironment(nn.Module):
         self.tokens_fed = 0
         self._kv_bytes = DEFAULT_BYTES
         self._kv: IncrementalReader | None = None
+        self._kv_cross = False
         # Loaded weights make cached reads stale (a resumed training loads its checkpoint).
         self.register_load_state_dict_post_hook(lambda module, _: module.invalidate())
 
@@ -451,6 +455,32 @@ class LLMEnvironment(nn.Module):
         if self._kv is not None:
             self._kv.resize(self._kv_bytes)
 
+    @property
+    def kv_cross_episode(self) -> bool:
+        """Whether incremental reads reuse windows across episodes (:mod:`recgym.le.kv`: a
+        window read in full also serves the shorter windows it begins with). Off by default;
+        for training, where the same users start episode after episode (a user's restart from
+        the same logged block then costs one item instead of a window)."""
+        return self._kv_cross
+
+    @kv_cross_episode.setter
+    def kv_cross_episode(self, value: bool) -> None:
+        self._kv_cross = bool(value)
+        if self._kv is not None:
+            self._kv.cross_episode = self._kv_cross
+
+    @contextmanager
+    def fresh_reads(self) -> Iterator[None]:
+        """Within the block, incremental reads start from empty caches in the exact mode
+        (not cross-episode), and the caches from before are back after it: an evaluation in
+        the middle of training reads as it would alone, and training keeps what it cached."""
+        saved, cross = self._kv, self._kv_cross
+        self._kv, self._kv_cross = None, False
+        try:
+            yield
+        finally:
+            self._kv, self._kv_cross = saved, cross
+
     def _reader(self) -> IncrementalReader | None:
         """The incremental reader, in inference only (a training step changes the weights
         without :meth:`invalidate`)."""
@@ -458,6 +488,7 @@ class LLMEnvironment(nn.Module):
             return None
         if self._kv is None:
             self._kv = IncrementalReader(self, self._kv_bytes)
+            self._kv.cross_episode = self._kv_cross
         return self._kv
 
     def states(self, histories: Sequence[np.ndarray]) -> np.ndarray:
