@@ -314,30 +314,29 @@ def test_cross_episode_reads_cut_a_root_for_a_shorter_start(
     assert tokens == len(short)
 
 
-def test_cross_episode_reads_keep_roots_and_drop_extended_windows(
+def test_cross_episode_roots_outlive_the_windows_of_stepping_users(
     le: LLMEnvironment, ref: LLMEnvironment
 ) -> None:
-    """Stepping a user (taken items extend the window) leaves the cache with the root and
-    the current window only, and every step equals a full read."""
+    """Roots have an LRU of their own: another user stepping through many windows (a budget
+    of a few) does not push out a start, and every step equals a full read."""
     rng = np.random.default_rng(9)
     le.kv_cross_episode = True
-    history = rng.choice(N_ITEMS, WINDOW + 1, replace=False)
-    le.states([history])
-    le.rm_scores([history], np.array([0]))
-    for _ in range(WINDOW - 2):  # stay in the block
-        taken = np.array([int(rng.integers(N_ITEMS))])
-        np.testing.assert_allclose(
-            le.rewards([history], taken), ref.rewards([history], taken), atol=1e-5
-        )
-        history = np.append(history, taken)
-        np.testing.assert_allclose(le.states([history]), ref.states([history]), atol=1e-5)
+    start = rng.choice(N_ITEMS, WINDOW + 2, replace=False)
+    le.states([start])
     reader = le._reader()
     assert reader is not None
-    for cache in reader.caches.values():
-        assert len(cache) <= 3  # the root, the current window (and the RM's taken candidate)
-    # The root (the start window) still serves a shorter restart from the same block.
-    _, tokens = fed(le, le.states, [history[:WINDOW]])
-    assert tokens == 1
+    le.kv_cache_bytes = 3 * reader.caches["sm"].root_bytes  # about three windows per LRU
+    other = rng.choice(N_ITEMS, WINDOW + 1, replace=False)
+    for _ in range(WINDOW - 2):  # stay in the block: extensions, not roots
+        taken = np.array([int(rng.integers(N_ITEMS))])
+        np.testing.assert_allclose(
+            le.rewards([other], taken), ref.rewards([other], taken), atol=1e-5
+        )
+        other = np.append(other, taken)
+        np.testing.assert_allclose(le.states([other]), ref.states([other]), atol=1e-5)
+    states, tokens = fed(le, le.states, [start[: WINDOW + 1]])
+    assert tokens == 1  # the first user's start still serves a shorter restart
+    np.testing.assert_allclose(states, ref.states([start[: WINDOW + 1]]), atol=1e-5)
 
 
 def test_fresh_reads_give_an_evaluation_its_own_exact_caches(le: LLMEnvironment) -> None:

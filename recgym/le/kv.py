@@ -14,9 +14,9 @@ Across episodes (``IncrementalReader.cross_episode``, for training, where the sa
 episode after episode): a window read in full (a *root*: an episode's start, or a new block)
 also serves every shorter window it begins with, its keys and values cut to that length, so a
 user who starts again from a shorter part of the same logged block costs one token (the SM's
-last item, for its state) instead of a whole window; and an extended window drops the entry
-it extended (the user moved on), so the budget holds roots rather than dead steps. Outputs
-stay those of full reads up to float noise; evaluation keeps the default, exact mode.
+last item, for its state) instead of a whole window; and roots are kept in an LRU of their own,
+so that the windows of stepping users do not push the episodes' starts out. Outputs stay those
+of full reads up to float noise; evaluation keeps the default, exact mode.
 
 torch and transformers are imported here; ``import recgym.le`` does not import this.
 """
@@ -74,21 +74,24 @@ class Entry:
 class PrefixCache:
     """Windows to :class:`Entry`, least recently used evicted first past ``max_bytes``.
 
-    With ``cross_episode``, :meth:`longest` also finds a root that begins with the window
-    (cut to it), and :meth:`supersede` drops an extended window.
+    With ``cross_episode``, roots (windows read in full) are kept apart, in a second LRU of
+    ``max_bytes``, so that the many windows of stepping users do not push out the episodes'
+    starts; and :meth:`longest` also finds a root that begins with the window (cut to it).
     """
 
     def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
         self._entries: OrderedDict[Key, Entry] = OrderedDict()
-        # A proper prefix of a root's key -> that key (kept for roots put in cross-episode mode).
+        self._roots: OrderedDict[Key, Entry] = OrderedDict()
+        # A proper prefix of a kept root's key -> that key.
         self._covers: dict[Key, Key] = {}
         self.nbytes = 0
+        self.root_bytes = 0
         self._max_bytes = int(max_bytes)
         self.cross_episode = False
 
     @property
     def max_bytes(self) -> int:
-        """The byte budget (lowering it evicts at once)."""
+        """The byte budget of each LRU (lowering it evicts at once)."""
         return self._max_bytes
 
     @max_bytes.setter
@@ -97,10 +100,19 @@ class PrefixCache:
         self._evict()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) + len(self._roots)
 
     def __contains__(self, key: Key) -> bool:
-        return key in self._entries
+        return key in self._entries or key in self._roots
+
+    def _get(self, key: Key) -> Entry | None:
+        """The entry of ``key`` (marked as used), or ``None``."""
+        for entries in (self._entries, self._roots):
+            entry = entries.get(key)
+            if entry is not None:
+                entries.move_to_end(key)
+                return entry
+        return None
 
     def longest(self, window: Key, limit: int | None = None) -> tuple[int, Entry | None]:
         """The longest cached prefix of ``window`` (marked as used), at most ``limit`` long:
@@ -109,59 +121,60 @@ class PrefixCache:
         top = len(window) if limit is None else min(limit, len(window))
         found, entry = 0, None
         for n in range(top, 0, -1):
-            entry = self._entries.get(window[:n])
+            entry = self._get(window[:n])
             if entry is not None:
-                self._entries.move_to_end(window[:n])
                 found = n
                 break
         if not self.cross_episode:
             return found, entry
         for m in range(top, found, -1):
             key = self._covers.get(window[:m])
-            root = None if key is None else self._entries.get(key)
-            if root is not None:
-                self._entries.move_to_end(key)  # type: ignore[arg-type]
+            root = None if key is None else self._roots.get(key)
+            if key is not None and root is not None:
+                self._roots.move_to_end(key)
                 return m, Entry(root.kv[:, :, :, :m])
         return found, entry
 
     def put(self, key: Key, entry: Entry) -> None:
-        """Store ``entry`` (an entry larger than the whole budget is not kept)."""
+        """Store ``entry`` (an entry larger than the budget is not kept); cross-episode, a
+        root goes to the roots' LRU."""
         self._drop(key)
         if entry.nbytes > self._max_bytes:
             return
-        self._entries[key] = entry
-        self.nbytes += entry.nbytes
         if entry.root and self.cross_episode:
+            self._roots[key] = entry
+            self.root_bytes += entry.nbytes
             for n in range(1, len(key)):
                 self._covers[key[:n]] = key
+        else:
+            self._entries[key] = entry
+            self.nbytes += entry.nbytes
         self._evict()
-
-    def supersede(self, key: Key) -> None:
-        """Cross-episode: drop ``key``'s entry unless it is a root (its window was extended:
-        the user moved on, and its keys and values live on in the extension)."""
-        entry = self._entries.get(key)
-        if self.cross_episode and entry is not None and not entry.root:
-            self._drop(key)
 
     def clear(self) -> None:
         """Forget every entry."""
         self._entries.clear()
+        self._roots.clear()
         self._covers.clear()
-        self.nbytes = 0
+        self.nbytes = self.root_bytes = 0
 
     def _drop(self, key: Key) -> None:
         entry = self._entries.pop(key, None)
-        if entry is None:
+        if entry is not None:
+            self.nbytes -= entry.nbytes
+        root = self._roots.pop(key, None)
+        if root is None:
             return
-        self.nbytes -= entry.nbytes
-        if entry.root:
-            for n in range(1, len(key)):
-                if self._covers.get(key[:n]) == key:
-                    del self._covers[key[:n]]
+        self.root_bytes -= root.nbytes
+        for n in range(1, len(key)):
+            if self._covers.get(key[:n]) == key:
+                del self._covers[key[:n]]
 
     def _evict(self) -> None:
         while self._entries and self.nbytes > self._max_bytes:
             self._drop(next(iter(self._entries)))
+        while self._roots and self.root_bytes > self._max_bytes:
+            self._drop(next(iter(self._roots)))
 
 
 @dataclass
@@ -348,7 +361,6 @@ class IncrementalReader:
             out[todo[key]] = state
             assert f.kv is not None  # a miss feeds at least its last item
             cache.put(key, Entry(_join(read.past, f.kv), state, root=read.past is None))
-            cache.supersede(key[: read.n_past])
         return out
 
     def scores(
@@ -381,7 +393,6 @@ class IncrementalReader:
             assert f.kv is not None
             entries[key] = Entry(_join(read.past, f.kv), root=read.past is None)
             cache.put(key, entries[key])  # type: ignore[arg-type]
-            cache.supersede(key[: read.n_past])
         reads, where = [], []
         for key, rows in groups.items():
             c = candidates[rows].reshape(-1)
@@ -398,7 +409,6 @@ class IncrementalReader:
                 if keep[groups[key][s + j]]:
                     kv = _join(entries[key], f.kv[:, :, :, j : j + 1])
                     cache.put((*key, int(item)), Entry(kv))
-                    cache.supersede(key)
         out = np.empty((n_rows, k), dtype=np.float64)
         for key, values in flat.items():
             out[groups[key]] = values.reshape(-1, k)
