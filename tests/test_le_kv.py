@@ -244,14 +244,18 @@ def test_throughput_benchmark_times_full_and_incremental_reads(
 
     argv = ["--untrained", "--model", str(tiny_dir), "--layers", "1", "--window", "4"]
     argv += ["--n-items", "60", "--steps", "3", "--sizes", "2", "--skip-singles"]
+    argv += ["--cross-episode", "--warmup", "40", "--env-kwargs", '{"n_users": 2, "patience": 1}']
     recuser_throughput.main(argv)
     out = capsys.readouterr().out
     assert "untrained" in out and "1 decoder layers" in out and "window 4" in out
     cells = [line.strip("| ").split(" | ") for line in out.splitlines() if line.startswith("|")]
     rows = [row for row in cells if row[0].isdigit()]
-    assert [row[0] for row in rows] == ["2"]
+    assert [row[0] for row in rows] == ["2", "2"]
     full_tokens, inc_tokens = (float(x) for x in rows[0][-1].split(" -> "))
     assert 0 < inc_tokens < full_tokens
+    # Two users restarting from their own logged blocks: across episodes feeds less.
+    within, across = (float(x) for x in rows[1][-1].split(" -> "))
+    assert across < within
 
 
 def test_an_episode_row_does_not_depend_on_what_ran_before(tiny_dir: Path, tmp_path: Path) -> None:
