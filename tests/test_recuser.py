@@ -667,6 +667,18 @@ def test_sb3_comparison_benchmark_plays_every_agent_on_the_same_episodes(tmp_pat
         "Not finished yet (no row): PPO / item-le, PPO / mlp" in (tmp_path / "table.md").read_text()
     )
     assert not list((tmp_path / "runs").glob("ppo-*"))
+    # --board: the runner's row of each reported pair plays the zips of every training seed.
+    board = tmp_path / "board.jsonl"
+    recuser_sb3.main(
+        [*argv, "--algos", "A2C", "--policies", "item-le", "--report-only", "--board", str(board)]
+    )
+    (line,) = [json.loads(line) for line in board.read_text().splitlines()]
+    assert line["agent"] == "sb3" and line["seeds"] == [0, 1] and line["budget"] is not None
+    assert line["agent_config"]["path"].endswith("a2c-item-le-seed{seed}.zip")
+    assert line["env_kwargs"]["observation"] == "dict"
+    np.testing.assert_allclose(
+        line["metrics"]["return"]["seed_means"], rows[("A2C", "item-le")]["seed_means"]
+    )
     # The saved models play on the leaderboard with the same episodes and masks.
     saved = sorted(p.name for p in (tmp_path / "runs").glob("*.zip"))
     assert saved[0] == "a2c-item-le-seed0.zip" and len(saved) == 8

@@ -360,6 +360,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument(
         "--checkpoint-minutes", type=float, default=5.0, help="minutes between two checkpoints"
     )
+    parser.add_argument(
+        "--board",
+        type=Path,
+        default=None,
+        help="also append a leaderboard row per reported (algorithm, policy) pair to this "
+        "JSON-lines file: the runner playing the runs' zips, one training seed per --seeds",
+    )
     what = parser.add_mutually_exclusive_group()
     what.add_argument(
         "--only-runs", action="store_true", help="train the runs; write no rows or curves"
@@ -474,6 +481,8 @@ def _report(args: argparse.Namespace, base: dict[str, Any], probe: Any, device: 
                 continue
             runs = [json.loads(p.read_text()) for p in paths]
             rows.append(_row(_name(algo), policy, runs, pop))
+            if args.board is not None:
+                _board_row(args, algo, policy, rows[-1], runs[0]["device"])
     meta = {
         "le": args.le,
         "env_kwargs": base,
@@ -507,6 +516,40 @@ _RUN_SETTINGS = (
     "episodes",
     "max_history",
 )
+
+
+def _board_row(
+    args: argparse.Namespace, algo: str, policy: str, row: dict[str, Any], device: str
+) -> None:
+    """Append the runner's row of one (algorithm, policy) pair to ``args.board``: the ``sb3``
+    agent on the runs' zips (``{seed}``: each training seed's), with the training minutes
+    per seed as its budget."""
+    from agents.sb3 import SB3Agent
+    from benchmarks.runner import append_rows
+    from benchmarks.runner import evaluate as run_row
+    from recgym.evaluation import EvalSpec
+
+    zips = args.out / "runs" / f"{_name(algo).lower()}-{policy}-seed{{seed}}.zip"
+    kwargs = {"algo": algo, "path": str(zips)}
+    # The env's defaults stay out, so the row's command is short.
+    env_kwargs = env_kwargs_for(policy, dict(args.env_kwargs), args.max_history)
+    if args.le != DEFAULT_LE:
+        env_kwargs["le"] = args.le
+    if args.le_kwargs:
+        env_kwargs["le_kwargs"] = args.le_kwargs
+    spec = EvalSpec(
+        "RecUser-v0",
+        "sb3",
+        kwargs,
+        split="test",
+        episodes=args.episodes,
+        seeds=args.seeds,
+        env_kwargs=env_kwargs,
+        budget=round(row["train_minutes"], 1),
+        budget_device=device,
+    )
+    agent = SB3Agent(zips, algo, seed=args.seeds[0])
+    append_rows(args.board, [run_row(spec, agent)])
 
 
 def _start_study(folder: Path, study: dict[str, Any]) -> None:
