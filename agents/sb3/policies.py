@@ -29,6 +29,7 @@ policy keyword arguments are stored in the zip).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -192,6 +193,32 @@ class _StateCritic(nn.Module):
         return self.value_net(features[:, : self.state_dim])
 
 
+@dataclass
+class _Start:
+    """How an item policy's scorer starts: the arguments every item policy takes and saves."""
+
+    item_vectors: Any = None
+    le: str | None = None
+    le_kwargs: dict[str, Any] | None = None
+    init_scale: float = 10.0
+
+    def scorer(self, extractor: StateHistoryExtractor, n_items: int) -> ItemScorer:
+        """A new :class:`ItemScorer` over ``extractor``'s features."""
+        vectors = start_vectors(self.item_vectors, self.le, self.le_kwargs)
+        return ItemScorer(
+            extractor.state_dim, extractor.history_len, n_items, vectors, self.init_scale
+        )
+
+    def params(self) -> dict[str, Any]:
+        """The constructor arguments (what a saved policy is built again with)."""
+        return {
+            "item_vectors": self.item_vectors,
+            "le": self.le,
+            "le_kwargs": self.le_kwargs,
+            "init_scale": float(self.init_scale),
+        }
+
+
 class _ItemHead:
     """What the actor-critic item policies share (a mixin before SB3's policy class): the
     arguments, the mlp extractor and the item head."""
@@ -209,9 +236,7 @@ class _ItemHead:
         **kwargs: Any,
     ) -> None:
         _check_discrete(action_space)
-        self.item_vectors = item_vectors
-        self.le, self.le_kwargs = le, le_kwargs
-        self.init_scale = float(init_scale)
+        self.start = _Start(item_vectors, le, le_kwargs, init_scale)
         self.critic_arch = [64, 64] if critic_arch is None else list(critic_arch)
         kwargs.setdefault("features_extractor_class", StateHistoryExtractor)
         # The item head starts as the SM (or small random scores): SB3's orthogonal init
@@ -228,13 +253,7 @@ class _ItemHead:
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)  # type: ignore[misc]
         policy: Any = self
-        policy.action_net = ItemScorer(
-            policy.features_extractor.state_dim,
-            policy.features_extractor.history_len,
-            int(policy.action_space.n),
-            start_vectors(self.item_vectors, self.le, self.le_kwargs),
-            self.init_scale,
-        )
+        policy.action_net = self.start.scorer(policy.features_extractor, int(policy.action_space.n))
         # The optimizer was made over the default head's parameters: make it again.
         policy.optimizer = policy.optimizer_class(
             policy.parameters(), lr=lr_schedule(1), **policy.optimizer_kwargs
@@ -242,14 +261,7 @@ class _ItemHead:
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data: dict[str, Any] = super()._get_constructor_parameters()  # type: ignore[misc]
-        data.update(
-            item_vectors=self.item_vectors,
-            le=self.le,
-            le_kwargs=self.le_kwargs,
-            init_scale=self.init_scale,
-            critic_arch=self.critic_arch,
-        )
-        return data
+        return {**data, **self.start.params(), "critic_arch": self.critic_arch}
 
 
 def _check_discrete(action_space: gym.Space[Any]) -> None:
@@ -313,34 +325,19 @@ class ItemDQNPolicy(DQNPolicy):
         **kwargs: Any,
     ) -> None:
         _check_discrete(action_space)
-        self.item_vectors = item_vectors
-        self.le, self.le_kwargs = le, le_kwargs
-        self.init_scale = float(init_scale)
+        self.start = _Start(item_vectors, le, le_kwargs, init_scale)
         kwargs.setdefault("features_extractor_class", StateHistoryExtractor)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)  # type: ignore[arg-type]
 
     def make_q_net(self) -> QNetwork:
         """A Q-network over the item scores (its own features extractor, as SB3's)."""
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        extractor = net_args["features_extractor"]
-        scorer = ItemScorer(
-            extractor.state_dim,
-            extractor.history_len,
-            int(self.action_space.n),  # type: ignore[attr-defined]
-            start_vectors(self.item_vectors, self.le, self.le_kwargs),
-            self.init_scale,
-        )
+        n_items = int(self.action_space.n)  # type: ignore[attr-defined]
+        scorer = self.start.scorer(net_args["features_extractor"], n_items)
         return _ItemQNetwork(scorer, **net_args).to(self.device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(
-            item_vectors=self.item_vectors,
-            le=self.le,
-            le_kwargs=self.le_kwargs,
-            init_scale=self.init_scale,
-        )
-        return data
+        return {**super()._get_constructor_parameters(), **self.start.params()}
 
 
 def item_policy(algo: str) -> type[Any]:
