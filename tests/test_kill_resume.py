@@ -430,7 +430,7 @@ def test_sb3_study_killed_twice_resumes_to_the_same_rows(tmp_path: Path) -> None
     assert "resuming the DQN training" in err and "resuming the MaskablePPO training" in err
     record, expected = (json.loads((f / "results.json").read_text()) for f in (resumed, straight))
     assert _untimed(record) == _untimed(expected)
-    agents = ["random-item", "popular-item", "DQN", "MaskablePPO"]
+    agents = ["random-item", "popular-item", "sm-greedy", "DQN", "MaskablePPO"]
     assert [r["agent"] for r in record["rows"]] == agents
     from sb3_contrib import MaskablePPO
     from stable_baselines3 import DQN

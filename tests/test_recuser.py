@@ -645,6 +645,7 @@ def test_sb3_comparison_benchmark_plays_every_agent_on_the_same_episodes(tmp_pat
     assert list(rows) == [
         ("random-item", None),
         ("popular-item", None),
+        ("sm-greedy", None),
         ("A2C", "item-le"),
         ("MaskablePPO", "item-le"),
         ("A2C", "mlp"),
@@ -659,10 +660,11 @@ def test_sb3_comparison_benchmark_plays_every_agent_on_the_same_episodes(tmp_pat
         assert len(curves) == 2 and curves[0][0][0] == 0
         assert curves[0][-1][0] >= 64
     assert rows[("popular-item", None)]["vs_popular"] == {"mean": 0.0, "ci95": 0.0}
+    assert rows[("sm-greedy", None)]["vs_sm_greedy"] == {"mean": 0.0, "ci95": 0.0}
     # --report-only trains nothing: a pair without runs gets no row and is named as pending.
     again = recuser_sb3.main([*argv, "--algos", "A2C", "PPO", "--report-only"])
-    assert [(r["agent"], r["policy"]) for r in again][2:] == [("A2C", "item-le"), ("A2C", "mlp")]
-    assert again[2]["seed_means"] == rows[("A2C", "item-le")]["seed_means"]
+    assert [(r["agent"], r["policy"]) for r in again][3:] == [("A2C", "item-le"), ("A2C", "mlp")]
+    assert again[3]["seed_means"] == rows[("A2C", "item-le")]["seed_means"]
     assert (
         "Not finished yet (no row): PPO / item-le, PPO / mlp" in (tmp_path / "table.md").read_text()
     )

@@ -14,12 +14,14 @@ the training env's (``n_users``), the last ``--valid-users`` are **validation** 
 run trains on; every ``--eval-every`` steps the run plays them (episode ``j``: user
 ``n - valid + j``, reset seed ``10_000 + j``) for its learning curve. The final model (no
 selection: the budget is fixed) then plays the ``--episodes`` fixed episodes of the held-out
-``"test"`` users (:func:`benchmarks.episodes.play_episodes`), as ``random-item`` and
-``popular-item`` do, greedily over the unseen items (the env's masks, :class:`SB3Agent`).
+``"test"`` users (:func:`benchmarks.episodes.play_episodes`), as ``random-item``,
+``popular-item`` and ``sm-greedy`` (the LE's own next-item guess, where ``item-le`` starts)
+do, greedily over the unseen items (the env's masks, :class:`SB3Agent`).
 
 Rows (``<out>/results.json``, ``<out>/table.md``): per (algorithm, policy), the mean test
 return with a 95 % interval over episodes of the seed-averaged returns, the per-seed means, the
-paired difference against ``popular-item`` (same users, start histories and acceptance draws),
+paired differences against ``popular-item`` and ``sm-greedy`` (same users, start histories
+and acceptance draws),
 the last validation return, wall minutes per seed and the device. ``<out>/curves.png`` draws
 the validation curves (mean over seeds, shaded 95 % interval over seeds). Run::
 
@@ -50,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.baselines.recuser import PopularItemAgent, RandomItemAgent
+from agents.baselines.recuser import PopularItemAgent, RandomItemAgent, SMGreedyAgent
 from benchmarks.episodes import play_episodes
 from benchmarks.runner import summarize, t_quantile_975
 from benchmarks.studies import save_record
@@ -255,8 +257,10 @@ def _row(
     name: str,
     policy: str | None,
     runs: list[dict[str, Any]],
-    popular: np.ndarray,
+    refs: dict[str, np.ndarray],
 ) -> dict[str, Any]:
+    """A table row from runs' test returns, paired against each reference agent of
+    ``refs`` (``(1, episodes)`` returns of popular-item and sm-greedy)."""
     returns = np.stack([np.asarray(r["test"]["return"]) for r in runs])
     length = np.stack([np.asarray(r["test"]["length"]) for r in runs])
     taken = np.stack([np.asarray(r["test"]["taken"]) for r in runs])
@@ -269,7 +273,8 @@ def _row(
         "return": ret["mean"],
         "return_ci95": ret["ci95"],
         "seed_means": ret["seed_means"],
-        "vs_popular": _paired(returns, popular),
+        "vs_popular": _paired(returns, refs["popular-item"]),
+        "vs_sm_greedy": _paired(returns, refs["sm-greedy"]),
         "length": float(length.mean()),
         "accept_rate": float(taken.sum() / max(length.sum(), 1)),
         "valid_return": float(np.mean([c[-1][1] for c in curves])) if curves else None,
@@ -284,19 +289,20 @@ def _table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta['timesteps']} training steps per run, training seeds {meta['seeds']}, "
         f"{meta['valid_users']} validation users; device {meta['device']}.",
         "",
-        "| agent | policy | test return | vs popular-item (paired) | per-seed | valid return "
-        "| episode length | accept rate | train min/seed |",
-        "|---|---|---:|---:|---|---:|---:|---:|---:|",
+        "| agent | policy | test return | vs popular-item (paired) | vs sm-greedy (paired) "
+        "| per-seed | valid return | episode length | accept rate | train min/seed |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         ci = "" if r["return_ci95"] is None else f" ± {r['return_ci95']:.2f}"
-        vs = r["vs_popular"]
+        vs, sm = r["vs_popular"], r["vs_sm_greedy"]
         seeds = ", ".join(f"{m:.2f}" for m in r["seed_means"])
         valid = "–" if r["valid_return"] is None else f"{r['valid_return']:.2f}"
         minutes = "–" if r["train_minutes"] is None else f"{r['train_minutes']:.1f}"
         lines.append(
             f"| {r['agent']} | {r['policy'] or '–'} | {r['return']:.2f}{ci} | "
-            f"{vs['mean']:+.2f} ± {vs['ci95']:.2f} | {seeds} | {valid} | {r['length']:.2f} | "
+            f"{vs['mean']:+.2f} ± {vs['ci95']:.2f} | {sm['mean']:+.2f} ± {sm['ci95']:.2f} | "
+            f"{seeds} | {valid} | {r['length']:.2f} | "
             f"{r['accept_rate']:.3f} | {minutes} |"
         )
     return "\n".join(lines) + "\n"
@@ -461,15 +467,20 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 def _report(args: argparse.Namespace, base: dict[str, Any], probe: Any, device: str) -> list[Any]:
     """The baselines' and runs' rows, the table and the curves."""
     popular = evaluate(PopularItemAgent.from_env(probe), args.episodes, **base)
+    greedy = evaluate(SMGreedyAgent.from_env(probe), args.episodes, **base)
     random_agent = RandomItemAgent.from_env(probe)
     randoms = []
     for seed in args.seeds:
         reset_agent(random_agent, seed)
         randoms.append({"test": _arrays(evaluate(random_agent, args.episodes, **base))})
-    pop = np.asarray(popular["return"])[None, :]
+    refs = {
+        "popular-item": np.asarray(popular["return"])[None, :],
+        "sm-greedy": np.asarray(greedy["return"])[None, :],
+    }
     rows = [
-        _row("random-item", None, randoms, pop),
-        _row("popular-item", None, [{"test": _arrays(popular)}], pop),
+        _row("random-item", None, randoms, refs),
+        _row("popular-item", None, [{"test": _arrays(popular)}], refs),
+        _row("sm-greedy", None, [{"test": _arrays(greedy)}], refs),
     ]
     pending = []
     for policy in args.policies:
@@ -480,7 +491,7 @@ def _report(args: argparse.Namespace, base: dict[str, Any], probe: Any, device: 
                 pending.append(f"{_name(algo)} / {policy}")
                 continue
             runs = [json.loads(p.read_text()) for p in paths]
-            rows.append(_row(_name(algo), policy, runs, pop))
+            rows.append(_row(_name(algo), policy, runs, refs))
             if args.board is not None:
                 _board_row(args, algo, policy, rows[-1], runs[0]["device"])
     meta = {
