@@ -82,13 +82,16 @@ def _sort_key(row: Mapping[str, Any], metric: str) -> float:
 
 def agent_label(row: Mapping[str, Any]) -> str:
     """The agent's name and, if its config names one, its model, else its algorithm (an SB3
-    model's class, unescaped); a reasoning agent run without its reasoning (``"reasoning":
-    false``, R²ec's ablation) says so."""
+    model's class, then its policy class and start, unescaped); a reasoning agent run without
+    its reasoning (``"reasoning": false``, R²ec's ablation) says so."""
     config = row.get("agent_config") or {}
     if not isinstance(config, Mapping):
         config = {}
     named = config.get("model") or config.get("algo")
     details = [str(named).rpartition(":")[2]] if named else []
+    if config.get("policy"):  # an SB3 model: which policy, and where it started
+        start = config.get("policy_start")
+        details.append(str(config["policy"]) + (f" from {start}" if start else ""))
     if config.get("reasoning") is False:
         details.append("no reasoning")
     return str(row["agent"]) + (f" ({', '.join(details)})" if details else "")

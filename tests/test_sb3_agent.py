@@ -100,7 +100,12 @@ def test_runner_row_replays_the_saved_model(saved: tuple[PPO, Path], test_env: g
         ),
         recorder,
     )
-    assert row["agent_config"] == {"algo": "PPO", "path": str(path), "deterministic": True}
+    assert row["agent_config"] == {
+        "algo": "PPO",
+        "path": str(path),
+        "deterministic": True,
+        "policy": "MultiInputActorCriticPolicy",
+    }
     assert row["env_kwargs"]["retriever"] == "popularity" and row["episodes"] == EPISODES
     assert '"algo": "PPO"' in row["command"] and str(path) in row["command"]
     for key, stats in row["metrics"].items():
@@ -140,7 +145,12 @@ def test_single_and_batched_actions_agree(saved: tuple[PPO, Path], test_env: gym
     assert SB3Agent(path.with_suffix(""), "PPO").config()["path"] == str(path.with_suffix(""))
     wrapped = SB3Agent.from_model(model)
     np.testing.assert_allclose(np.stack(wrapped.act_batch(observations)), batched, atol=1e-6)
-    assert wrapped.config() == {"algo": "PPO", "path": None, "deterministic": True}
+    assert wrapped.config() == {
+        "algo": "PPO",
+        "path": None,
+        "deterministic": True,
+        "policy": "MultiInputActorCriticPolicy",
+    }
     by_module = SB3Agent(path, "stable_baselines3:PPO")
     assert by_module.config()["algo"] == "stable_baselines3:PPO"
 
@@ -217,7 +227,8 @@ def test_command_line_end_to_end(saved: tuple[PPO, Path], tmp_path: Path) -> Non
     ]
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "| sb3 (PPO) |" in done.stdout  # the table names an SB3 row by its algorithm
+    # The table names an SB3 row by its algorithm and policy.
+    assert "| sb3 (PPO, MultiInputActorCriticPolicy) |" in done.stdout
     (row,) = load_rows(out)
     assert row["agent_config"]["path"] == str(path) and row["episodes"] == 20
 

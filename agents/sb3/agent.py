@@ -377,5 +377,11 @@ class SB3Agent:
             self.model.set_random_seed(seed)
 
     def config(self) -> dict[str, Any]:
-        """The settings that define this agent (for leaderboard rows)."""
-        return {"algo": self.algo, "path": self.path, "deterministic": self.deterministic}
+        """The settings that define this agent (for leaderboard rows): also the policy class
+        and, for a policy started from a user model's item vectors, that model."""
+        out = {"algo": self.algo, "path": self.path, "deterministic": self.deterministic}
+        out["policy"] = type(self.model.policy).__name__
+        start = (getattr(self.model, "policy_kwargs", None) or {}).get("le")
+        if start:
+            out["policy_start"] = f"LE {start}"
+        return out
