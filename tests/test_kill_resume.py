@@ -525,7 +525,18 @@ def test_a_study_or_training_of_other_settings_is_refused(tmp_path: Path) -> Non
         rl4rec_ablation.main(["--seeds", "0", "--users", "5", "--le", "fake", "--out", str(out)])
     out = tmp_path / "sb3"
     atomic.write_text(out / "study.json", json.dumps({"timesteps": 1}))
-    argv = ["--le", "fake", "--le-kwargs", '{"n_items": 20}', "--algos", "--episodes", "2"]
+    argv = [
+        "--le",
+        "fake",
+        "--le-kwargs",
+        '{"n_items": 20}',
+        "--algos",
+        "A2C",
+        "--episodes",
+        "2",
+        "--valid-users",
+        "8",
+    ]
     with pytest.raises(ValueError, match=r"SB3 study with another configuration \(.*timesteps"):
         recuser_sb3.main([*argv, "--seeds", "0", "--out", str(out)])
     save_state(tmp_path / "le", {"position": None}, dataclasses.asdict(LEConfig(users=7)))
