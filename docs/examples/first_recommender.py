@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "  python -m benchmarks run --env RecUser-v0 --env-kwargs "
         '\'{"observation": "dict", "max_history": 256}\' --agent sb3 --agent-kwargs '
         f'\'{{"algo": "sb3_contrib:MaskablePPO", "path": "{path}"}}\' --split test '
-        "--episodes 200"
+        "--episodes 200 --out my_rows.jsonl"
     )
     return returns
 
