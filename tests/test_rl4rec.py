@@ -238,6 +238,30 @@ def test_lea_proposals_are_the_sm_top_k_rewarded_by_the_rm(exclude_history: bool
     assert lea.n_proposals == 6 * 4
 
 
+def test_lea_ranked_by_the_rm_keeps_the_best_rewarded_of_the_sm_pool() -> None:
+    um = FakeUserModel(n_items=40, state_dim=8, window=3, seed=1)
+    logged = _logged([[3, 7, 7, 1, 30, 2], [5, 6]], 40)
+    pool = LEAWrapper(logged, um, k=8)  # the SM's top 8, rewarded
+    lea = LEAWrapper(logged, um, k=3, rank="rm", pool=8)
+    assert (lea.rank, lea.pool) == ("rm", 8) and [p.shape for p in lea.proposals] == [
+        (5, 3),
+        (1, 3),
+    ]
+    for props, rewards, cands, cand_rewards in zip(
+        lea.proposals, lea.proposal_rewards, pool.proposals, pool.proposal_rewards, strict=True
+    ):
+        for t in range(len(props)):
+            best = np.argsort(-cand_rewards[t], kind="stable")[:3]
+            assert props[t].tolist() == cands[t][best].tolist()
+            np.testing.assert_allclose(rewards[t], cand_rewards[t][best])
+            assert (np.diff(rewards[t]) <= 0).all()
+    # The RM's pick is rewarded at least as well as the SM's own top 3, per transition.
+    sm = LEAWrapper(logged, um, k=3)
+    for a, b in zip(lea.proposal_rewards, sm.proposal_rewards, strict=True):
+        assert (a.sum(axis=1) >= b.sum(axis=1) - 1e-12).all()
+    assert LEAWrapper(logged, um, k=2, rank="rm").pool == 8  # default: 4 * k
+
+
 def test_lea_speaks_dataset_indices_to_a_reordered_le() -> None:
     """An LE whose catalog is a shuffled subset of the dataset's: proposals come back in
     dataset indices, never name an item the LE lacks, and match the identity-mapped LE."""
@@ -277,6 +301,10 @@ def test_lea_rejects_bad_arguments() -> None:
         LEAWrapper(logged, um, k=21)
     with pytest.raises(ValueError, match="states"):
         LEAWrapper(logged, um, states=[np.zeros((2, um.state_dim))])
+    with pytest.raises(ValueError, match="rank must be one of"):
+        LEAWrapper(logged, um, rank="popularity")
+    with pytest.raises(ValueError, match="pool must be an integer >= k"):
+        LEAWrapper(logged, um, k=3, rank="rm", pool=2)
 
 
 def test_recgym_wrappers_import_no_torch() -> None:

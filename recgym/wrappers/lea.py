@@ -22,7 +22,7 @@ from recgym.le.base import UserModel
 from recgym.metrics import top_k
 from recgym.wrappers.logged import LoggedSequences
 
-__all__ = ["LEAWrapper", "LEView"]
+__all__ = ["RANKS", "LEAWrapper", "LEView"]
 
 
 class LEView:
@@ -112,6 +112,10 @@ class LEView:
         return out
 
 
+RANKS = ("sm", "rm")
+"""How :class:`LEAWrapper` ranks its proposals."""
+
+
 class LEAWrapper:
     """Logged sequences plus, at every transition, the LE's top-``k`` proposed positives.
 
@@ -120,7 +124,9 @@ class LEAWrapper:
     ``states_along(seq)[t] @ item_vectors().T``, ties to the lower index, never the logged
     item, never an item the LE lacks, and with ``exclude_history`` never an item of
     ``seq[: t + 1]``. Each is rewarded by the RM after the same prefix
-    (``rewards_along(seq[:-1], proposals)``). A trainer adds each proposal as
+    (``rewards_along(seq[:-1], proposals)``). With ``rank="rm"`` the proposals are instead
+    the ``k`` of highest RM reward among the SM's top ``pool`` (same exclusions): the RM
+    judges what the SM finds. A trainer adds each proposal as
 
     - an extra cross-entropy target, weighted ``ce_weight`` (the logged item weighs 1), and
     - an extra Q-learning transition with the RM reward, weighted ``q_weight``, that shares the
@@ -140,6 +146,9 @@ class LEAWrapper:
         exclude_history: leave the items of the history so far out of the proposals.
         states: ``states_along(data.sequences)`` through :class:`LEView`, if already computed
             (it is the SM state input of ``agents.rl4rec`` too); computed here otherwise.
+        rank: ``"sm"`` (the SM's top ``k``) or ``"rm"`` (the RM's best ``k`` of the SM's top
+            ``pool``).
+        pool: with ``rank="rm"``, the SM candidates the RM scores (default ``4 * k``).
 
     Attributes:
         proposals: per sequence ``(len(seq) - 1, k)`` int64 dataset items, best first; ``-1``
@@ -148,8 +157,9 @@ class LEAWrapper:
             ``0`` where the proposal is ``-1``.
 
     Raises:
-        ValueError: ``k < 1``, a negative or non-finite weight, ``states`` of the wrong
-            shapes, or items the LE lacks in ``data`` (see :class:`LEView`).
+        ValueError: ``k < 1``, a negative or non-finite weight, an unknown ``rank``, a
+            ``pool`` below ``k``, ``states`` of the wrong shapes, or items the LE lacks in
+            ``data`` (see :class:`LEView`).
     """
 
     def __init__(
@@ -162,9 +172,16 @@ class LEAWrapper:
         q_weight: float = 0.5,
         exclude_history: bool = True,
         states: Sequence[np.ndarray] | None = None,
+        rank: str = "sm",
+        pool: int | None = None,
     ) -> None:
         if int(k) != k or k < 1:
             raise ValueError(f"k (proposals per transition) must be an integer >= 1, got {k}")
+        if rank not in RANKS:
+            raise ValueError(f"rank must be one of {RANKS}, got {rank!r}")
+        pool = int(k) if rank == "sm" else 4 * int(k) if pool is None else pool
+        if int(pool) != pool or pool < k:
+            raise ValueError(f"pool must be an integer >= k = {k}, got {pool}")
         for name, value in (("ce_weight", ce_weight), ("q_weight", q_weight)):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
@@ -173,10 +190,12 @@ class LEAWrapper:
         self.ce_weight = float(ce_weight)
         self.q_weight = float(q_weight)
         self.exclude_history = exclude_history
+        self.rank, self.pool = rank, int(pool)
         view = LEView(user_model, data.n_items)
-        if k > int(view.covered.sum()):
+        if self.pool > int(view.covered.sum()):
             raise ValueError(
-                f"k={k} exceeds the {int(view.covered.sum())} items the LE has; lower k"
+                f"k={k} (pool {self.pool}) exceeds the {int(view.covered.sum())} items the LE "
+                "has; lower k or pool"
             )
         self.view = view
         active = [i for i, s in enumerate(data.sequences) if len(s) >= 2]
@@ -203,9 +222,14 @@ class LEAWrapper:
                 )
             self.proposals[i] = self._propose(seq, st, vectors)
         self._reward(active)
+        if self.rank == "rm":  # keep the pool's k best by RM reward (-1 slots score 0: last)
+            for i in active:
+                best = np.argsort(-self.proposal_rewards[i], axis=1, kind="stable")[:, : self.k]
+                self.proposals[i] = np.take_along_axis(self.proposals[i], best, axis=1)
+                self.proposal_rewards[i] = np.take_along_axis(self.proposal_rewards[i], best, 1)
 
     def _propose(self, seq: np.ndarray, states: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-        """``(len(seq) - 1, k)`` SM top-k per transition, exclusions applied."""
+        """``(len(seq) - 1, pool)`` SM top-``pool`` per transition, exclusions applied."""
         steps = len(seq) - 1
         scores = states[:steps].astype(np.float32) @ vectors.T
         blocked = np.broadcast_to(~self.view.covered, scores.shape)
@@ -216,7 +240,7 @@ class LEAWrapper:
             blocked = blocked | (first[None, :] <= np.arange(steps)[:, None])
         np.putmask(scores, blocked, -np.inf)
         scores[np.arange(steps), seq[1:]] = -np.inf  # the logged next item
-        return top_k(scores, self.k)[0]
+        return top_k(scores, self.pool)[0]
 
     def _reward(self, active: list[int]) -> None:
         """RM rewards of every proposal, one ``rewards_along`` pass for all sequences."""
