@@ -409,6 +409,17 @@ def test_lea_and_rm_rewards_train(data: RL4RecData) -> None:
     assert rec.history[-1]["loss"] < rec.history[0]["loss"]
     with pytest.raises(ValueError, match="LEA"):
         fit_rl4rec(_tiny(algo="sqn", lea_k=3), data, le)
+    # RM-ranked proposals: the config's settings reach the wrapper (and must match it).
+    ranked = _tiny(algo="sqn", lea_k=2, lea_rank="rm", lea_pool=6)
+    le = le_inputs(data, "fake", le_kwargs=ranked.le_kwargs, **ranked.lea_settings())
+    assert le.lea is not None and (le.lea.rank, le.lea.pool) == ("rm", 6)
+    assert fit_rl4rec(ranked, data, le).history
+    with pytest.raises(ValueError, match=r"rank, pool\) = \(2, 0.1, 0.5, 'rm', 8\)"):
+        fit_rl4rec(_tiny(algo="sqn", lea_k=2, lea_rank="rm"), data, le)
+    with pytest.raises(ValueError, match="lea_rank must be one of"):
+        _tiny(algo="sqn", lea_k=2, lea_rank="both")
+    with pytest.raises(ValueError, match="lea_pool must be 0 or >= lea_k"):
+        _tiny(algo="sqn", lea_k=3, lea_pool=2)
 
 
 # --- the ablation script -------------------------------------------------------------------

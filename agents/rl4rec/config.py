@@ -9,6 +9,7 @@ from typing import Any
 from recgym.error import UnknownNameError
 from recgym.le.base import DEFAULT_LE
 from recgym.models.seqrec.config import SeqRecConfig, check_fields, default_config
+from recgym.wrappers.lea import RANKS
 
 __all__ = ["ALGOS", "VARIANTS", "RL4RecConfig", "variant_config"]
 
@@ -62,6 +63,11 @@ class RL4RecConfig:
     """LEA: cross-entropy weight of each proposal (the logged item weighs 1)."""
     lea_q_weight: float = 0.5
     """LEA: Q-learning weight of each proposal's transition (the logged one weighs 1)."""
+    lea_rank: str = "sm"
+    """LEA: ``"sm"`` proposes the SM's top ``lea_k``; ``"rm"`` the ``lea_k`` of highest RM
+    reward among the SM's top ``lea_pool`` (:class:`recgym.wrappers.LEAWrapper`)."""
+    lea_pool: int = 0
+    """LEA with ``lea_rank="rm"``: the SM candidates the RM ranks (0: ``4 * lea_k``)."""
     le: str = DEFAULT_LE
     """The LE (``recgym.le.load_user_model`` name), used when ``reward="le"``, ``le_state`` or
     ``lea_k > 0``."""
@@ -79,7 +85,11 @@ class RL4RecConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-        for name in ("target_update", "negatives", "warmup_epochs", "lea_k"):
+        if self.lea_rank not in RANKS:
+            raise ValueError(f"lea_rank must be one of {RANKS}, got {self.lea_rank!r}")
+        if self.lea_pool and self.lea_pool < self.lea_k:
+            raise ValueError(f"lea_pool must be 0 or >= lea_k = {self.lea_k}, got {self.lea_pool}")
+        for name in ("target_update", "negatives", "warmup_epochs", "lea_k", "lea_pool"):
             minimum = 1 if name == "target_update" else 0
             if getattr(self, name) < minimum:
                 raise ValueError(f"{name} must be >= {minimum}, got {getattr(self, name)}")
@@ -92,6 +102,16 @@ class RL4RecConfig:
                 "algo 'ce' trains the backbone alone; LE rewards, states and LEA need 'sqn' or "
                 "'sa2c'"
             )
+
+    def lea_settings(self) -> dict[str, Any]:
+        """The LEA arguments of :func:`agents.rl4rec.le_inputs`."""
+        return {
+            "lea_k": self.lea_k,
+            "lea_ce_weight": self.lea_ce_weight,
+            "lea_q_weight": self.lea_q_weight,
+            "lea_rank": self.lea_rank,
+            "lea_pool": self.lea_pool,
+        }
 
     @property
     def uses_le(self) -> bool:

@@ -98,6 +98,8 @@ def le_inputs(
     lea_k: int = 0,
     lea_ce_weight: float = 0.1,
     lea_q_weight: float = 0.5,
+    lea_rank: str = "sm",
+    lea_pool: int = 0,
     le_kwargs: dict[str, Any] | None = None,
     cache: bool = True,
 ) -> LEInputs:
@@ -114,6 +116,8 @@ def le_inputs(
         lea_k: LEA proposals per transition (0: none).
         lea_ce_weight: LEA's cross-entropy weight per proposal.
         lea_q_weight: LEA's Q-learning weight per proposal.
+        lea_rank: ``"sm"`` or ``"rm"`` (see :class:`recgym.wrappers.LEAWrapper`).
+        lea_pool: with ``lea_rank="rm"``, the SM candidates the RM ranks (0: ``4 * lea_k``).
         le_kwargs: arguments of ``load_user_model`` when ``user_model`` is a name.
         cache: read and write the in-memory cache (only for an LE given by name).
     """
@@ -124,7 +128,7 @@ def le_inputs(
         repr(sorted(kwargs.items())),
         data.version,
     )
-    lea_key = (*key, lea_k, lea_ce_weight, lea_q_weight)
+    lea_key = (*key, lea_k, lea_ce_weight, lea_q_weight, lea_rank, lea_pool)
     if named and key in _BASE and (lea_k == 0 or lea_key in _LEA):
         return dataclasses.replace(_BASE[key], lea=_LEA.get(lea_key) if lea_k else None)
     model = load_user_model(user_model, **kwargs) if isinstance(user_model, str) else user_model
@@ -158,6 +162,8 @@ def le_inputs(
         ce_weight=lea_ce_weight,
         q_weight=lea_q_weight,
         states=base.train_states,
+        rank=lea_rank,
+        pool=lea_pool or None,
     )
     if named:
         _LEA[lea_key] = lea

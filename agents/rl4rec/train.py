@@ -235,16 +235,16 @@ def _check_le(config: RL4RecConfig, le: LEInputs | None) -> None:
         return
     if le is None:
         raise ValueError("this configuration reads the LE: pass le (from le_inputs)")
-    if config.lea_k > 0 and (
-        le.lea is None
-        or (le.lea.k, le.lea.ce_weight, le.lea.q_weight)
-        != (config.lea_k, config.lea_ce_weight, config.lea_q_weight)
-    ):
-        got = None if le.lea is None else (le.lea.k, le.lea.ce_weight, le.lea.q_weight)
-        raise ValueError(
-            f"config asks for LEA (k, ce_weight, q_weight) = ({config.lea_k}, "
-            f"{config.lea_ce_weight}, {config.lea_q_weight}); le.lea has {got}"
-        )
+    if config.lea_k > 0:
+        lea = le.lea
+        pool = config.lea_k if config.lea_rank == "sm" else config.lea_pool or 4 * config.lea_k
+        want = (config.lea_k, config.lea_ce_weight, config.lea_q_weight, config.lea_rank, pool)
+        got = None if lea is None else (lea.k, lea.ce_weight, lea.q_weight, lea.rank, lea.pool)
+        if got != want:
+            raise ValueError(
+                f"config asks for LEA (k, ce_weight, q_weight, rank, pool) = {want}; le.lea "
+                f"has {got}"
+            )
 
 
 def _loss(
@@ -512,9 +512,7 @@ def train_rl4rec(
         le = le_inputs(
             data,
             user_model if user_model is not None else config.le,
-            lea_k=config.lea_k,
-            lea_ce_weight=config.lea_ce_weight,
-            lea_q_weight=config.lea_q_weight,
             le_kwargs=config.le_kwargs,
+            **config.lea_settings(),
         )
     return fit_rl4rec(config, data, le, device=device, progress=progress, checkpoint=checkpoint)

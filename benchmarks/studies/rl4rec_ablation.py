@@ -132,14 +132,7 @@ def run(
                 continue
             inputs = None
             if config.uses_le:
-                inputs = le_inputs(
-                    data,
-                    le,
-                    lea_k=config.lea_k,
-                    lea_ce_weight=config.lea_ce_weight,
-                    lea_q_weight=config.lea_q_weight,
-                    le_kwargs=config.le_kwargs,
-                )
+                inputs = le_inputs(data, le, le_kwargs=config.le_kwargs, **config.lea_settings())
                 le_seconds = max(le_seconds, inputs.seconds)
             start = time.perf_counter()
             fit_dir = None if checkpoint is None else checkpoint / f"fit-{name}"
