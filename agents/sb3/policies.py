@@ -2,15 +2,16 @@
 
 SB3's default ``MlpPolicy`` ends in a ``Linear(64, n_items)``: each of ``RecUser-v0``'s 1,682
 items is an unrelated output that must be learned from the few times it was tried. These
-policies score an item as ``<q(state), e_item> + b_item`` instead, a two-tower head as in
+policies score an item as ``<W state, e_item> + b_item`` instead, a two-tower head as in
 sequential recommenders: what is learned about one item moves the items near it, and the
 embeddings can start from the LE's own item vectors (``env.unwrapped.model.item_vectors()``),
 whose dot product with the SM state is the score the SM was trained to give the next item::
 
     from stable_baselines3 import PPO
     from agents.sb3.policies import ItemPolicy, item_policy_kwargs
+    from agents.sb3.vec_env import make_recuser_vec_env
 
-    env = make_recuser_vec_env(16, seed=0, observation="dict", max_history=256)
+    env = make_recuser_vec_env(16, seed=0, users="train", observation="dict", max_history=256)
     kwargs = item_policy_kwargs(env, init="le")
     PPO(ItemPolicy, env, policy_kwargs=kwargs).learn(50_000)
 
