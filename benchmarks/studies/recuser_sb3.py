@@ -308,9 +308,15 @@ def _table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+def plot_curves(
+    rows: list[dict[str, Any]],
+    path: Path,
+    title: str,
+    references: dict[str, float] | None = None,
+) -> None:
     """Validation return against training steps, one line per (algorithm, policy): the mean
-    over seeds with a shaded 95 % interval over seeds."""
+    over seeds with a shaded 95 % interval over seeds; ``references`` (name: return on the
+    same validation episodes) as dashed horizontal lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -331,6 +337,9 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> None:
             half = t_quantile_975(len(curves) - 1) * values.std(axis=0, ddof=1)
             half /= math.sqrt(len(curves))
             ax.fill_between(steps, mean - half, mean + half, alpha=0.2, color=line.get_color())
+    for name, value in (references or {}).items():
+        ax.axhline(value, linestyle="--", linewidth=1, color="gray")
+        ax.annotate(name, (0, value), textcoords="offset points", xytext=(4, 3), fontsize=7)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("validation return (20 steps)")
     ax.set_title(title)
@@ -507,11 +516,23 @@ def _report(args: argparse.Namespace, base: dict[str, Any], probe: Any, device: 
     if pending:  # --report-only before the grid is done
         table += f"\nNot finished yet (no row): {', '.join(pending)}.\n"
     print(table)
-    save_record(args.out, "results", {**meta, "rows": rows}, table)
+    # The curves' references: the baselines on the same validation episodes.
+    n_train = len(probe.get_wrapper_attr("batch").logged)
+    valid = {"split": "train", "first_user": n_train - args.valid_users, **base}
+    references = {
+        name: float(evaluate(agent, args.valid_users, **valid)["return"].mean())
+        for name, agent in (
+            ("popular-item", PopularItemAgent.from_env(probe)),
+            ("sm-greedy", SMGreedyAgent.from_env(probe)),
+        )
+    }
+    record = {**meta, "valid_references": references, "rows": rows}
+    save_record(args.out, "results", record, table)
     plot_curves(
         rows,
         args.out / "curves.png",
         f"RecUser-v0 validation return ({len(args.seeds)} seeds, {device})",
+        references,
     )
     return rows
 
