@@ -149,9 +149,8 @@ class _Curve:
         return steps >= last + self.every
 
     def add(self, steps: int, model: Any) -> None:
-        returns = self.play(model)
-        half = t_quantile_975(len(returns) - 1) * returns.std(ddof=1) / math.sqrt(len(returns))
-        self.points.append([int(steps), float(returns.mean()), float(half)])
+        returns = summarize(self.play(model)[None, :])
+        self.points.append([int(steps), returns["mean"], returns["ci95"]])
         if self.path is not None:
             atomic.write_text(self.path, json.dumps(self.points))
         self._progress(steps)
@@ -247,10 +246,8 @@ def train(
 
 def _paired(values: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     """Mean and 95 % interval over episodes of ``values - reference`` (seed-averaged)."""
-    diff = values.mean(axis=0) - reference.mean(axis=0)
-    n = len(diff)
-    half = t_quantile_975(n - 1) * float(diff.std(ddof=1)) / math.sqrt(n)
-    return {"mean": float(diff.mean()), "ci95": half}
+    diff = summarize((values.mean(axis=0) - reference.mean(axis=0))[None, :])
+    return {"mean": diff["mean"], "ci95": diff["ci95"]}
 
 
 def _row(
