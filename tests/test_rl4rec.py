@@ -432,19 +432,36 @@ def test_ablation_script_runs_end_to_end(
 
     args = ["--users", "30", "--max-epochs", "1", "--seeds", "0", "1", "--le", "fake"]
     args += ["--le-kwargs", '{"n_items": 1682}', "--out", str(tmp_path), "--max-len", "20"]
-    args += ["--variants", "base", "rating", "rm", "sm", "lea"]
+    tuned = 'lea:lea_k=1,lea_rank="rm"'
+    args += ["--variants", "base", "rating", "rm", "sm", "lea", tuned]
     assert main(args) == 0
     out = capsys.readouterr().out
     record = json.loads((tmp_path / "results.json").read_text())
     cells = [(r["algo"], r["variant"]) for r in record["rows"]]
-    assert cells[0] == ("ce", "base") and len(cells) == 1 + 2 * 4
-    assert ("sa2c", "lea") in cells and ("sqn", "sm") in cells
+    assert cells[0] == ("ce", "base") and len(cells) == 1 + 2 * 5
+    assert ("sa2c", "lea") in cells and ("sqn", "sm") in cells and ("sqn", tuned) in cells
+    base = record["rows"][0]
+    assert "paired/test/ndcg@10" not in base
     for row in record["rows"]:
         assert len(row["runs"]) == 2 and row["test/ndcg@10"]["ci95"] is not None
         assert 0 <= row["test/hit@10"]["mean"] <= 1
-    assert "| sqn | rm |" in out and "HR@10" in (tmp_path / "table.md").read_text()
+        assert all(len(r["test_positions"]) == 30 for r in row["runs"])
+        assert 0 <= row["validation/ndcg@10"]["mean"] <= 1
+        if row is base:
+            continue
+        for key in ("test/ndcg@10", "test/hit@10"):  # paired by user and seed: means subtract
+            paired = row[f"paired/{key}"]
+            assert paired["mean"] == pytest.approx(row[key]["mean"] - base[key]["mean"])
+            assert paired["ci95"] is not None and len(paired["seed_means"]) == 2
+    lea = next(r for r in record["rows"] if r["variant"] == tuned)["runs"][0]["config"]
+    assert (lea["lea_k"], lea["lea_rank"]) == (1, "rm")
+    assert "| sqn | rm |" in out and "Δ NDCG@10 vs base" in (tmp_path / "table.md").read_text()
     with pytest.raises(UnknownNameError, match="no rl4rec variant named 'bogus'"):
         main(["--variants", "bogus", "--users", "5", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="must be JSON"):
+        main(["--variants", "lea:lea_rank=rm", "--users", "5", "--out", str(tmp_path)])
+    with pytest.raises(TypeError, match="lea_kk"):
+        main(["--variants", "lea:lea_kk=1", "--users", "5", "--out", str(tmp_path)])
 
 
 def test_ablation_overrides_reach_every_cell(tmp_path: Path) -> None:

@@ -274,6 +274,21 @@ def test_train_seqrec_on_movielens_keeps_the_best_validation_epoch(tmp_path: Pat
     assert again["recall@10"] == pytest.approx(metrics["validation/recall@10"])
 
 
+def test_target_positions_exclude_the_history_but_never_the_target() -> None:
+    from recgym.models.seqrec import evaluate_scores, target_positions
+
+    scores = np.array([[5.0, 4.0, 3.0, 2.0, 1.0]] * 4)
+    histories = [np.array([0]), np.array([0, 1]), np.array([4]), np.array([2])]
+    targets = np.array([2, 1, 4, 3])
+    # row 0: item 0 is history, so 1, 2 lead: 2 is second; row 1: the target stays in although
+    # it is in the history; row 2: item 4 is fifth, outside the top 3; row 3: 0, 1, 3.
+    positions = target_positions(scores, histories, targets, k=3)
+    assert positions.tolist() == [1, 0, -1, 2]
+    found = evaluate_scores(scores, histories, targets, k=3)
+    assert found["hit@3"] == pytest.approx(3 / 4)
+    assert found["ndcg@3"] == pytest.approx((1 / np.log2(3) + 1 + 1 / np.log2(4)) / 4)
+
+
 @pytest.mark.slow  # ~10-20 s on 2 shared cores: three epochs over all 943 users
 def test_lrurec_beats_popularity_on_movielens() -> None:
     from recgym.models.seqrec import evaluate_scores

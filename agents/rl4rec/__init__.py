@@ -10,7 +10,7 @@ add its state model's (SM) state to the RL state, and propose extra positives (L
 
 from __future__ import annotations
 
-from agents.rl4rec.config import ALGOS, VARIANTS, RL4RecConfig, variant_config
+from agents.rl4rec.config import ALGOS, VARIANTS, RL4RecConfig, parse_variant, variant_config
 from agents.rl4rec.data import LEInputs, RL4RecData, le_inputs
 from agents.rl4rec.hub import pretrained_rl4rec, rl4rec_config, rl4rec_dir
 from agents.rl4rec.model import (
@@ -35,6 +35,7 @@ __all__ = [
     "double_q_value",
     "fit_rl4rec",
     "le_inputs",
+    "parse_variant",
     "pretrained_rl4rec",
     "rl4rec_config",
     "rl4rec_dir",

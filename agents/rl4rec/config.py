@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,7 @@ from recgym.le.base import DEFAULT_LE
 from recgym.models.seqrec.config import SeqRecConfig, check_fields, default_config
 from recgym.wrappers.lea import RANKS
 
-__all__ = ["ALGOS", "VARIANTS", "RL4RecConfig", "variant_config"]
+__all__ = ["ALGOS", "VARIANTS", "RL4RecConfig", "parse_variant", "variant_config"]
 
 ALGOS = ("ce", "sqn", "sa2c")
 """``ce``: the backbone alone (cross-entropy); ``sqn``: CE + Q-learning; ``sa2c``: SQN with
@@ -141,25 +142,61 @@ with its SM state, ``lea`` with its proposed positives (rating rewards for the l
 transitions), ``all`` with the three LE inputs."""
 
 
+def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
+    """A variant name and its own settings from ``"NAME"`` or ``"NAME:FIELD=JSON,FIELD=JSON"``.
+
+    ``"lea:lea_k=1,lea_rank=\"rm\""`` is :data:`VARIANTS`' ``lea`` with one RM-ranked proposal:
+    the settings are :class:`RL4RecConfig` fields, each value JSON (no commas inside), and
+    they win over the variant's own (this is how an ablation tunes a variant).
+
+    Raises:
+        UnknownNameError: the name is not a key of :data:`VARIANTS`.
+        ValueError: a setting is not ``FIELD=JSON``.
+        TypeError: a setting is not an :class:`RL4RecConfig` field.
+    """
+    name, _, rest = spec.partition(":")
+    if name not in VARIANTS:
+        raise UnknownNameError(f"no rl4rec variant named {name!r}; known: {', '.join(VARIANTS)}")
+    settings: dict[str, Any] = {}
+    for item in rest.split(",") if rest else []:
+        field_name, sep, value = item.partition("=")
+        if not sep or not field_name:
+            raise ValueError(
+                f"variant {spec!r}: settings are FIELD=JSON separated by commas "
+                f"(e.g. 'lea:lea_k=1,lea_rank=\"rm\"'); got {item!r}"
+            )
+        try:
+            settings[field_name.strip()] = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"variant {spec!r}: the value of {field_name} must be JSON (a string is "
+                f'quoted: {field_name}="{value}"): {err}'
+            ) from None
+    check_fields(RL4RecConfig, settings)
+    return name, settings
+
+
 def variant_config(
     variant: str, algo: str = "sqn", *, backbone: SeqRecConfig | None = None, **overrides: Any
 ) -> RL4RecConfig:
     """The configuration of one ablation cell.
 
     Args:
-        variant: a key of :data:`VARIANTS`.
+        variant: a key of :data:`VARIANTS`, optionally with its own settings
+            (:func:`parse_variant`: ``"lea:lea_k=1"``).
         algo: ``"sqn"`` or ``"sa2c"`` (ignored by ``base``, which is always ``"ce"``).
         backbone: the backbone configuration (default: GRU4Rec, ``max_len`` 100).
-        **overrides: other :class:`RL4RecConfig` fields.
+        **overrides: other :class:`RL4RecConfig` fields; the variant's own settings win over
+            them.
 
     Raises:
         UnknownNameError: an unknown variant.
+        ValueError: malformed variant settings.
         TypeError: an override is not a field.
     """
-    if variant not in VARIANTS:
-        raise UnknownNameError(f"no rl4rec variant named {variant!r}; known: {', '.join(VARIANTS)}")
+    name, settings = parse_variant(variant)
     check_fields(RL4RecConfig, overrides)
-    values: dict[str, Any] = {"algo": algo, **overrides, **VARIANTS[variant]}
+    values: dict[str, Any] = {"algo": algo, **overrides, **VARIANTS[name], **settings}
     if backbone is not None:
         values["backbone"] = backbone
     return RL4RecConfig(**values)

@@ -40,6 +40,7 @@ from recgym.models.seqrec.retriever import (
     SeqRecRetriever,
     evaluate_scores,
     read_module,
+    target_positions,
     write_module,
 )
 from recgym.models.seqrec.train import _batches, _optimizer, fit
@@ -61,6 +62,9 @@ class RL4RecRecommender:
         metrics: ``validation/*`` and ``test/*`` ndcg, recall and hit at 10, and training facts.
         history: per epoch ``epoch``, ``loss``, ``ce``, ``q`` and ``validation/ndcg@10``.
         user_model: the LE that gives SM states to a model trained with ``le_state``.
+        test_positions: after :func:`fit_rl4rec`, per test user (the data's order) the 0-based
+            position of the test item in the top 10, ``-1`` outside it: the per-user results
+            that paired comparisons read (``None`` for a loaded model).
     """
 
     def __init__(
@@ -78,6 +82,7 @@ class RL4RecRecommender:
         self.user_model = user_model
         self.metrics = dict(metrics or {})
         self.history = list(history or [])
+        self.test_positions: np.ndarray | None = None
 
     def __repr__(self) -> str:
         ndcg = self.metrics.get("test/ndcg@10")
@@ -329,7 +334,8 @@ def fit_rl4rec(
 
     Returns:
         The best epoch's model, with ``metrics`` (``validation/*``, ``test/*``,
-        ``best_epoch``, ``epochs``, ``train_seconds``, ``train_users``) and ``history``.
+        ``best_epoch``, ``epochs``, ``train_seconds``, ``train_users``), ``history`` and
+        ``test_positions``.
 
     Raises:
         ValueError: ``checkpoint`` holds the state of another configuration.
@@ -377,7 +383,9 @@ def fit_rl4rec(
     seconds = seconds_before + time.perf_counter() - start
     model.eval()
     rec.metrics = {f"validation/{k}": v for k, v in rec.evaluate(*data.validation, val_le).items()}
-    rec.metrics |= {f"test/{k}": v for k, v in rec.evaluate(*data.test, test_le).items()}
+    test_scores = rec.score(data.test[0], test_le)
+    rec.metrics |= {f"test/{k}": v for k, v in evaluate_scores(test_scores, *data.test).items()}
+    rec.test_positions = target_positions(test_scores, *data.test)
     rec.metrics |= {
         "best_epoch": float(best_epoch),
         "epochs": float(len(history)),

@@ -2,15 +2,22 @@
 
 For each algorithm (SQN, SA2C) and variant of :data:`agents.rl4rec.VARIANTS` (``base``: the
 CE-only backbone, one row for both algorithms; ``rating``: rating rewards; ``rm``: the LE's RM
-rewards; ``sm``: its SM state added to the RL state; ``lea``: its proposed positives), train
-once per seed, early-stopped on validation NDCG@10, and evaluate on the test split: full
-ranking of all items with the history excluded, recommendations from the CE head, HR@10 and
-NDCG@10 (:mod:`recgym.metrics`; one target per user, so HR@10 = Recall@10). Cells are
-``mean ± ci95`` over seeds (Student t). The LE runs once, before the first run that needs it,
+rewards; ``sm``: its SM state added to the RL state; ``lea``: its proposed positives;
+``all``: the three LE inputs), train once per seed, early-stopped on validation NDCG@10, and
+evaluate on the test split: full ranking of all items with the history excluded,
+recommendations from the CE head, HR@10 and NDCG@10 (:mod:`recgym.metrics`; one target per
+user, so HR@10 = Recall@10). Cells are ``mean ± ci95`` over seeds (Student t). Each row also
+gets its difference from ``base`` paired by seed and user (:func:`benchmarks.runner.summarize`
+of the per-user differences: the interval is over users of the seed-averaged difference), and
+its validation NDCG@10, the only number to select settings by. A variant may carry its own
+settings (:func:`agents.rl4rec.parse_variant`: ``'lea:lea_k=1,lea_rank="rm"'``), which is how
+LEA's settings are tuned on validation. The LE runs once, before the first run that needs it,
 and every seed and variant reuses its output. Run::
 
     python -m benchmarks.studies.rl4rec_ablation --seeds 0 1 2
     python -m benchmarks.studies.rl4rec_ablation --le fake --le-kwargs '{"n_items": 1682}'
+    python -m benchmarks.studies.rl4rec_ablation --algos sqn --seeds 0 \\
+        --variants base lea 'lea:lea_k=1' 'lea:lea_rank="rm"'
 
 ``--users 50 --max-epochs 1 --seeds 0`` is a smoke run. The output folder gets
 ``results.json`` (every run's config, metrics and time, the command, commit and machine) and
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import platform
@@ -37,10 +45,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.rl4rec import VARIANTS, RL4RecData, fit_rl4rec, le_inputs, variant_config
-from benchmarks.runner import git_commit, t_quantile_975
+from agents.rl4rec import RL4RecData, fit_rl4rec, le_inputs, parse_variant, variant_config
+from benchmarks.runner import git_commit, summarize, t_quantile_975
 from recgym.error import UnknownNameError
 from recgym.le.base import DEFAULT_LE
+from recgym.metrics import metrics_at_rank
 from recgym.models.seqrec import default_config
 from recgym.utils import atomic
 from recgym.utils.checkpoint import check_config, note_resume
@@ -49,6 +58,8 @@ __all__ = ["main", "run", "table"]
 
 DEFAULT_OUT = Path("benchmarks/results/rl4rec-ablation")
 METRICS = (("test/hit@10", "HR@10"), ("test/ndcg@10", "NDCG@10"))
+VARIANT_NAMES = ("base", "rating", "rm", "sm", "lea", "all")
+"""The default variants: every cell of the LE paper's ablation."""
 
 
 def _summary(values: Sequence[float]) -> dict[str, Any]:
@@ -84,13 +95,11 @@ def run(
 
     Raises:
         UnknownNameError: an unknown variant or algorithm.
-        ValueError: ``checkpoint`` holds an unfinished study with other arguments.
+        ValueError: a malformed variant setting, or ``checkpoint`` holds an unfinished study
+            with other arguments.
     """
     for variant in variants:
-        if variant not in VARIANTS:
-            raise UnknownNameError(
-                f"no rl4rec variant named {variant!r}; known: {', '.join(VARIANTS)}"
-            )
+        parse_variant(variant)  # an unknown name or a malformed setting fails here, not later
     for algo in algos:
         if algo not in ("sqn", "sa2c"):
             raise UnknownNameError(f"--algos takes 'sqn' and 'sa2c'; got {algo!r}")
@@ -112,6 +121,8 @@ def run(
     # "base" does not depend on the algorithm: one row for all.
     cells = [("ce", "base")] if "base" in variants else []
     cells += [(a, v) for a in algos for v in variants if v != "base"]
+    if "base" not in variants and any(parse_variant(v)[0] == "base" for v in variants):
+        raise ValueError("the base variant takes no settings: pass it as 'base'")
     extra: dict[str, Any] = {} if max_epochs is None else {"max_epochs": max_epochs}
     rows: list[dict[str, Any]] = []
     le_seconds = 0.0
@@ -124,7 +135,7 @@ def run(
                 backbone=default_config(backbone, seed=seed, max_len=max_len, **extra),
                 **{"le": le, "le_kwargs": dict(le_kwargs or {}), **dict(overrides or {})},
             )
-            name = f"{algo}-{variant}-s{seed}"
+            name = f"{algo}-{_slug(variant)}-s{seed}"
             done = None if checkpoint is None else _finished_run(checkpoint, name)
             if done is not None:  # finished before the study was stopped
                 le_seconds = max(le_seconds, done.pop("le_seconds"))
@@ -137,11 +148,13 @@ def run(
             start = time.perf_counter()
             fit_dir = None if checkpoint is None else checkpoint / f"fit-{name}"
             rec = fit_rl4rec(config, data, inputs, progress=progress, checkpoint=fit_dir)
+            pos = rec.test_positions
             runs.append(
                 {
                     "seed": seed,
                     "config": dataclasses.asdict(config),
                     "metrics": rec.metrics,
+                    "test_positions": [] if pos is None else pos.tolist(),
                     "wall_seconds": round(time.perf_counter() - start, 2),
                 }
             )
@@ -155,9 +168,11 @@ def run(
         row: dict[str, Any] = {"algo": algo, "variant": variant, "runs": runs}
         for key, _ in METRICS:
             row[key] = _summary([r["metrics"][key] for r in runs])
+        row["validation/ndcg@10"] = _summary([r["metrics"]["validation/ndcg@10"] for r in runs])
         row["train_minutes"] = _summary([r["metrics"]["train_seconds"] / 60 for r in runs])
         row["epochs"] = float(np.mean([r["metrics"]["epochs"] for r in runs]))
         rows.append(row)
+    _pair_with_base(rows)
     return {
         "benchmark": "rl4rec-ablation",
         "dataset": "ml-100k",
@@ -170,7 +185,8 @@ def run(
         "overrides": dict(overrides or {}),
         "protocol": (
             "leave-one-out by time, full ranking, history excluded, CE-head scores; "
-            "early stopping on validation NDCG@10; mean ± 95% t-interval over seeds"
+            "early stopping on validation NDCG@10; mean ± 95% t-interval over seeds; "
+            "differences from base paired by seed and user, 95% t-interval over users"
         ),
         "command": "python -m benchmarks.studies.rl4rec_ablation " + shlex.join(sys.argv[1:]),
         "commit": git_commit(),
@@ -181,6 +197,39 @@ def run(
         },
         "rows": rows,
     }
+
+
+def _slug(variant: str) -> str:
+    """``variant`` as a file-name part: the name alone, or the name and a digest of its
+    settings."""
+    name, _, settings = variant.partition(":")
+    return name if not settings else f"{name}-{hashlib.sha256(settings.encode()).hexdigest()[:10]}"
+
+
+def _per_user(run: dict[str, Any], key: str) -> np.ndarray:
+    """A run's per-test-user values of metric ``key`` (``"test/ndcg@10"``) from its target
+    positions."""
+    name, _, k = key.removeprefix("test/").partition("@")
+    found = metrics_at_rank(np.asarray(run["test_positions"]), int(k), ks=(int(k),), names=(name,))
+    return found[f"{name}@{k}"]
+
+
+def _pair_with_base(rows: list[dict[str, Any]]) -> None:
+    """Add ``paired/<metric>`` (:func:`benchmarks.runner.summarize` of the per-user
+    differences from ``base``, seed by seed) to every other row that has the base's seeds."""
+    base = next((r for r in rows if r["variant"] == "base"), None)
+    if base is None or any(not r.get("test_positions") for r in base["runs"]):
+        return
+    base_runs = {r["seed"]: r for r in base["runs"]}
+    for row in rows:
+        seeds = [r["seed"] for r in row["runs"]]
+        if row is base or sorted(seeds) != sorted(base_runs):
+            continue
+        if any(not r.get("test_positions") for r in row["runs"]):
+            continue
+        for key, _ in METRICS:
+            diffs = [_per_user(r, key) - _per_user(base_runs[r["seed"]], key) for r in row["runs"]]
+            row[f"paired/{key}"] = summarize(np.stack(diffs))
 
 
 def _start_checkpoint(folder: Path, study: dict[str, Any]) -> None:
@@ -210,16 +259,30 @@ def _cell(stat: dict[str, Any], digits: int = 4) -> str:
     return f"{stat['mean']:.{digits}f}" + (f" ± {ci:.{digits}f}" if ci is not None else "")
 
 
+def _signed(stat: dict[str, Any], digits: int = 4) -> str:
+    ci = stat["ci95"]
+    return f"{stat['mean']:+.{digits}f}" + (f" ± {ci:.{digits}f}" if ci is not None else "")
+
+
 def table(record: dict[str, Any]) -> str:
     """The Markdown table of a :func:`run` record, with its command."""
+    names = [name for _, name in METRICS]
     lines = [
-        f"| algo | variant | {' | '.join(name for _, name in METRICS)} | train min | epochs |",
-        "|---|---|" + "--:|" * (len(METRICS) + 2),
+        f"| algo | variant | {' | '.join(names)} | "
+        + " | ".join(f"Δ {n} vs base" for n in names)
+        + " | valid NDCG@10 | train min | epochs |",
+        "|---|---|" + "--:|" * (2 * len(METRICS) + 3),
     ]
     for row in record["rows"]:
         cells = [_cell(row[key]) for key, _ in METRICS]
-        cells += [_cell(row["train_minutes"], 2), f"{row['epochs']:.1f}"]
-        lines.append(f"| {row['algo']} | {row['variant']} | {' | '.join(cells)} |")
+        cells += [
+            _signed(row[f"paired/{key}"]) if f"paired/{key}" in row else "–" for key, _ in METRICS
+        ]
+        valid = row.get("validation/ndcg@10")
+        cells += [_cell(valid) if valid else "–", _cell(row["train_minutes"], 2)]
+        cells.append(f"{row['epochs']:.1f}")
+        variant = row["variant"].replace("|", "\\|")
+        lines.append(f"| {row['algo']} | {variant} | {' | '.join(cells)} |")
     seeds = len(record["rows"][0]["runs"]) if record["rows"] else 0
     lines += [
         "",
@@ -237,7 +300,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.rl4rec_ablation")
     parser.add_argument("--algos", nargs="+", default=["sqn", "sa2c"])
-    parser.add_argument("--variants", nargs="+", default=["base", "rating", "rm", "sm", "lea"])
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(VARIANT_NAMES),
+        help="VARIANTS names, each optionally with settings: 'lea:lea_k=1,lea_rank=\"rm\"'",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--le", default=DEFAULT_LE, help="recgym.le.load_user_model name")
     parser.add_argument("--le-kwargs", default="{}", help="JSON arguments of load_user_model")

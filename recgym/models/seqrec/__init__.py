@@ -10,7 +10,12 @@ from __future__ import annotations
 from recgym.models.seqrec.config import DEFAULTS, SeqRecConfig, default_config
 from recgym.models.seqrec.hub import pretrained, pretrained_dir
 from recgym.models.seqrec.models import MODELS, GRU4Rec, LRURec, SASRec, SeqRecModel, build_model
-from recgym.models.seqrec.retriever import SeqRecRetriever, evaluate_scores, top_k
+from recgym.models.seqrec.retriever import (
+    SeqRecRetriever,
+    evaluate_scores,
+    target_positions,
+    top_k,
+)
 from recgym.models.seqrec.train import FitResult, fit, train_seqrec
 
 __all__ = [
@@ -29,6 +34,7 @@ __all__ = [
     "fit",
     "pretrained",
     "pretrained_dir",
+    "target_positions",
     "top_k",
     "train_seqrec",
 ]

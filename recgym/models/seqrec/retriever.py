@@ -12,12 +12,19 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from recgym.metrics import metrics_at_k, top_k
+from recgym.metrics import metrics_at_rank, top_k
 from recgym.models.seqrec.config import SeqRecConfig
 from recgym.models.seqrec.models import SeqRecModel, build_model, pad_batch
 
 # top_k: re-exported from recgym.metrics
-__all__ = ["SeqRecRetriever", "evaluate_scores", "read_module", "top_k", "write_module"]
+__all__ = [
+    "SeqRecRetriever",
+    "evaluate_scores",
+    "read_module",
+    "target_positions",
+    "top_k",
+    "write_module",
+]
 
 _WEIGHTS = "model.safetensors"
 _META = "seqrec.json"
@@ -56,20 +63,33 @@ def read_module(
     return json.loads((path / meta_name).read_text()), load_file(str(path / weights_name))
 
 
-def evaluate_scores(
+def target_positions(
     scores: np.ndarray, histories: Sequence[np.ndarray], targets: np.ndarray, k: int = 10
-) -> dict[str, float]:
-    """Mean ``ndcg@k``, ``recall@k`` and ``hit@k`` (:mod:`recgym.metrics`) of full-catalog
-    ``scores`` ``(B, N)`` for one target item per row.
+) -> np.ndarray:
+    """``(B,)`` int64: the 0-based position of each row's target item in the top ``k`` of
+    full-catalog ``scores`` ``(B, N)``, ``-1`` where it is not there.
 
     History items are excluded from the ranking, the target never is (it stays in if it is
-    also in the history), and ties go to the lower item index (:func:`top_k`).
+    also in the history), and ties go to the lower item index (:func:`top_k`). The positions
+    are what per-user metrics and paired comparisons are computed from
+    (:func:`recgym.metrics.metrics_at_rank`).
     """
     targets = np.asarray(targets, dtype=np.int64)
     exclude = [np.asarray(h, dtype=np.int64) for h in histories]
     exclude = [h[h != t] for h, t in zip(exclude, targets, strict=True)]
     ranked, _ = top_k(scores, k, exclude)
-    found = metrics_at_k(ranked, targets, ks=(k,), names=("ndcg", "recall", "hit"))
+    found = ranked == targets[:, None]
+    return np.where(found.any(axis=1), found.argmax(axis=1), -1).astype(np.int64)
+
+
+def evaluate_scores(
+    scores: np.ndarray, histories: Sequence[np.ndarray], targets: np.ndarray, k: int = 10
+) -> dict[str, float]:
+    """Mean ``ndcg@k``, ``recall@k`` and ``hit@k`` (:mod:`recgym.metrics`) of full-catalog
+    ``scores`` ``(B, N)`` for one target item per row, ranked as :func:`target_positions`
+    ranks them."""
+    positions = target_positions(scores, histories, targets, k)
+    found = metrics_at_rank(positions, k, ks=(k,), names=("ndcg", "recall", "hit"))
     return {name: float(values.mean()) for name, values in found.items()}
 
 
