@@ -33,7 +33,7 @@ import numpy as np
 
 import recgym  # noqa: F401  (registers the envs)
 from agents import make_agent
-from benchmarks.runner import append_rows, evaluate, git_commit, t_quantile_975
+from benchmarks.runner import append_rows, evaluate, git_commit, summarize
 from benchmarks.studies import save_record
 from recgym.evaluation import EvalSpec
 
@@ -46,10 +46,10 @@ BOARD = Path("benchmarks/results/leaderboard.jsonl")
 
 
 def _paired(values: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    diff = values - reference
-    n = len(diff)
-    half = t_quantile_975(n - 1) * float(diff.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
-    return {"mean": float(diff.mean()), "ci95": half, "episodes": n}
+    """Mean and 95 % t-interval over episodes of ``values - reference`` (NaN for one)."""
+    diff = summarize((np.asarray(values) - np.asarray(reference))[None, :])
+    ci = math.nan if diff["ci95"] is None else diff["ci95"]
+    return {"mean": diff["mean"], "ci95": ci, "episodes": len(values)}
 
 
 def run(

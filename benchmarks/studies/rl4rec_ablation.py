@@ -33,7 +33,6 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import math
 import platform
 import shlex
 import sys
@@ -46,7 +45,7 @@ import numpy as np
 import torch
 
 from agents.rl4rec import RL4RecData, fit_rl4rec, le_inputs, parse_variant, variant_config
-from benchmarks.runner import git_commit, summarize, t_quantile_975
+from benchmarks.runner import git_commit, summarize
 from recgym.error import UnknownNameError
 from recgym.le.base import DEFAULT_LE
 from recgym.metrics import metrics_at_rank
@@ -64,10 +63,8 @@ VARIANT_NAMES = ("base", "rating", "rm", "sm", "lea", "all")
 
 def _summary(values: Sequence[float]) -> dict[str, Any]:
     """Mean, 95 % Student-t half-width over seeds (``None`` for one seed) and the values."""
-    arr = np.asarray(values, dtype=np.float64)
-    n = len(arr)
-    ci = t_quantile_975(n - 1) * float(arr.std(ddof=1)) / math.sqrt(n) if n > 1 else None
-    return {"mean": float(arr.mean()), "ci95": ci, "seeds": [float(v) for v in arr]}
+    found = summarize(np.asarray(values, dtype=np.float64)[None, :])
+    return {"mean": found["mean"], "ci95": found["ci95"], "seeds": [float(v) for v in values]}
 
 
 def run(
