@@ -402,6 +402,42 @@ def test_le_inputs_are_computed_once_and_match_the_user_model(data: RL4RecData) 
     )
 
 
+def test_le_inputs_kept_in_a_store_are_read_back_without_the_le(
+    data: RL4RecData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = {"lea_k": 2, "lea_rank": "rm", "lea_pool": 3, "lea_ce_weight": 0.3}
+    model = FakeUserModel(n_items=1682)
+    first = le_inputs(data, model, store=tmp_path, **settings)
+    assert sorted(p.name[:3] for p in tmp_path.glob("*.npz")) == ["le-", "lea"]
+
+    def no_le(*args: object, **kwargs: object) -> None:  # a resumed study runs no LE pass
+        raise AssertionError("the LE ran again")
+
+    monkeypatch.setattr(LEView, "states_along", no_le)
+    monkeypatch.setattr(LEView, "rewards_along", no_le)
+    again = le_inputs(data, model, store=tmp_path, **settings)
+    assert again.seconds == pytest.approx(first.seconds)
+    for a, b in zip(first.train_states + first.rm_rewards, again.train_states + again.rm_rewards):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(first.test_states, again.test_states)
+    assert first.lea is not None and again.lea is not None
+    assert (again.lea.k, again.lea.rank, again.lea.pool, again.lea.ce_weight) == (2, "rm", 3, 0.3)
+    for a, b in zip(first.lea.proposals, again.lea.proposals, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(first.lea.proposal_rewards, again.lea.proposal_rewards, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(AssertionError, match="ran again"):  # other settings: another file
+        le_inputs(data, model, store=tmp_path, lea_k=1)
+    with pytest.raises(ValueError, match=r"got \(4, 2\)"):
+        LEAWrapper.from_proposals(
+            data.logged,
+            model,
+            [np.zeros((4, 2), dtype=np.int64)] * len(data.logged.sequences),
+            first.lea.proposal_rewards,
+            k=2,
+        )
+
+
 def test_lea_and_rm_rewards_train(data: RL4RecData) -> None:
     config = _tiny(algo="sqn", reward="le", lea_k=2, lea_ce_weight=0.2, lea_q_weight=0.5)
     le = le_inputs(data, "fake", le_kwargs=config.le_kwargs, lea_k=2, lea_ce_weight=0.2)

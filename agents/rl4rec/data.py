@@ -8,8 +8,12 @@ in memory, so the seeds and variants of an ablation share one LE pass.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +21,7 @@ import numpy as np
 from recgym.data import LeaveOneOutSplit
 from recgym.le import UserModel, load_user_model
 from recgym.models.seqrec.train import data_version, load_split
+from recgym.utils import atomic
 from recgym.wrappers import LEAWrapper, LEView, LoggedSequences
 
 __all__ = ["LEInputs", "RL4RecData", "le_inputs"]
@@ -102,6 +107,7 @@ def le_inputs(
     lea_pool: int = 0,
     le_kwargs: dict[str, Any] | None = None,
     cache: bool = True,
+    store: str | Path | None = None,
 ) -> LEInputs:
     """Run the LE over ``data``: one SM and one RM pass per user, plus LEA's RM pass.
 
@@ -120,6 +126,10 @@ def le_inputs(
         lea_pool: with ``lea_rank="rm"``, the SM candidates the RM ranks (0: ``4 * lea_k``).
         le_kwargs: arguments of ``load_user_model`` when ``user_model`` is a name.
         cache: read and write the in-memory cache (only for an LE given by name).
+        store: a folder to keep the passes' results in (``.npz`` files named by a digest of
+            the LE, its arguments, the data version and the LEA settings) and to read them
+            back from instead of running the LE again: a study resumed after a kill skips its
+            LE passes. ``seconds`` stays the time the passes took when they ran.
     """
     kwargs = dict(le_kwargs or {})
     named = isinstance(user_model, str) and cache
@@ -132,8 +142,13 @@ def le_inputs(
     if named and key in _BASE and (lea_k == 0 or lea_key in _LEA):
         return dataclasses.replace(_BASE[key], lea=_LEA.get(lea_key) if lea_k else None)
     model = load_user_model(user_model, **kwargs) if isinstance(user_model, str) else user_model
+    folder = None if store is None else Path(store)
     if named and key in _BASE:
         base = _BASE[key]
+    elif folder is not None and (folder / _file("le", key)).is_file():
+        base = _read_base(folder / _file("le", key), model, data)
+        if named:
+            _BASE[key] = base
     else:
         start = time.perf_counter()
         view = LEView(model, data.n_items)
@@ -152,19 +167,98 @@ def le_inputs(
         )
         if named:
             _BASE[key] = base
+        if folder is not None:
+            _write_base(folder / _file("le", key), base)
     if lea_k == 0:
         return base
-    start = time.perf_counter()
-    lea = LEAWrapper(
-        data.logged,
-        model,
-        k=lea_k,
-        ce_weight=lea_ce_weight,
-        q_weight=lea_q_weight,
-        states=base.train_states,
-        rank=lea_rank,
-        pool=lea_pool or None,
-    )
+    settings: dict[str, Any] = {
+        "k": lea_k,
+        "ce_weight": lea_ce_weight,
+        "q_weight": lea_q_weight,
+        "rank": lea_rank,
+        "pool": lea_pool or None,
+    }
+    path = None if folder is None else folder / _file("lea", lea_key)
+    if path is not None and path.is_file():
+        with np.load(path, allow_pickle=False) as found:
+            proposals = _unpack(found["proposals"], found["lengths"])
+            rewards = _unpack(found["proposal_rewards"], found["lengths"])
+            seconds = float(found["seconds"])
+        lea = LEAWrapper.from_proposals(data.logged, model, proposals, rewards, **settings)
+    else:
+        start = time.perf_counter()
+        lea = LEAWrapper(data.logged, model, states=base.train_states, **settings)
+        seconds = time.perf_counter() - start
+        if path is not None:
+            flat, lengths = _pack(lea.proposals)
+            _write_npz(
+                path,
+                proposals=flat,
+                lengths=lengths,
+                proposal_rewards=_pack(lea.proposal_rewards)[0],
+                seconds=np.float64(seconds),
+            )
     if named:
         _LEA[lea_key] = lea
-    return dataclasses.replace(base, lea=lea, seconds=base.seconds + time.perf_counter() - start)
+    return dataclasses.replace(base, lea=lea, seconds=base.seconds + seconds)
+
+
+def _file(kind: str, key: tuple[Any, ...]) -> str:
+    """The store's file name of an LE result keyed ``key``."""
+    return f"{kind}-{hashlib.sha256(repr(key).encode()).hexdigest()[:16]}.npz"
+
+
+def _pack(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-user arrays as one array along the first axis, and each one's length."""
+    return np.concatenate(list(arrays)), np.array([len(a) for a in arrays], dtype=np.int64)
+
+
+def _unpack(flat: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    """The per-user arrays that :func:`_pack` packed."""
+    return np.split(flat, np.cumsum(lengths)[:-1])
+
+
+def _write_npz(path: Path, **arrays: np.ndarray) -> None:
+    """``np.savez`` to ``path``, atomically (a kill mid-write leaves no half file)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    atomic.write_bytes(path, buffer.getvalue())
+
+
+def _write_base(path: Path, base: LEInputs) -> None:
+    states, state_lengths = _pack(base.train_states)
+    rewards, reward_lengths = _pack(base.rm_rewards)
+    _write_npz(
+        path,
+        train_states=states,
+        state_lengths=state_lengths,
+        validation_states=base.validation_states,
+        test_states=base.test_states,
+        rm_rewards=rewards,
+        reward_lengths=reward_lengths,
+        seconds=np.float64(base.seconds),
+    )
+
+
+def _read_base(path: Path, model: UserModel, data: RL4RecData) -> LEInputs:
+    """The :class:`LEInputs` (no LEA) that :func:`_write_base` kept for ``data``.
+
+    Raises:
+        ValueError: the file does not fit ``data`` (another split under the same digest).
+    """
+    with np.load(path, allow_pickle=False) as found:
+        states = _unpack(found["train_states"], found["state_lengths"])
+        rewards = _unpack(found["rm_rewards"], found["reward_lengths"])
+        lengths = [len(s) for s in data.logged.sequences]
+        if [len(s) for s in states] != lengths or len(found["test_states"]) != len(lengths):
+            raise ValueError(f"{path} holds LE results of other data; delete it")
+        return LEInputs(
+            le=model.name,
+            train_states=states,
+            validation_states=found["validation_states"],
+            test_states=found["test_states"],
+            rm_rewards=rewards,
+            lea=None,
+            seconds=float(found["seconds"]),
+            user_model=model,
+        )

@@ -24,7 +24,8 @@ and every seed and variant reuses its output. Run::
 ``table.md``. While the study runs, ``<out>/checkpoint/`` keeps each finished run and the
 running one's last epoch (written atomically); the same command started again after a kill
 resumes there, and ends with the results an uninterrupted study writes (other arguments are
-refused while a checkpoint is there). It goes once the results are written.
+refused while a checkpoint is there); ``<out>/checkpoint/le/`` keeps the LE's results, so a
+resumed study does not run the LE again. It goes once the results are written.
 """
 
 from __future__ import annotations
@@ -140,7 +141,10 @@ def run(
                 continue
             inputs = None
             if config.uses_le:
-                inputs = le_inputs(data, le, le_kwargs=config.le_kwargs, **config.lea_settings())
+                store = None if checkpoint is None else checkpoint / "le"  # a resume skips them
+                inputs = le_inputs(
+                    data, le, le_kwargs=config.le_kwargs, store=store, **config.lea_settings()
+                )
                 le_seconds = max(le_seconds, inputs.seconds)
             start = time.perf_counter()
             fit_dir = None if checkpoint is None else checkpoint / f"fit-{name}"

@@ -175,22 +175,7 @@ class LEAWrapper:
         rank: str = "sm",
         pool: int | None = None,
     ) -> None:
-        if int(k) != k or k < 1:
-            raise ValueError(f"k (proposals per transition) must be an integer >= 1, got {k}")
-        if rank not in RANKS:
-            raise ValueError(f"rank must be one of {RANKS}, got {rank!r}")
-        pool = int(k) if rank == "sm" else 4 * int(k) if pool is None else pool
-        if int(pool) != pool or pool < k:
-            raise ValueError(f"pool must be an integer >= k = {k}, got {pool}")
-        for name, value in (("ce_weight", ce_weight), ("q_weight", q_weight)):
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-        self.data = data
-        self.k = int(k)
-        self.ce_weight = float(ce_weight)
-        self.q_weight = float(q_weight)
-        self.exclude_history = exclude_history
-        self.rank, self.pool = rank, int(pool)
+        self._set(data, k, ce_weight, q_weight, exclude_history, rank, pool)
         view = LEView(user_model, data.n_items)
         if self.pool > int(view.covered.sum()):
             raise ValueError(
@@ -227,6 +212,86 @@ class LEAWrapper:
                 best = np.argsort(-self.proposal_rewards[i], axis=1, kind="stable")[:, : self.k]
                 self.proposals[i] = np.take_along_axis(self.proposals[i], best, axis=1)
                 self.proposal_rewards[i] = np.take_along_axis(self.proposal_rewards[i], best, 1)
+
+    def _set(
+        self,
+        data: LoggedSequences,
+        k: int,
+        ce_weight: float,
+        q_weight: float,
+        exclude_history: bool,
+        rank: str,
+        pool: int | None,
+    ) -> None:
+        """Check and keep the settings (see the class)."""
+        if int(k) != k or k < 1:
+            raise ValueError(f"k (proposals per transition) must be an integer >= 1, got {k}")
+        if rank not in RANKS:
+            raise ValueError(f"rank must be one of {RANKS}, got {rank!r}")
+        pool = int(k) if rank == "sm" else 4 * int(k) if pool is None else pool
+        if int(pool) != pool or pool < k:
+            raise ValueError(f"pool must be an integer >= k = {k}, got {pool}")
+        for name, value in (("ce_weight", ce_weight), ("q_weight", q_weight)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        self.data = data
+        self.k = int(k)
+        self.ce_weight = float(ce_weight)
+        self.q_weight = float(q_weight)
+        self.exclude_history = exclude_history
+        self.rank, self.pool = rank, int(pool)
+
+    @classmethod
+    def from_proposals(
+        cls,
+        data: LoggedSequences,
+        user_model: UserModel,
+        proposals: Sequence[np.ndarray],
+        proposal_rewards: Sequence[np.ndarray],
+        *,
+        k: int = 3,
+        ce_weight: float = 0.1,
+        q_weight: float = 0.5,
+        exclude_history: bool = True,
+        rank: str = "sm",
+        pool: int | None = None,
+    ) -> LEAWrapper:
+        """A wrapper over the :attr:`proposals` and :attr:`proposal_rewards` that one built
+        with the same data, LE and settings computed (kept on disk, say), without the LE
+        passes.
+
+        Raises:
+            ValueError: bad settings (as the class), or arrays that do not fit ``data`` and
+                ``k``: ``(len(seq) - 1, k)`` per sequence (``(0, k)`` for a shorter one),
+                items in ``-1..n_items-1``, finite rewards.
+        """
+        lea = cls.__new__(cls)
+        lea._set(data, k, ce_weight, q_weight, exclude_history, rank, pool)
+        lea.view = LEView(user_model, data.n_items)
+        if len(proposals) != len(data.sequences) or len(proposal_rewards) != len(proposals):
+            raise ValueError(
+                f"got {len(proposals)} proposal and {len(proposal_rewards)} reward arrays for "
+                f"{len(data.sequences)} sequences"
+            )
+        lea.proposals, lea.proposal_rewards = [], []
+        for i, (seq, items, rewards) in enumerate(
+            zip(data.sequences, proposals, proposal_rewards, strict=True)
+        ):
+            shape = (max(len(seq) - 1, 0), lea.k)
+            items = np.asarray(items, dtype=np.int64)
+            rewards = np.asarray(rewards, dtype=np.float64)
+            if items.shape != shape or rewards.shape != shape:
+                raise ValueError(
+                    f"sequence {i}: proposals and rewards must be {shape}; got {items.shape} "
+                    f"and {rewards.shape}"
+                )
+            if items.size and (items.min() < -1 or items.max() >= data.n_items):
+                raise ValueError(f"sequence {i}: proposals must be in -1..{data.n_items - 1}")
+            if not np.isfinite(rewards).all():
+                raise ValueError(f"sequence {i}: proposal rewards must be finite")
+            lea.proposals.append(items)
+            lea.proposal_rewards.append(rewards)
+        return lea
 
     def _propose(self, seq: np.ndarray, states: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         """``(len(seq) - 1, pool)`` SM top-``pool`` per transition, exclusions applied."""
