@@ -632,7 +632,9 @@ def test_throughput_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert single > 2.0  # four envs stepped one by one: at least one RM call each
 
 
-def test_sb3_comparison_benchmark_plays_every_agent_on_the_same_episodes(tmp_path: Path) -> None:
+def test_sb3_comparison_benchmark_plays_every_agent_on_the_same_episodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import json
 
     from benchmarks.studies import recuser_sb3
@@ -662,7 +664,13 @@ def test_sb3_comparison_benchmark_plays_every_agent_on_the_same_episodes(tmp_pat
     assert rows[("popular-item", None)]["vs_popular"] == {"mean": 0.0, "ci95": 0.0}
     assert rows[("sm-greedy", None)]["vs_sm_greedy"] == {"mean": 0.0, "ci95": 0.0}
     # --report-only trains nothing: a pair without runs gets no row and is named as pending.
+    # The baselines were played once; the report reads them back.
+    def unplayed(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the baselines were played again")
+
+    monkeypatch.setattr(recuser_sb3.SMGreedyAgent, "from_env", unplayed)
     again = recuser_sb3.main([*argv, "--algos", "A2C", "PPO", "--report-only"])
+    assert [r["seed_means"] for r in again[:3]] == [r["seed_means"] for r in record["rows"][:3]]
     assert [(r["agent"], r["policy"]) for r in again][3:] == [("A2C", "item-le"), ("A2C", "mlp")]
     assert again[3]["seed_means"] == rows[("A2C", "item-le")]["seed_means"]
     assert (

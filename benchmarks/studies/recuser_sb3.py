@@ -470,23 +470,66 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     return _report(args, base, probe, device)
 
 
-def _report(args: argparse.Namespace, base: dict[str, Any], probe: Any, device: str) -> list[Any]:
-    """The baselines' and runs' rows, the table and the curves."""
+def _baselines(args: argparse.Namespace, base: dict[str, Any], probe: Any) -> dict[str, Any]:
+    """The baselines' test returns (``popular-item``, ``sm-greedy``; ``random-item`` per seed)
+    and their mean validation returns (``valid_references``, the curves' dashed lines).
+
+    They are played once per study and kept in ``<out>/runs/baselines.json`` under what they
+    depend on (the env's ``data_version``, the episodes, seeds and validation users): a
+    ``--report-only`` after each finished pair plays only the new rows.
+    """
+    key = {
+        "data_version": probe.get_wrapper_attr("data_version"),
+        "episodes": args.episodes,
+        "seeds": args.seeds,
+        "valid_users": args.valid_users,
+        "env_kwargs": base,
+    }
+    path = args.out / "runs" / "baselines.json"
+    if path.is_file():
+        kept = json.loads(path.read_text())
+        if kept.get("key") == key:
+            return dict(kept["values"])
     popular = evaluate(PopularItemAgent.from_env(probe), args.episodes, **base)
     greedy = evaluate(SMGreedyAgent.from_env(probe), args.episodes, **base)
     random_agent = RandomItemAgent.from_env(probe)
     randoms = []
     for seed in args.seeds:
         reset_agent(random_agent, seed)
-        randoms.append({"test": _arrays(evaluate(random_agent, args.episodes, **base))})
+        randoms.append(_arrays(evaluate(random_agent, args.episodes, **base)))
+    # The curves' references: the baselines on the same validation episodes.
+    n_train = len(probe.get_wrapper_attr("batch").logged)
+    valid = {"split": "train", "first_user": n_train - args.valid_users, **base}
+    references = {
+        name: float(evaluate(agent, args.valid_users, **valid)["return"].mean())
+        for name, agent in (
+            ("popular-item", PopularItemAgent.from_env(probe)),
+            ("sm-greedy", SMGreedyAgent.from_env(probe)),
+        )
+    }
+    values = {
+        "popular-item": _arrays(popular),
+        "sm-greedy": _arrays(greedy),
+        "random-item": randoms,
+        "valid_references": references,
+    }
+    atomic.write_text(path, json.dumps({"key": key, "values": values}))
+    return values
+
+
+def _report(args: argparse.Namespace, base: dict[str, Any], probe: Any, device: str) -> list[Any]:
+    """The baselines' and runs' rows, the table and the curves."""
+    found = _baselines(args, base, probe)
+    popular, greedy = found["popular-item"], found["sm-greedy"]
+    randoms = [{"test": values} for values in found["random-item"]]
     refs = {
         "popular-item": np.asarray(popular["return"])[None, :],
         "sm-greedy": np.asarray(greedy["return"])[None, :],
     }
     rows = [
         _row("random-item", None, randoms, refs),
-        _row("popular-item", None, [{"test": _arrays(popular)}], refs),
-        _row("sm-greedy", None, [{"test": _arrays(greedy)}], refs),
+        _row("popular-item", None, [{"test": popular}], refs),
+        _row("sm-greedy", None, [{"test": greedy}], refs),
     ]
     pending = []
     for policy in args.policies:
@@ -513,16 +556,7 @@ def _report(args: argparse.Namespace, base: dict[str, Any], probe: Any, device: 
     if pending:  # --report-only before the grid is done
         table += f"\nNot finished yet (no row): {', '.join(pending)}.\n"
     print(table)
-    # The curves' references: the baselines on the same validation episodes.
-    n_train = len(probe.get_wrapper_attr("batch").logged)
-    valid = {"split": "train", "first_user": n_train - args.valid_users, **base}
-    references = {
-        name: float(evaluate(agent, args.valid_users, **valid)["return"].mean())
-        for name, agent in (
-            ("popular-item", PopularItemAgent.from_env(probe)),
-            ("sm-greedy", SMGreedyAgent.from_env(probe)),
-        )
-    }
+    references = found["valid_references"]
     record = {**meta, "valid_references": references, "rows": rows}
     save_record(args.out, "results", record, table)
     plot_curves(
