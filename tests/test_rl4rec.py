@@ -470,7 +470,10 @@ def test_ablation_script_runs_end_to_end(
     args += ["--le-kwargs", '{"n_items": 1682}', "--out", str(tmp_path), "--max-len", "20"]
     tuned = 'lea:lea_k=1,lea_rank="rm"'
     args += ["--variants", "base", "rating", "rm", "sm", "lea", tuned]
+    args += ["--le-store", str(tmp_path / "store")]
     assert main(args) == 0
+    # The SM/RM passes and the two LEA settings, kept for other studies on the same data.
+    assert len(list((tmp_path / "store").glob("*.npz"))) == 3
     out = capsys.readouterr().out
     record = json.loads((tmp_path / "results.json").read_text())
     cells = [(r["algo"], r["variant"]) for r in record["rows"]]

@@ -82,6 +82,7 @@ def run(
     overrides: dict[str, Any] | None = None,
     progress: bool = False,
     checkpoint: Path | None = None,
+    le_store: Path | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate every (algorithm, variant, seed); return the results record.
 
@@ -89,7 +90,9 @@ def run(
     ``{"q_weight": 0.1}``); a variant's own settings win over them. With a ``checkpoint``
     folder, each finished run is kept there and the running one saves every epoch; a study
     started again with the folder skips the finished runs and resumes the running one (the
-    caller deletes the folder when the study is done).
+    caller deletes the folder when the study is done). The LE's results are kept in
+    ``le_store`` (default ``<checkpoint>/le``; :func:`agents.rl4rec.le_inputs`), which studies
+    on the same data and LE may share.
 
     Raises:
         UnknownNameError: an unknown variant or algorithm.
@@ -141,7 +144,7 @@ def run(
                 continue
             inputs = None
             if config.uses_le:
-                store = None if checkpoint is None else checkpoint / "le"  # a resume skips them
+                store = le_store or (None if checkpoint is None else checkpoint / "le")
                 inputs = le_inputs(
                     data, le, le_kwargs=config.le_kwargs, store=store, **config.lea_settings()
                 )
@@ -323,6 +326,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="an RL4RecConfig field for every cell, e.g. --set q_weight=0.1 (repeatable)",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--le-store",
+        type=Path,
+        default=None,
+        help="folder for the LE's results, shared by studies on the same data and LE "
+        "(default: <out>/checkpoint/le, which goes with the checkpoint)",
+    )
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -354,6 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides=overrides,
         progress=args.progress,
         checkpoint=checkpoint,
+        le_store=args.le_store,
     )
     given = sys.argv[1:] if argv is None else list(argv)
     record["command"] = "python -m benchmarks.studies.rl4rec_ablation " + shlex.join(given)
