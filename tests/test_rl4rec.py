@@ -492,8 +492,11 @@ def test_ablation_script_runs_end_to_end(
             paired = row[f"paired/{key}"]
             assert paired["mean"] == pytest.approx(row[key]["mean"] - base[key]["mean"])
             assert paired["ci95"] is not None and len(paired["seed_means"]) == 2
-    lea = next(r for r in record["rows"] if r["variant"] == tuned)["runs"][0]["config"]
+    lea_row = next(r for r in record["rows"] if r["variant"] == tuned)
+    lea = lea_row["runs"][0]["config"]
     assert (lea["lea_k"], lea["lea_rank"]) == (1, "rm")
+    assert 0 < lea_row["lea"]["proposals"] <= 30 * 200 and 0 <= lea_row["lea"]["later"] <= 1
+    assert f"| {tuned} | {lea_row['lea']['proposals']:.0f} |" in out  # the LEA table
     assert "| sqn | rm |" in out and "Δ NDCG@10 vs base" in (tmp_path / "table.md").read_text()
     with pytest.raises(UnknownNameError, match="no rl4rec variant named 'bogus'"):
         main(["--variants", "bogus", "--users", "5", "--out", str(tmp_path)])
@@ -501,6 +504,25 @@ def test_ablation_script_runs_end_to_end(
         main(["--variants", "lea:lea_rank=rm", "--users", "5", "--out", str(tmp_path)])
     with pytest.raises(TypeError, match="lea_kk"):
         main(["--variants", "lea:lea_kk=1", "--users", "5", "--out", str(tmp_path)])
+
+
+def test_lea_diagnostics_count_proposals_the_user_rates_later() -> None:
+    from agents.rl4rec import LEInputs
+    from benchmarks.studies.rl4rec_ablation import lea_diagnostics
+
+    logged = _logged([[0, 1, 2, 3], [5]], 6)
+    data = RL4RecData(logged, (logged.sequences, np.array([4, 0])), ([], np.array([5, 1])), 6, "")
+    model = FakeUserModel(n_items=6)
+    proposals = [np.array([[2], [5], [1]]), np.zeros((0, 1), dtype=np.int64)]
+    rewards = [np.array([[0.5], [0.7], [0.9]]), np.zeros((0, 1))]
+    lea = LEAWrapper.from_proposals(logged, model, proposals, rewards, k=1)
+    inputs = LEInputs("fake", [], np.zeros((2, 1)), np.zeros((2, 1)), [], lea, 0.0, model)
+    found = lea_diagnostics(inputs, data)
+    # 2 is rated two steps on, 5 is the test item, 1 was rated before: 2 of 3 come later. A
+    # count (all tied: lower index first) proposes 2, 3 and the validation item 4: all later.
+    assert found == pytest.approx(
+        {"proposals": 3, "reward": 0.7, "later": 2 / 3, "popular_later": 1.0}
+    )
 
 
 def test_ablation_overrides_reach_every_cell(tmp_path: Path) -> None:

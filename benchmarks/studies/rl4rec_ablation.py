@@ -45,7 +45,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.rl4rec import RL4RecData, fit_rl4rec, le_inputs, parse_variant, variant_config
+from agents.rl4rec import (
+    LEInputs,
+    RL4RecData,
+    fit_rl4rec,
+    le_inputs,
+    parse_variant,
+    variant_config,
+)
 from benchmarks.runner import git_commit, summarize
 from recgym.error import UnknownNameError
 from recgym.le.base import DEFAULT_LE
@@ -54,7 +61,7 @@ from recgym.models.seqrec import default_config
 from recgym.utils import atomic
 from recgym.utils.checkpoint import check_config, note_resume
 
-__all__ = ["main", "run", "table"]
+__all__ = ["lea_diagnostics", "main", "run", "table"]
 
 DEFAULT_OUT = Path("benchmarks/results/rl4rec-ablation")
 METRICS = (("test/hit@10", "HR@10"), ("test/ndcg@10", "NDCG@10"))
@@ -149,6 +156,7 @@ def run(
                     data, le, le_kwargs=config.le_kwargs, store=store, **config.lea_settings()
                 )
                 le_seconds = max(le_seconds, inputs.seconds)
+            found = {} if inputs is None or inputs.lea is None else lea_diagnostics(inputs, data)
             start = time.perf_counter()
             fit_dir = None if checkpoint is None else checkpoint / f"fit-{name}"
             rec = fit_rl4rec(config, data, inputs, progress=progress, checkpoint=fit_dir)
@@ -159,6 +167,7 @@ def run(
                     "config": dataclasses.asdict(config),
                     "metrics": rec.metrics,
                     "test_positions": [] if pos is None else pos.tolist(),
+                    "lea": found,
                     "wall_seconds": round(time.perf_counter() - start, 2),
                 }
             )
@@ -175,6 +184,8 @@ def run(
         row["validation/ndcg@10"] = _summary([r["metrics"]["validation/ndcg@10"] for r in runs])
         row["train_minutes"] = _summary([r["metrics"]["train_seconds"] / 60 for r in runs])
         row["epochs"] = float(np.mean([r["metrics"]["epochs"] for r in runs]))
+        if runs[0].get("lea"):
+            row["lea"] = runs[0]["lea"]  # the proposals do not depend on the seed
         rows.append(row)
     _pair_with_base(rows)
     return {
@@ -200,6 +211,54 @@ def run(
             "threads": torch.get_num_threads(),
         },
         "rows": rows,
+    }
+
+
+def lea_diagnostics(inputs: LEInputs, data: RL4RecData) -> dict[str, float]:
+    """What LEA proposed, against what each user went on to rate.
+
+    Returns:
+        ``proposals``: how many; ``reward``: their mean RM reward; ``later``: the share of
+        them that the user rates later (further on in training, or as the validation or test
+        item): a proposal that is a positive the log did not show yet; ``popular_later``: the
+        same share for the proposals a count would make (the ``k`` most rated training items
+        the user has not rated yet, never the logged one), the reference for ``later``.
+    """
+    lea = inputs.lea
+    if lea is None:
+        raise ValueError("these LE inputs hold no LEA proposals")
+    counts = np.bincount(np.concatenate(data.logged.sequences), minlength=data.n_items)
+    by_count = np.argsort(-counts, kind="stable")
+    total = later = popular = popular_later = 0
+    reward = 0.0
+    for i, seq in enumerate(data.logged.sequences):
+        proposals = lea.proposals[i]
+        steps = len(proposals)
+        if not steps:
+            continue
+        # last[item]: the item's last position in the user's events (training, validation,
+        # test); a proposal at transition t is "later" if that is beyond the logged next item.
+        events = np.concatenate([seq, [data.validation[1][i], data.test[1][i]]])
+        last = np.full(data.n_items + 1, -1, dtype=np.int64)  # index -1: an empty slot
+        last[events] = np.arange(len(events))
+        t = np.arange(steps)[:, None]
+        made = proposals >= 0
+        total += int(made.sum())
+        reward += float(lea.proposal_rewards[i][made].sum())
+        later += int(((last[proposals] > t + 1) & made).sum())
+        # A count's proposals: the most rated items not in seq[: t + 1] and not seq[t + 1].
+        first = np.full(data.n_items, len(seq), dtype=np.int64)
+        np.minimum.at(first, seq, np.arange(len(seq)))
+        top = by_count[: lea.k + len(seq) + 1]
+        free = (first[top][None, :] > t) & (top[None, :] != seq[1:, None])
+        picks = np.where(free, np.cumsum(free, axis=1) <= lea.k, False)
+        popular += int(picks.sum())
+        popular_later += int((picks & (last[top][None, :] > t + 1)).sum())
+    return {
+        "proposals": float(total),
+        "reward": reward / max(total, 1),
+        "later": later / max(total, 1),
+        "popular_later": popular_later / max(popular, 1),
     }
 
 
@@ -287,6 +346,27 @@ def table(record: dict[str, Any]) -> str:
         cells.append(f"{row['epochs']:.1f}")
         variant = row["variant"].replace("|", "\\|")
         lines.append(f"| {row['algo']} | {variant} | {' | '.join(cells)} |")
+    lea = [row for row in record["rows"] if row.get("lea")]
+    if lea:
+        lines += [
+            "",
+            "LEA's proposals (the same for every seed and algorithm): how many, their mean RM "
+            "reward, and the share the user rates later, beside that share for a count's "
+            "proposals:",
+            "",
+            "| variant | proposals | RM reward | rated later | a count's, rated later |",
+            "|---|--:|--:|--:|--:|",
+        ]
+        shown = set()
+        for row in lea:
+            if row["variant"] in shown:
+                continue
+            shown.add(row["variant"])
+            found = row["lea"]
+            lines.append(
+                f"| {row['variant']} | {found['proposals']:.0f} | {found['reward']:.3f} | "
+                f"{found['later']:.3f} | {found['popular_later']:.3f} |"
+            )
     seeds = len(record["rows"][0]["runs"]) if record["rows"] else 0
     lines += [
         "",
