@@ -663,6 +663,7 @@ def test_sb3_comparison_benchmark_plays_every_agent_on_the_same_episodes(
         assert curves[0][-1][0] >= 64
     assert rows[("popular-item", None)]["vs_popular"] == {"mean": 0.0, "ci95": 0.0}
     assert rows[("sm-greedy", None)]["vs_sm_greedy"] == {"mean": 0.0, "ci95": 0.0}
+
     # --report-only trains nothing: a pair without runs gets no row and is named as pending.
     # The baselines were played once; the report reads them back.
     def unplayed(*args: object, **kwargs: object) -> None:

@@ -417,7 +417,8 @@ def test_le_inputs_kept_in_a_store_are_read_back_without_the_le(
     monkeypatch.setattr(LEView, "rewards_along", no_le)
     again = le_inputs(data, model, store=tmp_path, **settings)
     assert again.seconds == pytest.approx(first.seconds)
-    for a, b in zip(first.train_states + first.rm_rewards, again.train_states + again.rm_rewards):
+    kept, read = first.train_states + first.rm_rewards, again.train_states + again.rm_rewards
+    for a, b in zip(kept, read, strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(first.test_states, again.test_states)
     assert first.lea is not None and again.lea is not None
