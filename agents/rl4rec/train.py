@@ -45,7 +45,7 @@ from recgym.models.seqrec.retriever import (
 )
 from recgym.models.seqrec.train import _batches, _optimizer, fit
 from recgym.utils.checkpoint import load_state, note_resume, save_state
-from recgym.wrappers import LEView
+from recgym.wrappers import LEView, proposal_pool
 
 __all__ = ["RL4RecRecommender", "fit_rl4rec", "train_rl4rec"]
 
@@ -242,7 +242,7 @@ def _check_le(config: RL4RecConfig, le: LEInputs | None) -> None:
         raise ValueError("this configuration reads the LE: pass le (from le_inputs)")
     if config.lea_k > 0:
         lea = le.lea
-        pool = config.lea_k if config.lea_rank == "sm" else config.lea_pool or 4 * config.lea_k
+        pool = proposal_pool(config.lea_k, config.lea_rank, config.lea_pool or None)
         want = (config.lea_k, config.lea_ce_weight, config.lea_q_weight, config.lea_rank, pool)
         got = None if lea is None else (lea.k, lea.ce_weight, lea.q_weight, lea.rank, lea.pool)
         if got != want:

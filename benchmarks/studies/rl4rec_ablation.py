@@ -134,6 +134,7 @@ def run(
     extra: dict[str, Any] = {} if max_epochs is None else {"max_epochs": max_epochs}
     rows: list[dict[str, Any]] = []
     le_seconds = 0.0
+    diagnosed: dict[str, dict[str, float]] = {}  # per LEA setting: seeds and algos share them
     for algo, variant in cells:
         runs: list[dict[str, Any]] = []
         for seed in seeds:
@@ -156,7 +157,12 @@ def run(
                     data, le, le_kwargs=config.le_kwargs, store=store, **config.lea_settings()
                 )
                 le_seconds = max(le_seconds, inputs.seconds)
-            found = {} if inputs is None or inputs.lea is None else lea_diagnostics(inputs, data)
+            found: dict[str, float] = {}
+            if inputs is not None and inputs.lea is not None:
+                setting = json.dumps(config.lea_settings(), sort_keys=True)
+                if setting not in diagnosed:
+                    diagnosed[setting] = lea_diagnostics(inputs, data)
+                found = diagnosed[setting]
             start = time.perf_counter()
             fit_dir = None if checkpoint is None else checkpoint / f"fit-{name}"
             rec = fit_rl4rec(config, data, inputs, progress=progress, checkpoint=fit_dir)
@@ -317,14 +323,9 @@ def _finished_run(folder: Path, name: str) -> dict[str, Any] | None:
     return record
 
 
-def _cell(stat: dict[str, Any], digits: int = 4) -> str:
-    ci = stat["ci95"]
-    return f"{stat['mean']:.{digits}f}" + (f" ± {ci:.{digits}f}" if ci is not None else "")
-
-
-def _signed(stat: dict[str, Any], digits: int = 4) -> str:
-    ci = stat["ci95"]
-    return f"{stat['mean']:+.{digits}f}" + (f" ± {ci:.{digits}f}" if ci is not None else "")
+def _cell(stat: dict[str, Any], digits: int = 4, signed: bool = False) -> str:
+    ci, sign = stat["ci95"], "+" if signed else ""
+    return f"{stat['mean']:{sign}.{digits}f}" + (f" ± {ci:.{digits}f}" if ci is not None else "")
 
 
 def table(record: dict[str, Any]) -> str:
@@ -339,7 +340,8 @@ def table(record: dict[str, Any]) -> str:
     for row in record["rows"]:
         cells = [_cell(row[key]) for key, _ in METRICS]
         cells += [
-            _signed(row[f"paired/{key}"]) if f"paired/{key}" in row else "–" for key, _ in METRICS
+            _cell(row[f"paired/{key}"], signed=True) if f"paired/{key}" in row else "–"
+            for key, _ in METRICS
         ]
         valid = row.get("validation/ndcg@10")
         cells += [_cell(valid) if valid else "–", _cell(row["train_minutes"], 2)]

@@ -13,7 +13,7 @@ numpy only: importing this package imports no torch.
 
 from __future__ import annotations
 
-from recgym.wrappers.lea import LEAWrapper, LEView
+from recgym.wrappers.lea import LEAWrapper, LEView, proposal_pool
 from recgym.wrappers.logged import LoggedSequences, rating_rewards
 
-__all__ = ["LEAWrapper", "LEView", "LoggedSequences", "rating_rewards"]
+__all__ = ["LEAWrapper", "LEView", "LoggedSequences", "proposal_pool", "rating_rewards"]

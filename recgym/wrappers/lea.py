@@ -22,7 +22,7 @@ from recgym.le.base import UserModel
 from recgym.metrics import top_k
 from recgym.wrappers.logged import LoggedSequences
 
-__all__ = ["RANKS", "LEAWrapper", "LEView"]
+__all__ = ["RANKS", "LEAWrapper", "LEView", "proposal_pool"]
 
 
 class LEView:
@@ -114,6 +114,12 @@ class LEView:
 
 RANKS = ("sm", "rm")
 """How :class:`LEAWrapper` ranks its proposals."""
+
+
+def proposal_pool(k: int, rank: str, pool: int | None = None) -> int:
+    """The SM candidates an :class:`LEAWrapper` with these settings takes per transition:
+    ``k`` with ``rank="sm"``; ``pool`` (default ``4 * k``) with ``rank="rm"``."""
+    return int(k) if rank == "sm" else 4 * int(k) if pool is None else pool
 
 
 class LEAWrapper:
@@ -228,7 +234,7 @@ class LEAWrapper:
             raise ValueError(f"k (proposals per transition) must be an integer >= 1, got {k}")
         if rank not in RANKS:
             raise ValueError(f"rank must be one of {RANKS}, got {rank!r}")
-        pool = int(k) if rank == "sm" else 4 * int(k) if pool is None else pool
+        pool = proposal_pool(k, rank, pool)
         if int(pool) != pool or pool < k:
             raise ValueError(f"pool must be an integer >= k = {k}, got {pool}")
         for name, value in (("ce_weight", ce_weight), ("q_weight", q_weight)):
