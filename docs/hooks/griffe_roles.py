@@ -1,16 +1,21 @@
-"""Griffe extension: the reST roles of recgym's docstrings as cross-references in the API pages.
+"""Griffe extension: recgym's reST-flavoured docstrings as Markdown for the API pages.
 
-recgym's docstrings are Google style with reST roles (``:class:`~recgym.llm.LLM```,
-``:func:`load```). mkdocstrings renders docstrings as Markdown, where a role would show as
-``:class:`` followed by a code span. ``mkdocs.yml`` lists this file under the Python handler's
-``extensions``; once a package is loaded, :class:`RolesAsCrossrefs` rewrites every role of every
-docstring into an optional autorefs link (``<autoref identifier="..." optional>``): a link where
-the target has an API page, plain code where it has none (no warning either way, so
-``mkdocs build --strict`` does not depend on which names have pages).
+recgym's docstrings are Google style with a few reST habits that mkdocstrings (which renders
+docstrings as Markdown) would show literally. ``mkdocs.yml`` lists this file under the Python
+handler's ``extensions``; once a package is loaded, :class:`RolesAsCrossrefs` rewrites every
+docstring (:func:`rst_to_markdown`):
 
-The target is resolved in the docstring owner's scope (``reset`` in a class docstring is that
-class's method; ``LLM`` in a module that imports it is where it was imported from), and a
-leading ``~`` shows only the last part of the path, as in Sphinx.
+- a role (``:class:`~recgym.llm.LLM```, ``:func:`load```) becomes an optional autorefs link
+  (``<autoref identifier="..." optional>``): a link where the target has an API page, plain
+  code where it has none (no warning either way, so ``mkdocs build --strict`` does not depend
+  on which names have pages). The target is resolved in the docstring owner's scope (``reset``
+  in a class docstring is that class's method; ``LLM`` in a module that imports it is where it
+  was imported from), and a leading ``~`` shows only the last part of the path, as in Sphinx;
+- an ``Example:`` section becomes ``Examples:``, the section griffe renders as doctest code;
+- a doctest block in running text (``>>>`` lines outside an ``Examples:`` section) is fenced
+  as ``pycon`` code instead of being read as nested quotes;
+- a paragraph that introduces a reST literal block (``text::``) ends in ``:``; the indented
+  block itself is already a Markdown code block.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 import griffe
 
-__all__ = ["ROLE", "RolesAsCrossrefs", "resolve", "rewrite_roles"]
+__all__ = ["ROLE", "RolesAsCrossrefs", "resolve", "rewrite_roles", "rst_to_markdown"]
 
 ROLE = re.compile(r":[a-z]+(?::[a-z]+)*:`(?P<tilde>~?)(?P<body>[^`]+)`")
 """A reST role: ``:kind:`target```, ``:kind:`~target``` or ``:kind:`title <target>```."""
@@ -64,8 +69,57 @@ def rewrite_roles(text: str, obj: griffe.Object) -> str:
     return ROLE.sub(link, text)
 
 
+_EXAMPLE_HEADER = re.compile(r"^(\s*)Example:\s*$")
+_SECTION_HEADER = re.compile(r"^\s*[A-Z][A-Za-z ]*:\s*$")
+_DOCTEST = re.compile(r"^(\s*)>>>")
+_LITERAL_INTRO = re.compile(r"(\S)::$")
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def rst_to_markdown(text: str, obj: griffe.Object) -> str:
+    """``text`` with its roles, ``Example:`` sections, doctests and literal blocks made Markdown.
+
+    See the module docstring for each rule.
+    """
+    lines = rewrite_roles(text, obj).split("\n")
+    out: list[str] = []
+    section_indent: int | None = None  # indentation of the Examples section being read
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.strip() and section_indent is not None and _indent(line) <= section_indent:
+            section_indent = None
+        header = _EXAMPLE_HEADER.match(line)
+        if header:
+            line = f"{header[1]}Examples:"
+        if _SECTION_HEADER.match(line):
+            is_examples = line.strip() == "Examples:"
+            section_indent = _indent(line) if is_examples else None
+        doctest = _DOCTEST.match(line)
+        if doctest and section_indent is None:
+            # A doctest in running text: fence it up to the next blank line.
+            pad = doctest[1]
+            block = []
+            while i < len(lines) and lines[i].strip():
+                block.append(lines[i])
+                i += 1
+            if out and out[-1].strip():
+                out.append("")
+            out += [f"{pad}```pycon", *block, f"{pad}```"]
+            continue
+        following = next((ln for ln in lines[i + 1 :] if ln.strip()), "")
+        if _LITERAL_INTRO.search(line) and _indent(following) > _indent(line):
+            line = _LITERAL_INTRO.sub(r"\1:", line)
+        out.append(line)
+        i += 1
+    return "\n".join(out)
+
+
 class RolesAsCrossrefs(griffe.Extension):
-    """Rewrite the reST roles of every docstring once the object tree is complete."""
+    """Rewrite every docstring as Markdown (:func:`rst_to_markdown`) once the tree is complete."""
 
     def on_object(self, *, obj: griffe.Object, **kwargs: Any) -> None:
         """Griffe event: runs for every object of a fully loaded package but the package."""
@@ -77,5 +131,5 @@ class RolesAsCrossrefs(griffe.Extension):
 
 
 def _rewrite(obj: griffe.Object) -> None:
-    if obj.docstring is not None and ":" in obj.docstring.value:
-        obj.docstring.value = rewrite_roles(obj.docstring.value, obj)
+    if obj.docstring is not None:
+        obj.docstring.value = rst_to_markdown(obj.docstring.value, obj)
