@@ -58,6 +58,7 @@ def run_spec(args: argparse.Namespace) -> EvalSpec:
         batch_size=args.batch_size,
         budget=args.budget,
         budget_device=args.budget_device,
+        training=args.training,
     )
 
 
@@ -133,6 +134,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int, default=64, help="episodes per act/score call")
     run.add_argument("--budget", type=float, default=None, help="training budget (minutes)")
     run.add_argument("--budget-device", default=None, help="device the training ran on")
+    run.add_argument(
+        "--training",
+        type=_json_object,
+        default=None,
+        metavar="JSON",
+        help='how the agent was trained: {"command": ..., "config": ..., "log": ...}',
+    )
     run.add_argument("--out", default=str(DEFAULT_RESULTS), help="JSON-lines file to append to")
     run.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     run.set_defaults(func=_run)

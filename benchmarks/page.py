@@ -22,7 +22,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from benchmarks.table import agent_label, budget_label, env_boards, sort_metric
+from benchmarks.table import agent_label, budget_label, env_boards, sort_metric, training_lines
 
 __all__ = ["html_page"]
 
@@ -128,7 +128,8 @@ def _axis_range(values: Sequence[float]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def _budget_plot(rows: Sequence[Mapping[str, Any]], metric: str) -> str:
+def _budget_plot(rows: Sequence[Mapping[str, Any]], metric: str, labels: Sequence[str]) -> str:
+    names = {id(r): label for r, label in zip(rows, labels, strict=True)}
     points = [(float(r.get("budget") or 0.0), s, r) for r, s in _with_stats(rows, metric)]
     if not points:
         return ""
@@ -146,7 +147,7 @@ def _budget_plot(rows: Sequence[Mapping[str, Any]], metric: str) -> str:
     for i, (x, s, row) in enumerate(points):
         color = _PALETTE[i % len(_PALETTE)]
         ci = s.get("ci95") or 0.0
-        tip = f"{agent_label(row)}: {_fmt(s['mean'])} ± {_fmt(ci)}, {budget_label(row)}"
+        tip = f"{names[id(row)]}: {_fmt(s['mean'])} ± {_fmt(ci)}, {budget_label(row)}"
         parts.append(
             f"<g><title>{_e(tip)}</title>"
             f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{sy(s["mean"] - ci):.1f}" '
@@ -156,7 +157,8 @@ def _budget_plot(rows: Sequence[Mapping[str, Any]], metric: str) -> str:
     return _svg(parts, f"{metric} vs training budget (95 % interval over episodes)")
 
 
-def _spread_plot(rows: Sequence[Mapping[str, Any]], metric: str) -> str:
+def _spread_plot(rows: Sequence[Mapping[str, Any]], metric: str, labels: Sequence[str]) -> str:
+    names = {id(r): label for r, label in zip(rows, labels, strict=True)}
     entries = _with_stats(rows, metric)
     if not entries:
         return ""
@@ -184,7 +186,7 @@ def _spread_plot(rows: Sequence[Mapping[str, Any]], metric: str) -> str:
         color = _PALETTE[i % len(_PALETTE)]
         ci = s.get("ci95") or 0.0
         seeds = s.get("seed_means") or []
-        label = agent_label(row)
+        label = names[id(row)]
         short = label if len(label) <= 26 else label[:25] + "…"
         tip = f"{label}: {_fmt(s['mean'])} ± {_fmt(ci)}; per seed: " + (
             ", ".join(_fmt(v) for v in seeds) if seeds else "not recorded"
@@ -236,14 +238,16 @@ def _metric_cell(stats: Mapping[str, Any] | None) -> str:
     return f'<td class="ci" data-value="{value}">{_e(_fmt(stats["mean"]))}{pm}</td>'
 
 
-def _row_html(row: Mapping[str, Any], metrics: Sequence[str], stale: bool) -> str:
-    label = agent_label(row)
+def _row_html(
+    row: Mapping[str, Any], metrics: Sequence[str], stale: bool, label: str, mark: str
+) -> str:
     config = json.dumps(row.get("agent_config") or {}, sort_keys=True)
     budget = row.get("budget")
     cells = [
         f'<td class="text" data-value="{_e(label)}"><span class="agent">{_e(label)}</span>'
         f"<details><summary>config</summary><code>{_e(config)}</code></details></td>",
         *(_metric_cell(_stats(row, m)) for m in metrics),
+        f'<td class="text" data-value="{_e(mark)}">{_e(mark)}</td>',
         f'<td class="text" data-value="{_e(row.get("split"))}">{_e(row.get("split"))}</td>',
         f'<td data-value="{_e(row.get("episodes"))}">{_e(row.get("episodes"))}</td>',
         f'<td data-value="{len(row.get("seeds") or [])}">'
@@ -252,7 +256,9 @@ def _row_html(row: Mapping[str, Any], metrics: Sequence[str], stale: bool) -> st
         f"{_e(budget_label(row))}</td>",
         f'<td class="text" data-value="{_e(row.get("device"))}">{_e(row.get("device"))}</td>',
         f'<td class="text"><details><summary>show</summary><pre class="cmd">'
-        f"{_e(row.get('command'))}</pre></details></td>",
+        f"{_e(row.get('command'))}</pre>"
+        + "".join(f'<pre class="cmd">{_e(line)}</pre>' for line in training_lines(row))
+        + "</details></td>",
     ]
     if stale:
         reasons = "; ".join(str(r) for r in row.get("stale") or [])
@@ -262,11 +268,20 @@ def _row_html(row: Mapping[str, Any], metrics: Sequence[str], stale: bool) -> st
 
 
 def _table_html(
-    rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], *, stale: bool, env_id: str
+    rows: Sequence[Mapping[str, Any]],
+    metrics: Sequence[str],
+    *,
+    stale: bool,
+    env_id: str,
+    labels: Sequence[str] | None = None,
+    marks: Sequence[str] | None = None,
 ) -> str:
+    labels = labels or [agent_label(r) for r in rows]
+    marks = marks or [""] * len(rows)
     heads = [
         ("agent", "text"),
         *((m, "num") for m in metrics),
+        ("vs best", "text"),
         ("split", "text"),
         ("episodes", "num"),
         ("seeds", "num"),
@@ -277,7 +292,10 @@ def _table_html(
     if stale:
         heads.append(("stale because", "text"))
     head = "".join(f'<th scope="col" data-type="{t}">{_e(h)}</th>' for h, t in heads)
-    body = "".join(_row_html(r, metrics, stale) for r in rows)
+    body = "".join(
+        _row_html(r, metrics, stale, label, mark)
+        for r, label, mark in zip(rows, labels, marks, strict=True)
+    )
     kind = "stale" if stale else "ranked"
     return (
         f'<table class="board" data-env="{_e(env_id)}" data-kind="{kind}"><thead><tr>{head}'
@@ -291,19 +309,29 @@ def html_page(rows: Sequence[Mapping[str, Any]], *, sources: Sequence[str] = ())
     nav = " · ".join(f'<a href="#{_e(b.env_id)}">{_e(b.env_id)}</a>' for b in boards)
     sections = []
     for board in boards:
-        env_id, metrics, fresh, stale = board.env_id, board.metrics, board.ranked, board.stale
+        env_id, metrics, stale = board.env_id, board.metrics, board.stale
         main = sort_metric(metrics)
         parts = [f'<section id="{_e(env_id)}"><h2>{_e(env_id)}</h2>']
-        if fresh:
+        for table in board.tables:
+            parts.append(f"<h3>{_e(table.protocol.label)}</h3>")
             parts.append(
-                f'<p class="setting">{_e(board.settings)}. Ranked by {_e(main)}; '
+                f'<p class="setting">{_e(table.settings)}. Ranked by {_e(main)}; '
                 "click a column to sort.</p>"
             )
-            parts.append(_table_html(fresh, metrics, stale=False, env_id=env_id))
+            parts.append(
+                _table_html(
+                    table.ranked,
+                    metrics,
+                    stale=False,
+                    env_id=env_id,
+                    labels=table.labels,
+                    marks=table.marks,
+                )
+            )
             parts.append(
                 '<div class="plots">'
-                + _budget_plot(fresh, main)
-                + _spread_plot(fresh, main)
+                + _budget_plot(table.ranked, main, table.labels)
+                + _spread_plot(table.ranked, main, table.labels)
                 + "</div>"
             )
         if stale:

@@ -29,7 +29,6 @@ import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
-import inspect
 import itertools
 import json
 import math
@@ -51,6 +50,7 @@ from tqdm.auto import tqdm
 
 import recgym
 from benchmarks.episodes import episode_kwargs, is_episodic, play_episodes
+from benchmarks.protocol import default_kwargs, split_size
 from recgym.agent import Agent, reset_agent
 from recgym.evaluation import EvalSpec, score_episodes
 from recgym.utils.files import write_atomic
@@ -169,10 +169,11 @@ def _device() -> str:
 
 def _full_kwargs(env: gym.Env[Any, Any]) -> dict[str, Any]:
     """The env's constructor defaults updated with its spec kwargs (every argument recorded)."""
-    params = inspect.signature(type(env.unwrapped).__init__).parameters.values()
-    full = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
-    full.update(env.spec.kwargs if env.spec is not None else {})
-    return json.loads(json.dumps(full, default=str))
+    if env.spec is None:
+        raise ValueError(f"{type(env.unwrapped).__name__} was not made by gym.make (no spec)")
+    full = default_kwargs(env.spec.id)
+    full.update(json.loads(json.dumps(env.spec.kwargs, default=str)))
+    return full
 
 
 def _env_version(env_id: str) -> str:
@@ -266,6 +267,7 @@ def evaluate(
         "agent_config": json.loads(json.dumps(dict(agent_config), default=str)),
         "split": spec.split,
         "episodes": played.episodes,
+        "split_episodes": played.split_episodes,
         "seeds": list(seeds),
         "metrics": metrics,
         "data_version": played.data_version,
@@ -278,6 +280,7 @@ def evaluate(
         "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "budget": spec.budget,
         "budget_device": spec.budget_device,
+        "training": spec.training,
         # The command of the episodes actually played (a split may be shorter).
         "command": command or spec.replace(episodes=played.episodes).command(),
     }
@@ -293,6 +296,7 @@ class _Played:
 
     per_seed: dict[str, np.ndarray]
     episodes: int
+    split_episodes: int
     env_kwargs: dict[str, Any]
     data_version: str
     k: int | None
@@ -317,6 +321,7 @@ def _play_text(spec: EvalSpec, agent: Agent, report: Callable[..., None]) -> _Pl
         return _Played(
             per_seed,
             n,
+            split_size(env, spec.split),
             _full_kwargs(env),
             scorer.data_version,
             int(scorer.k),
@@ -347,6 +352,7 @@ def _play_episodic(spec: EvalSpec, agent: Agent, report: Callable[..., None]) ->
     return _Played(
         {key: np.stack(rows) for key, rows in per_seed.items()},
         spec.episodes,
+        split_size(env, spec.split),
         episode_kwargs(env),
         batch.data_version,
         None,

@@ -15,6 +15,10 @@ A row is *stale* when it no longer describes what its command would measure toda
   row's own ``env_kwargs`` (the dataset, the catalog text, the retriever behind the
   candidates changed).
 
+The data check also gives a row from before the runner recorded ``split_episodes`` (the size
+of the split it was played on, which :mod:`benchmarks.protocol` needs to tell a whole-split
+row) that size.
+
 :func:`check_rows` returns each row with a ``stale`` list of reasons (empty when fresh);
 reports show stale rows apart and never rank them with fresh ones.
 """
@@ -30,6 +34,7 @@ from typing import Any
 import gymnasium as gym
 from tqdm.auto import tqdm
 
+from benchmarks.protocol import split_size
 from benchmarks.runner import load_rows
 
 __all__ = [
@@ -115,9 +120,17 @@ def _version_reasons(row: Mapping[str, Any]) -> list[str]:
 
 def current_data_version(env_id: str, env_kwargs: Mapping[str, Any]) -> str:
     """The ``data_version`` the env builds today with these arguments (loads its data)."""
+    return _rebuild(env_id, env_kwargs, None)[0]
+
+
+def _rebuild(
+    env_id: str, env_kwargs: Mapping[str, Any], split: str | None
+) -> tuple[str, int | None]:
+    """The env's ``data_version`` today, and the size of ``split`` (if one is named)."""
     env = gym.make(env_id, **dict(env_kwargs))
     try:
-        return str(env.unwrapped.data_version)  # type: ignore[attr-defined]
+        size = None if split is None else split_size(env, split)
+        return str(env.unwrapped.data_version), size  # type: ignore[attr-defined]
     finally:
         env.close()
 
@@ -137,22 +150,23 @@ def check_rows(
     out = [{**row, "stale": _version_reasons(row)} for row in rows]
     if not check_data:
         return out
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in out:
         if row["env_id"] in gym.registry:
             kwargs = json.dumps(row.get("env_kwargs") or {}, sort_keys=True)
-            groups.setdefault((str(row["env_id"]), kwargs), []).append(row)
-    for (env_id, kwargs), members in tqdm(
+            groups.setdefault((str(row["env_id"]), kwargs, str(row["split"])), []).append(row)
+    for (env_id, kwargs, split), members in tqdm(
         groups.items(), desc="checking data", unit="env", disable=not progress
     ):
         try:
-            current = current_data_version(env_id, json.loads(kwargs))
+            current, size = _rebuild(env_id, json.loads(kwargs), split)
         except Exception as exc:  # any failure to rebuild is itself a reason to distrust the row
             reason = f"cannot rebuild {env_id} to check its data: {type(exc).__name__}: {exc}"
             for row in members:
                 row["stale"].append(reason)
             continue
         for row in members:
+            row.setdefault("split_episodes", size)  # rows from before the runner recorded it
             if row.get("data_version") != current:
                 row["stale"].append(
                     f"data {row.get('data_version')} differs from the current data {current}"

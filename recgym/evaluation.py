@@ -62,12 +62,19 @@ class EvalSpec:
     budget_device: str | None = None
     """The device the training ran on (``"NVIDIA H100 80GB HBM3"``, ``"cpu"``; a row's
     ``device`` is the one the evaluation ran on)."""
+    training: Mapping[str, Any] | None = None
+    """How the agent was trained, for a trained agent: ``{"command": the command that trains
+    it, "config": its settings (a mapping, or the repository path of a file that holds them),
+    "log": the repository path of its training log}``; ``command`` is required. Paths may
+    hold ``{seed}`` (one file per training seed)."""
 
     def __post_init__(self) -> None:
         # Normal forms, so that equal settings make equal specs (a list of seeds, a mapping).
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
         object.__setattr__(self, "agent_kwargs", dict(self.agent_kwargs or {}))
         object.__setattr__(self, "env_kwargs", dict(self.env_kwargs or {}))
+        if self.training is not None:
+            object.__setattr__(self, "training", _training(self.training))
         if not self.seeds:
             raise ValueError("seeds must hold at least one seed")
         if self.episodes < 1 or self.batch_size < 1:
@@ -98,9 +105,29 @@ class EvalSpec:
             args += ["--budget", str(self.budget)]
         if self.budget_device is not None:
             args += ["--budget-device", self.budget_device]
+        if self.training is not None:
+            args += ["--training", json.dumps(dict(self.training), sort_keys=True)]
         if out is not None:
             args += ["--out", out]
         return shlex.join(args)
+
+
+_TRAINING_KEYS = frozenset({"command", "config", "log"})
+
+
+def _training(value: Mapping[str, Any]) -> dict[str, Any]:
+    """``value`` checked as :attr:`EvalSpec.training`, as a JSON-able dict."""
+    if not isinstance(value, Mapping) or not isinstance(value.get("command"), str):
+        raise ValueError(
+            'training must be a mapping with a "command" string (and optionally "config" and '
+            f'"log"); got {value!r}'
+        )
+    unknown = set(value) - _TRAINING_KEYS
+    if unknown:
+        raise ValueError(
+            f"training takes {sorted(_TRAINING_KEYS)}; got unknown keys {sorted(unknown)}"
+        )
+    return dict(json.loads(json.dumps(dict(value), default=str)))
 
 
 def score_episodes(

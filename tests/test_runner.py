@@ -38,6 +38,7 @@ ROW_KEYS = {
     "agent_config",
     "split",
     "episodes",
+    "split_episodes",
     "seeds",
     "metrics",
     "data_version",
@@ -50,6 +51,7 @@ ROW_KEYS = {
     "timestamp",
     "budget",
     "budget_device",
+    "training",
     "command",
 }
 INFO_METRICS = ("ndcg@10", "ndcg@100", "recall@10", "recall@50", "recall@100")
@@ -206,6 +208,17 @@ SPECS = [
         budget_device="NVIDIA H100 80GB HBM3",
     ),
     EvalSpec("RecUser-v0", "docs/examples/custom_agent.py:GenreAgent", episodes=1, budget=0.0),
+    EvalSpec(
+        "RecUser-v0",
+        "sb3",
+        agent_kwargs={"path": "runs/ppo-seed{seed}.zip", "algo": "PPO"},
+        budget=3.5,
+        training={
+            "command": "python -m my.trainer --out 'my runs' --seeds 0",
+            "config": {"lr": 0.001},
+            "log": "runs/ppo-seed{seed}.json",
+        },
+    ),
 ]
 
 
@@ -248,6 +261,9 @@ def test_spec_checks_and_normal_forms() -> None:
     assert spec.replace(episodes=5) == EvalSpec("RecSeq-v0", "history", episodes=5, seeds=(1, 2))
     with pytest.raises(ValueError, match="at least one seed"):
         EvalSpec("RecSeq-v0", "history", seeds=())
+    for training in ({"config": "c.json"}, {"command": "x", "lr": 1}):
+        with pytest.raises(ValueError, match="training"):
+            EvalSpec("RecSeq-v0", "history", training=training)
     with pytest.raises(ValueError, match="must be >= 1"):
         EvalSpec("RecSeq-v0", "history", episodes=0)
 

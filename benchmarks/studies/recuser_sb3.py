@@ -45,6 +45,7 @@ import argparse
 import json
 import math
 import platform
+import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -351,8 +352,7 @@ def _arrays(values: dict[str, np.ndarray]) -> dict[str, list[float]]:
     return {k: [float(x) for x in v] for k, v in values.items()}
 
 
-def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    """Run the study (see the module docstring) and print the table."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--le", default=DEFAULT_LE, help="user model name ('fake' too)")
     parser.add_argument("--le-kwargs", type=json.loads, default={}, help="JSON, e.g. device")
@@ -389,7 +389,26 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         help="train nothing: rows and curves of the (algorithm, policy) pairs whose every seed "
         "has finished",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def train_command(args: argparse.Namespace, algo: str, policy: str) -> str:
+    """The command that trains the runs of one (algorithm, policy) pair of this study: its
+    settings that differ from the defaults, the pair, the seeds, ``--only-runs``."""
+    defaults = vars(_parser().parse_args(["--out", str(args.out)]))
+    line = ["python", "-m", "benchmarks.studies.recuser_sb3", "--out", str(args.out)]
+    for key in _RUN_SETTINGS:
+        value = getattr(args, key)
+        if value != defaults[key]:
+            flag = "--" + key.replace("_", "-")
+            line += [flag, json.dumps(value) if isinstance(value, dict) else str(value)]
+    line += ["--algos", algo, "--policies", policy, "--seeds", *map(str, args.seeds)]
+    return shlex.join([*line, "--only-runs"])
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """Run the study (see the module docstring) and print the table."""
+    args = _parser().parse_args(argv)
 
     import gymnasium as gym
     import torch
@@ -610,6 +629,11 @@ def _board_row(
         env_kwargs=env_kwargs,
         budget=round(row["train_minutes"], 1),
         budget_device=device,
+        training={
+            "command": train_command(args, algo, policy),
+            "config": str(args.out / "study.json"),
+            "log": str(args.out / "runs" / f"{_name(algo).lower()}-{policy}-seed{{seed}}.json"),
+        },
     )
     agent = SB3Agent(zips, algo, seed=args.seeds[0])
     append_rows(args.board, [run_row(spec, agent)])

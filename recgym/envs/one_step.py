@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -140,6 +140,10 @@ class OneStepEnv(gym.Env[ObsType, ActType]):
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 (Gymnasium's own attribute)
+    view_kwargs: ClassVar[frozenset[str]] = frozenset({"render_mode"})
+    """Constructor arguments that change only how the agent sees an episode, never which
+    episodes there are or what an action earns: rows that differ only in these are measured
+    under one protocol (:mod:`benchmarks.protocol`)."""
     split: str
     reward: str
     _episode: tuple[str, int] | None = None

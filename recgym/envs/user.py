@@ -16,8 +16,9 @@ Stable-Baselines3); the user model and the logged users come from :mod:`recgym.e
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -148,6 +149,10 @@ class RecUserEnv(gym.Env[Obs, np.int64]):
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 (Gymnasium's own attribute)
+    view_kwargs: ClassVar[frozenset[str]] = frozenset({"render_mode", "observation", "max_history"})
+    """Constructor arguments that change only what the agent observes, never the users, the
+    dynamics or the reward (:mod:`benchmarks.protocol` ranks such rows together)."""
+    __signature__: ClassVar[inspect.Signature]  # set below the class: **kwargs spelt out
 
     def __init__(self, *, render_mode: str | None = None, **kwargs: Any) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -356,3 +361,18 @@ class RecUserVectorEnv(VectorEnv[Obs, np.ndarray, np.ndarray]):
         if self.render_mode != "ansi" or not all(map(self.batch.has_episode, range(self.num_envs))):
             return None
         return tuple(self.batch.render(i) for i in range(self.num_envs))
+
+
+def _signature(cls: type[RecUserEnv]) -> inspect.Signature:
+    """``cls``'s constructor signature with what its ``**kwargs`` takes (the user batch's
+    arguments) spelt out, so ``inspect.signature(RecUserEnv)`` (and tools that record every
+    argument of an env, or read their defaults) see each parameter and its default."""
+    own = inspect.signature(cls.__init__).parameters.values()
+    batch = inspect.signature(_UserBatch.__init__).parameters.values()
+    return inspect.Signature(
+        [p for p in own if p.kind is p.KEYWORD_ONLY]
+        + [p for p in batch if p.name not in ("self", "num_envs")]
+    )
+
+
+RecUserEnv.__signature__ = _signature(RecUserEnv)
