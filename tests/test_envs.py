@@ -185,6 +185,21 @@ def test_bad_constructor_arguments_raise(env_id: str) -> None:
         gym.make(env_id, render_mode="human")
 
 
+@pytest.mark.parametrize(
+    ("env_id", "kwargs", "match"),
+    [
+        ("RecSearch-v0", {"dataset": "clothing"}, "no dataset named 'clothing'"),
+        ("RecRank-v0", {"retriever": "bert4rec"}, "no retriever named 'bert4rec'"),
+        ("RecPref-v0", {"recommender": "bert4rec"}, "no seqrec model named 'bert4rec'"),
+    ],
+)
+def test_unknown_names_fail_in_make(env_id: str, kwargs: dict[str, Any], match: str) -> None:
+    """A misspelt dataset, retriever or judge fails in ``gym.make`` (which loads nothing),
+    not at the first ``reset`` after minutes of loading."""
+    with pytest.raises(recgym.error.UnknownNameError, match=match):
+        gym.make(env_id, **kwargs)
+
+
 def test_scorer_argument_errors(env: gym.Env[Any, Any]) -> None:
     inner = unwrapped(env)
     inner.close()

@@ -10,7 +10,14 @@ from typing import Any
 from recgym.data.catalog import Dataset
 from recgym.error import UnknownNameError
 
-__all__ = ["DATASETS", "DatasetSpec", "list_datasets", "load_dataset", "register_dataset"]
+__all__ = [
+    "DATASETS",
+    "DatasetSpec",
+    "dataset_spec",
+    "list_datasets",
+    "load_dataset",
+    "register_dataset",
+]
 
 
 @dataclass(frozen=True)
@@ -60,12 +67,8 @@ def list_datasets() -> list[DatasetSpec]:
     return [DATASETS[k] for k in sorted(DATASETS)]
 
 
-def load_dataset(name: str, **kwargs: Any) -> Dataset:
-    """Load a registered dataset in recgym's common form.
-
-    Embedded datasets are fetched on first use into the cache. Datasets in the seeds' own
-    formats (``esci``, ``amazon-c4``, ``amazon-reviews-2023``, ``generic``) read local files
-    given by keyword arguments.
+def dataset_spec(name: str) -> DatasetSpec:
+    """The registration of dataset ``name`` (loads nothing).
 
     Raises:
         UnknownNameError: ``name`` is not registered (the message suggests close names).
@@ -77,4 +80,17 @@ def load_dataset(name: str, **kwargs: Any) -> Dataset:
         raise UnknownNameError(
             f"no dataset named {name!r}; registered: {', '.join(sorted(DATASETS))}.{hint}"
         )
-    return DATASETS[name].loader(**kwargs)
+    return DATASETS[name]
+
+
+def load_dataset(name: str, **kwargs: Any) -> Dataset:
+    """Load a registered dataset in recgym's common form.
+
+    Embedded datasets are fetched on first use into the cache. Datasets in the seeds' own
+    formats (``esci``, ``amazon-c4``, ``amazon-reviews-2023``, ``generic``) read local files
+    given by keyword arguments.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered (the message suggests close names).
+    """
+    return dataset_spec(name).loader(**kwargs)

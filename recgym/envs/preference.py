@@ -276,6 +276,10 @@ class RecPrefEnv(OneStepEnv[str, str]):
                 "recommender must be a seqrec backbone name ('sasrec', 'gru4rec', 'lrurec') or "
                 f"an object with score_candidates(); got {type(recommender).__name__}"
             )
+        if isinstance(recommender, str):
+            from recgym.models.seqrec.config import default_config  # no torch: names only
+
+            default_config(recommender)  # an unknown backbone fails here, not at the first step
         self.n_negatives = int(n_negatives)
         self.k = int(k)
         self.reward = reward

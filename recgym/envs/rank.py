@@ -32,7 +32,7 @@ from recgym.envs.spaces import (
     score_matrix,
     to_charset,
 )
-from recgym.error import RecGymError
+from recgym.error import RecGymError, UnknownNameError
 from recgym.metrics import metrics_at_rank, target_ranks
 
 __all__ = [
@@ -285,6 +285,14 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
                 "retriever must be a model name ('lrurec', 'sasrec', 'gru4rec') or an object "
                 f"with name, n_items, data_version, score() and retrieve(); got {retriever!r}"
             )
+        if isinstance(retriever, str) and retriever != "popularity":
+            from recgym.models.seqrec.config import DEFAULTS  # no torch: names only
+
+            if retriever not in DEFAULTS:  # fail in gym.make, not at the first reset
+                raise UnknownNameError(
+                    f"no retriever named {retriever!r}; choose 'popularity' or one of "
+                    f"{', '.join(map(repr, DEFAULTS))}"
+                )
         self.retriever = retriever
         self.retriever_kwargs = dict(retriever_kwargs or {})
         self.retriever_seed = int(retriever_seed)

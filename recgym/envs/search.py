@@ -129,6 +129,9 @@ class RecSearchEnv(RetrievalTextEnv):
             backend=backend,
             render_mode=render_mode,
         )
+        from recgym.data.registry import dataset_spec
+
+        dataset_spec(dataset)  # an unknown name fails here, not at the first reset
         self.dataset = dataset
         self.dataset_kwargs = dict(dataset_kwargs or {})
 
