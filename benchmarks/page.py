@@ -48,9 +48,18 @@ svg text { font: 11px system-ui, sans-serif; fill: #333; }
 .stale { background: #fff6e5; }
 """
 
-# Sorting reads data-value (numbers as numbers, missing values last) and re-appends the
+# The filter box hides the rows whose text lacks one of its words (row.hidden only). Sorting
+# reads data-value (numbers as numbers, missing values last) and re-appends the
 # existing <tr> elements: no markup is ever built from data.
 _JS = """
+var filter = document.getElementById("filter");
+filter.addEventListener("input", function () {
+  var words = filter.value.toLowerCase().split(/\\s+/).filter(Boolean);
+  document.querySelectorAll("table.board tbody tr").forEach(function (row) {
+    var text = row.textContent.toLowerCase();
+    row.hidden = !words.every(function (w) { return text.indexOf(w) >= 0; });
+  });
+});
 document.querySelectorAll("table.board").forEach(function (table) {
   var heads = table.tHead.rows[0].cells;
   Array.prototype.forEach.call(heads, function (th, col) {
@@ -349,5 +358,9 @@ def html_page(rows: Sequence[Mapping[str, Any]], *, sources: Sequence[str] = ())
         "<code>python -m benchmarks report</code>. Each metric is the mean over episodes "
         "(averaged over seeds) ± the 95 % Student-t interval over episodes; the command in "
         "each row regenerates it.</p>"
-        f"<nav>{nav}</nav>" + "".join(sections) + f"<script>{_JS}</script></body></html>\n"
+        f"<nav>{nav}</nav>"
+        '<p><label>Filter rows: <input type="search" id="filter" '
+        'placeholder="words in a row: agent, model, seed, device..."></label></p>'
+        + "".join(sections)
+        + f"<script>{_JS}</script></body></html>\n"
     )

@@ -88,7 +88,10 @@ def page(browser: Any, page_file: Path) -> Iterator[Any]:
 
 
 def _column(page: Any, env_id: str, col: int) -> list[str]:
-    cells = page.locator(f'table[data-env="{env_id}"][data-kind="ranked"] tbody tr')
+    """Column ``col`` of the env's first (canonical) ranked table."""
+    cells = page.locator(f'table[data-env="{env_id}"][data-kind="ranked"]').first.locator(
+        "tbody tr"
+    )
     return [
         cells.nth(i).locator("td").nth(col).get_attribute("data-value")
         for i in range(cells.count())
@@ -100,7 +103,9 @@ def test_page_loads_without_errors(page: Any) -> None:
     assert page.problems == []
     envs = {row["env_id"] for row in load_rows(RESULTS)}
     for env_id in envs:
-        assert page.locator(f'section[id="{env_id}"] svg').count() == 2
+        tables = page.locator(f'table[data-env="{env_id}"][data-kind="ranked"]').count()
+        assert tables >= 1  # one per protocol, each with its two plots
+        assert page.locator(f'section[id="{env_id}"] svg').count() == 2 * tables
     # The stale row is shown apart, with its reason.
     assert "data 0 differs" in page.locator('table[data-kind="stale"]').inner_text()
 
@@ -115,7 +120,7 @@ def test_hostile_agent_name_is_text(page: Any) -> None:
 
 def test_columns_sort(page: Any) -> None:
     env_id = "RecRank-v0"
-    header = page.locator(f'table[data-env="{env_id}"][data-kind="ranked"] th')
+    header = page.locator(f'table[data-env="{env_id}"][data-kind="ranked"]').first.locator("th")
     initial = [float(v) for v in _column(page, env_id, 2)]
     assert initial == sorted(initial, reverse=True)  # served best first
     header.nth(2).click()
@@ -127,6 +132,19 @@ def test_columns_sort(page: Any) -> None:
     header.nth(0).click()  # text column
     names = _column(page, env_id, 0)
     assert names == sorted(names, key=str.lower)
+    assert page.problems == []
+
+
+def test_filter_box_hides_the_rows_without_its_words(page: Any) -> None:
+    rows = page.locator("table.board tbody tr")
+    total = rows.count()
+    page.fill("#filter", "RANDOM-order")
+    shown = [rows.nth(i) for i in range(total) if rows.nth(i).is_visible()]
+    assert shown and all("random-order" in row.inner_text() for row in shown)
+    page.fill("#filter", "random-order no-such-word")  # every word must be in the row
+    assert sum(rows.nth(i).is_visible() for i in range(total)) == 0
+    page.fill("#filter", "")
+    assert sum(rows.nth(i).is_visible() for i in range(total)) == total
     assert page.problems == []
 
 
