@@ -25,6 +25,7 @@ from agents.baselines import (
 )
 from agents.sb3 import SB3Agent  # imports stable-baselines3 only when a model is loaded
 from recgym.agent import Agent
+from recgym.error import UnknownNameError
 from recgym.utils.moved import alias_modules
 
 # Moved modules (docs/layout.md lists every move): the models that define envs went into the
@@ -146,5 +147,7 @@ AGENTS: dict[str, Callable[[gym.Env[Any, Any], dict[str, Any]], Agent]] = {
 def make_agent(name: str, env: gym.Env[Any, Any], **kwargs: Any) -> Agent:
     """Build the agent registered as ``name`` for ``env``."""
     if name not in AGENTS:
-        raise KeyError(f"no agent named {name!r}; known agents: {', '.join(sorted(AGENTS))}")
+        raise UnknownNameError(
+            f"no agent named {name!r}; known agents: {', '.join(sorted(AGENTS))}"
+        )
     return AGENTS[name](env, kwargs)

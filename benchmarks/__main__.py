@@ -19,17 +19,35 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from recgym.error import one_line
+
 if TYPE_CHECKING:
     from recgym.evaluation import EvalSpec
 
-__all__ = ["DEFAULT_RESULTS", "main", "run_spec"]
+__all__ = ["bench", "main", "run_spec", "user_results"]
 
-DEFAULT_RESULTS = Path("benchmarks/results/leaderboard.jsonl")
+_DESCRIPTION = (
+    "Evaluate agents on recgym envs into leaderboard rows (run), print rows as Markdown "
+    "(table), write the leaderboard pages (report), or run the demo (demo). Each command's "
+    "--help lists its options."
+)
+
+
+def user_results() -> Path:
+    """The file ``run`` appends to without ``--out``: ``$RECGYM_RESULTS``, else
+    ``leaderboard.jsonl`` under ``$XDG_DATA_HOME/recgym`` (``~/.local/share/recgym``). Never a
+    file of the current directory: run from a checkout, a row must not land in the tracked
+    leaderboard unless ``--out`` says so."""
+    if os.environ.get("RECGYM_RESULTS"):
+        return Path(os.environ["RECGYM_RESULTS"]).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "recgym" / "leaderboard.jsonl"
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -75,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     agent = build_agent(spec.agent_name, env, spec.agent_kwargs)
     env.close()
     row = evaluate(spec, agent, progress=not args.quiet)
-    path = append_rows(args.out, [row])
+    path = append_rows(args.out or user_results(), [row])
     print(markdown_table([row]))
     print(f"appended to {path}")
     return 0
@@ -117,10 +135,12 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
     from benchmarks import demo
+    from benchmarks.store import RESULTS
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser = argparse.ArgumentParser(prog=prog, description=_DESCRIPTION)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="evaluate one agent on one env; append the row")
@@ -141,16 +161,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="JSON",
         help='how the agent was trained: {"command": ..., "config": ..., "log": ...}',
     )
-    run.add_argument("--out", default=str(DEFAULT_RESULTS), help="JSON-lines file to append to")
+    run.add_argument(
+        "--out",
+        default=None,
+        help="JSON-lines file to append to (default: $RECGYM_RESULTS, else "
+        "~/.local/share/recgym/leaderboard.jsonl; the committed leaderboard is "
+        "benchmarks/results/leaderboard.jsonl)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     run.set_defaults(func=_run)
 
     table = sub.add_parser("table", help="print a results file as Markdown")
-    table.add_argument("--results", default=str(DEFAULT_RESULTS))
+    table.add_argument("--results", default=str(RESULTS), help="default: the committed rows")
     table.set_defaults(func=_table)
 
     report = sub.add_parser("report", help="write leaderboard.md and leaderboard.html")
-    report.add_argument("--results", nargs="+", default=[str(DEFAULT_RESULTS)], metavar="FILE")
+    report.add_argument("--results", nargs="+", default=[str(RESULTS)], metavar="FILE")
     report.add_argument("--out-dir", default=None, help="default: the first results file's")
     report.add_argument(
         "--skip-data-check",
@@ -173,13 +199,25 @@ def _parser() -> argparse.ArgumentParser:
 
 def report(argv: Sequence[str] | None = None) -> int:
     """``recgym report ...``: ``python -m benchmarks report ...``."""
-    return main(["report", *(sys.argv[1:] if argv is None else argv)])
+    return main(["report", *(sys.argv[1:] if argv is None else argv)], prog="recgym")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
-    args = _parser().parse_args(argv)
-    status: int = args.func(args)
+def bench(argv: Sequence[str] | None = None) -> int:
+    """``recgym bench ...``: ``python -m benchmarks ...``."""
+    return main(sys.argv[1:] if argv is None else argv, prog="recgym bench")
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks") -> int:
+    """Run the command line; returns the exit status. An error is one line on stderr (its
+    traceback with ``--debug``) and exit status 1."""
+    args = _parser(prog).parse_args(argv)
+    try:
+        status: int = args.func(args)
+    except Exception as exc:  # the command line's last stop: one clear line, not a traceback
+        if args.debug:
+            raise
+        print(f"{prog}: error: {one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
+        return 1
     return status
 
 

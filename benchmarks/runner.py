@@ -52,6 +52,7 @@ import recgym
 from benchmarks.episodes import episode_kwargs, is_episodic, play_episodes
 from benchmarks.protocol import default_kwargs, split_size
 from recgym.agent import Agent, reset_agent
+from recgym.error import RecGymError, UnknownNameError, one_line
 from recgym.evaluation import EvalSpec, score_episodes
 from recgym.utils.files import write_atomic
 
@@ -238,7 +239,11 @@ def evaluate(
         else None
     )
 
+    played_any = False
+
     def report(seed_index: int, done: int, *, total: int) -> None:
+        nonlocal played_any
+        played_any = played_any or done > 0
         if bar is not None:
             bar.total = total * len(seeds)
             bar.n = seed_index * total + done
@@ -252,6 +257,18 @@ def evaluate(
     play = _play_episodic if is_episodic(spec.env_id) else _play_text
     try:
         played = play(spec, agent, report)
+    except RecGymError:
+        raise
+    except Exception as exc:
+        if played_any:
+            raise
+        # Failing before any episode is scored is almost always an agent that does not take
+        # this env's observations or give its actions (a text agent on a Dict env): say so.
+        raise RecGymError(
+            f"agent {spec.agent_name!r} cannot play {spec.env_id}: its first episodes failed "
+            f"with {one_line(exc)}. Does it take {spec.env_id}'s observations and give its "
+            "actions (the env's page lists both)?"
+        ) from exc
     finally:
         if bar is not None:
             bar.close()
@@ -434,7 +451,7 @@ def build_agent(spec: str, env: gym.Env[Any, Any], kwargs: Mapping[str, Any] | N
     from agents import AGENTS
 
     if spec not in AGENTS:
-        raise KeyError(
+        raise UnknownNameError(
             f"no agent named {spec!r}; use one of {', '.join(sorted(AGENTS))}, "
             "module.path:Class or path/to/file.py:Class"
         )

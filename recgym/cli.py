@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 
 from recgym import __version__
-from recgym.error import RecGymError
+from recgym.error import RecGymError, one_line
 
 __all__ = ["main"]
 
@@ -103,8 +103,14 @@ def _run_plugin(entry: importlib.metadata.EntryPoint, argv: Sequence[str]) -> in
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="recgym", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="recgym",
+        description="recgym's command line: list and fetch datasets, show versions and the "
+        "cache, run the demo, and the commands of installed plug-ins (recgym's own: bench, the "
+        "leaderboard runner, and report, its pages). Each command's --help lists its options.",
+    )
     parser.add_argument("--version", action="version", version=f"recgym {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     data = sub.add_parser("data", help="list and fetch datasets").add_subparsers(
         dest="data_command", required=True
@@ -126,13 +132,17 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
     # Listed for --help; main() forwards their arguments untouched before parsing.
     for name, entry in sorted(_plugins().items()):
-        sub.add_parser(name, help=f"{entry.value} (a plug-in command; {name} --help)")
+        sub.add_parser(name, help=f"a plug-in command ({entry.value}); recgym {name} --help")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status."""
+    """Run the CLI; returns the exit status. An error is one line on stderr (its traceback
+    with ``--debug``, given before the command) and exit status 1."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv[:1]
+    if debug:
+        argv = argv[1:]
     plugins = _plugins()
     start = time.perf_counter()
     try:
@@ -140,8 +150,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_plugin(plugins[argv[0]], argv[1:])
         args = _parser().parse_args(argv)
         status: int = args.func(args)
-    except RecGymError as exc:
-        print(f"recgym: error: {exc}", file=sys.stderr)
+    except Exception as exc:  # the command line's last stop: one clear line, not a traceback
+        if debug:
+            raise
+        print(
+            f"recgym: error: {one_line(exc)} (recgym --debug ... shows the traceback)",
+            file=sys.stderr,
+        )
         return 1
     if args.command == "demo":
         print(f"\ndone in {time.perf_counter() - start:.1f} s")

@@ -33,3 +33,12 @@ class ModelLoadError(RecGymError):
 class CacheWarning(UserWarning):
     """A cached file failed its check (missing, truncated, corrupted); recgym does not load it
     and fetches or rebuilds it instead. The message names the file."""
+
+
+def one_line(exc: BaseException) -> str:
+    """``exc`` as one line for a command line: its message (a recgym error, whose message is
+    written for users) or ``Type: message`` (another exception), whitespace collapsed."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, RecGymError) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -76,7 +76,7 @@ def test_bench_and_report_are_entry_point_plugins() -> None:
     from recgym import cli
 
     plugins = cli._plugins()
-    assert plugins["bench"].value == "benchmarks.__main__:main"
+    assert plugins["bench"].value == "benchmarks.__main__:bench"
     assert plugins["report"].value == "benchmarks.__main__:report"
 
 
