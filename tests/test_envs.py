@@ -14,7 +14,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import recgym
-from recgym.envs.text import EVAL_METRICS, RetrievalTextEnv, fenced_block
+from recgym.envs.text import EVAL_METRICS, RetrievalTextEnv, SplitEpisodes, fenced_block
 from recgym.error import RecGymError
 from recgym.metrics import ndcg_at_k, recall_at_k
 from recgym.rewards import FORMAT_PENALTY, format_answer
@@ -542,3 +542,36 @@ def test_search_splits_are_deterministic_and_disjoint(search: RetrievalTextEnv) 
         for i in range(0, len(episodes), 97):
             (target,) = episodes.targets(i)
             assert len(search.task.documents[target].split()) > 5
+
+
+class _Episodes(SplitEpisodes):
+    """Two fixed episodes with the given targets (a stand-in for a split of a real dataset)."""
+
+    def __init__(self, targets: list[int]) -> None:
+        self._targets = targets
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    def prompt(self, i: int) -> str:
+        return f"request {i}"
+
+    def targets(self, i: int) -> np.ndarray:
+        return np.array([self._targets[i]])
+
+
+def test_data_version_covers_the_splits_and_targets() -> None:
+    """RecSeq-v0's digest once covered only the documents: moving test targets (ties broken
+    another way) left it unchanged and old rows looked fresh."""
+    env = gym.make("RecSeq-v0").unwrapped
+    docs, ids, titles = ["red shirt", "blue jeans", "green hat"], [10, 11, 12], ["a", "b", "c"]
+
+    def version(test_targets: list[int], train_targets: tuple[int, ...] = (0, 1)) -> str:
+        splits = {"train": _Episodes(list(train_targets)), "test": _Episodes(test_targets)}
+        return str(env._make_task(docs, ids, titles, splits).data_version)  # type: ignore[attr-defined]
+
+    base = version([0, 1])
+    assert version([0, 1]) == base  # a digest, not a counter
+    assert version([1, 0]) != base  # the same items, other targets
+    assert version([0, 1], train_targets=(1, 1)) != base
+    assert version([0, 1, 2]) != base

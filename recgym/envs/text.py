@@ -184,12 +184,22 @@ class RetrievalTextEnv(OneStepEnv[str, str]):
         splits: dict[str, SplitEpisodes],
     ) -> TextTask:
         """A task with BM25 (pyserini's k1=1.2, b=0.75, this env's backend and query cap) over
-        ``documents``, and a data version digested from them."""
+        ``documents``, and a data version digested from them and from every split's episodes
+        (prompt, targets and excluded items, in order): a change of split or targets with the
+        same documents still makes the rows it did not score stale."""
         retriever = BM25Retriever(
             documents, list(item_ids), backend=self.backend, max_query_tokens=self.max_query_tokens
         )
-        digest = hashlib.sha256("\x00".join(documents).encode()).hexdigest()[:16]
-        return TextTask(retriever, documents, item_titles, splits, data_version=digest)
+        digest = hashlib.sha256("\x00".join(documents).encode())
+        for name in sorted(splits):
+            episodes = splits[name]
+            digest.update(f"\x01{name}:{len(episodes)}".encode())
+            for i in range(len(episodes)):
+                digest.update(episodes.prompt(i).encode() + b"\x00")
+                digest.update(np.asarray(episodes.targets(i), dtype=np.int64).tobytes() + b"\x00")
+                digest.update(np.asarray(episodes.exclude(i), dtype=np.int64).tobytes() + b"\x02")
+        data_version = digest.hexdigest()[:16]
+        return TextTask(retriever, documents, item_titles, splits, data_version=data_version)
 
     def observation(self, index: int, split: str | None = None) -> str:
         """The prompt of episode ``index`` of ``split`` (default: the env's split)."""
