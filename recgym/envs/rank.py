@@ -338,8 +338,10 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
         # recgym.models.seqrec imports torch; only a trained retriever needs it.
         from recgym.models.seqrec import pretrained
 
+        # The default (LRURec, seed 0) and the other shipped retrievers load from the package;
+        # any other configuration trains once, announced with an estimate and a progress bar.
         model: ItemRetriever = pretrained(
-            self.retriever, seed=self.retriever_seed, progress=False, **self.retriever_kwargs
+            self.retriever, seed=self.retriever_seed, **self.retriever_kwargs
         )
         return model
 
@@ -371,6 +373,16 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
             # An object's id() differs in every process: its name and data_version identify it.
             key = ("object", *key[1:])
         digest.update(f"{retriever.name}:{retriever.data_version}:{key}".encode())
+        # The episodes themselves: the retriever's weights decide the candidates and their
+        # full-catalog ranks, so other weights with the same name make other rows.
+        for name in SPLITS:
+            split = splits[name]
+            digest.update("\x00".join(map(str, split.users)).encode())  # ids: objects
+            for part in (split.targets, split.candidates, split.full_rank):
+                if part is not None:
+                    digest.update(np.ascontiguousarray(part, dtype=np.int64).tobytes() + b"|")
+            for history in split.histories:
+                digest.update(np.asarray(history, dtype=np.int64).tobytes() + b";")
         return RankTask(texts, data.items.item_ids, splits, retriever.name, digest.hexdigest()[:16])
 
     def candidates(self, index: int, split: str | None = None) -> np.ndarray:

@@ -1,24 +1,89 @@
-"""``pretrained(name)``: a trained retriever from the on-disk cache, trained on first use."""
+"""``pretrained(name)``: a trained retriever: shipped with the package, cached, or trained.
+
+The retrievers of ``RecRank-v0`` for MovieLens-100k (:data:`SHIPPED`: LRURec, the env's
+default, SASRec and GRU4Rec, each with its default configuration and seed 0) ship trained in
+``recgym/models/seqrec/shipped/`` (about 0.3-1 MB each), their files checked against sha256
+digests on every load: ``gym.make("RecRank-v0")`` never trains. Any other configuration trains
+on first use, with a progress bar and a one-line estimate first, and is cached. The shipped
+files are made by ``python -m recgym.models.seqrec.hub NAME --retrain --ship`` (each folder's
+``COMMAND.md`` says how, on which machine).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from recgym.data.cache import cache_dir, install_dir
+from recgym.error import ModelLoadError
 from recgym.models.seqrec.config import default_config
 from recgym.models.seqrec.retriever import SeqRecRetriever
 from recgym.models.seqrec.train import train_seqrec
-from recgym.utils.files import verify_dir
+from recgym.utils.files import sha256_file, verify_dir
 
-__all__ = ["CACHE_VERSION", "pretrained", "pretrained_dir"]
+__all__ = [
+    "CACHE_VERSION",
+    "MINUTES",
+    "SHIPPED",
+    "SHIPPED_DATASET",
+    "SHIPPED_SEED",
+    "pretrained",
+    "pretrained_dir",
+    "shipped_dir",
+]
 
 CACHE_VERSION = 1
 """Part of every cache key: bump it when a model's code or the training pipeline changes, so
 that entries trained by older code are not loaded."""
+
+
+SHIPPED_DATASET = "ml-100k"
+"""The dataset of the shipped retrievers."""
+SHIPPED_SEED = 0
+"""The training seed of the shipped retrievers."""
+SHIPPED: dict[str, dict[str, str]] = {
+    "lrurec": {
+        "model.safetensors": "3ac5cf2696e81cb010cad2181efbe1996cd7dbd50da0bbc741fc6445a0830fc7",
+        "seqrec.json": "896163147df6d4b4e38761f7458f5520f846f425de804751c79c1f69be1554f8",
+    },
+    "sasrec": {
+        "model.safetensors": "be781a66bace5e51e50f4b057f7a80afd3e2f200d2bbf2fc9c2c9794d866db80",
+        "seqrec.json": "73686cc5853867bc44fc4656bc2cf636e9e735580352605e2ecaa75511a503bc",
+    },
+}
+"""The retrievers that ship trained (:data:`SHIPPED_DATASET`, :data:`SHIPPED_SEED`, the default
+configuration): name → the sha256 of each file in :func:`shipped_dir`."""
+MINUTES: dict[str, float] = {"lrurec": 6.0, "sasrec": 6.0, "gru4rec": 3.0}
+"""About how many minutes each model's default configuration trains on 2 CPU cores."""
+_FILES = ("model.safetensors", "seqrec.json")
+
+
+def shipped_dir(name: str) -> Path:
+    """Where the shipped retriever ``name`` lives inside the package."""
+    return Path(__file__).with_name("shipped") / f"{SHIPPED_DATASET}-{name}-s{SHIPPED_SEED}"
+
+
+def _check_shipped(name: str) -> Path:
+    """The shipped retriever's folder, its files checked against :data:`SHIPPED`.
+
+    Raises:
+        ModelLoadError: a file is missing or its digest differs.
+    """
+    folder = shipped_dir(name)
+    for file, expected in SHIPPED[name].items():
+        path = folder / file
+        got = sha256_file(path) if path.is_file() else "missing"
+        if got != expected:
+            raise ModelLoadError(
+                f"shipped retriever {name!r}: {path} has sha256 {got}, expected {expected}; "
+                "reinstall recgym, or train it with "
+                f"`python -m recgym.models.seqrec.hub {name} --retrain`"
+            )
+    return folder
 
 
 def pretrained_dir(name: str, *, dataset: str = "ml-100k", seed: int = 0, **overrides: Any) -> Path:
@@ -51,7 +116,9 @@ def pretrained(
 ) -> SeqRecRetriever:
     """Model ``name`` trained on ``dataset`` with its default configuration (plus overrides).
 
-    The first call trains (2-3 minutes on 2 CPU cores for the defaults) and saves into the
+    A shipped retriever (:data:`SHIPPED`: MovieLens-100k, seed 0, no overrides) loads from the
+    package after its files' digests are checked. Otherwise the first call trains (a few
+    minutes on 2 CPU cores for the defaults, announced on stderr first) and saves into the
     cache (:func:`pretrained_dir`), with a manifest of the files' sha256; later calls with the
     same arguments check the files against it and load them. A missing, truncated or corrupted
     file is reported (a :class:`~recgym.error.CacheWarning` naming it) and the model trained
@@ -64,7 +131,7 @@ def pretrained(
         device: where to put the model (``"cpu"``, ``"cuda"``); default CPU. Training runs
             there too.
         progress: show training progress.
-        retrain: train again even if the cache holds the model, and replace it.
+        retrain: train again even if shipped or cached, and replace the cached copy.
         **overrides: :class:`recgym.models.seqrec.SeqRecConfig` fields to change.
 
     Returns:
@@ -75,9 +142,93 @@ def pretrained(
         TypeError: an override is not a config field (the message lists the fields).
     """
     path = pretrained_dir(name, dataset=dataset, seed=seed, **overrides)
+    shipped = name in SHIPPED and (dataset, seed) == (SHIPPED_DATASET, SHIPPED_SEED)
+    if shipped and not overrides and not retrain:
+        return SeqRecRetriever.load(_check_shipped(name), device=device)
     if not retrain and verify_dir(path, remedy="training it again", adopt=True):
         return SeqRecRetriever.load(path, device=device)
     config = default_config(name, **{**overrides, "seed": seed})
+    print(
+        f"recgym: training {name} on {dataset} (seed {seed}, up to {config.max_epochs} epochs; "
+        f"the default configuration takes about {MINUTES.get(name, 10):.0f} minutes on 2 CPU "
+        f"cores), then caching it in {path}",
+        file=sys.stderr,
+        flush=True,
+    )
     retriever = train_seqrec(config, dataset=dataset, progress=progress, device=device)
     install_dir(path, retriever.save, replace=True)  # replaces a damaged copy
     return retriever
+
+
+def ship(name: str, source: Path, command: str) -> dict[str, str]:
+    """Copy the trained retriever in ``source`` into :func:`shipped_dir` with ``COMMAND.md``
+    (how it was made) and return the digests to record in :data:`SHIPPED`."""
+    import shutil
+
+    folder = shipped_dir(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    digests = {}
+    for file in _FILES:
+        shutil.copyfile(source / file, folder / file)
+        digests[file] = sha256_file(folder / file)
+    (folder / "COMMAND.md").write_text(command)
+    return digests
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m recgym.models.seqrec.hub NAME``: train (or load) a retriever and print its
+    metrics as JSON."""
+    import argparse
+    import platform
+
+    import torch
+
+    parser = argparse.ArgumentParser(
+        prog="python -m recgym.models.seqrec.hub",
+        description="Train (or load) a sequential retriever on a dataset and print its metrics "
+        "as JSON. A shipped retriever loads from the package unless --retrain.",
+    )
+    parser.add_argument("name", choices=sorted(MINUTES), help="the model")
+    parser.add_argument("--dataset", default=SHIPPED_DATASET)
+    parser.add_argument("--seed", type=int, default=SHIPPED_SEED)
+    parser.add_argument("--retrain", action="store_true", help="train even if shipped or cached")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice); float sums, and so the weights' bits, "
+        "depend on it",
+    )
+    parser.add_argument(
+        "--ship",
+        action="store_true",
+        help="copy the trained model into the package (recgym/models/seqrec/shipped/) and print "
+        "the digests to record in recgym.models.seqrec.hub.SHIPPED (maintainers)",
+    )
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    model = pretrained(args.name, dataset=args.dataset, seed=args.seed, retrain=args.retrain)
+    folder = pretrained_dir(args.name, dataset=args.dataset, seed=args.seed)
+    out: dict[str, Any] = {"name": args.name, "folder": str(folder), **model.metrics}
+    if args.name in SHIPPED and args.retrain:
+        # Whether this training reproduced the shipped weights, bit for bit.
+        weights = sha256_file(folder / "model.safetensors")
+        out["reproduces_shipped"] = weights == SHIPPED[args.name]["model.safetensors"]
+    if args.ship:
+        command = (
+            f"# How the shipped retriever '{args.name}' was made\n\n```bash\n"
+            f"python -m recgym.models.seqrec.hub {args.name} --dataset {args.dataset} "
+            f"--seed {args.seed} --retrain --ship"
+            + (f" --threads {args.threads}" if args.threads is not None else "")
+            + f"\n```\n\n- machine: {platform.machine()}, {platform.platform()}\n"
+            f"- torch {torch.__version__}, {torch.get_num_threads()} thread(s)\n"
+            f"- training: {model.metrics.get('train_seconds', float('nan')):.0f} s, "
+            f"test NDCG@10 {model.metrics.get('test/ndcg@10', float('nan')):.4f}\n"
+        )
+        out["shipped"] = ship(args.name, folder, command)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
