@@ -233,8 +233,10 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
     ## Arguments
     - ``split``: ``"train"`` (default), ``"validation"`` or ``"test"``.
     - ``retriever``: a name of ``recgym.models.seqrec.MODELS`` (``"lrurec"`` default, ``"sasrec"``,
-      ``"gru4rec"``), trained on first use and cached; ``"popularity"`` (most-rated movies of
-      the training part, no training); or any :class:`ItemRetriever`.
+      ``"gru4rec"``): LRURec and SASRec with seed 0 ship trained with the package (never trained
+      on your machine); another one, seed or ``retriever_kwargs`` trains on first use (an
+      estimate, then a progress bar) and is cached; ``"popularity"`` (most-rated movies of the
+      training part, no training); or any :class:`ItemRetriever`.
     - ``retriever_kwargs``: config overrides for a named retriever (``{"max_epochs": 5}``).
     - ``retriever_seed``: the named retriever's training seed (default 0).
     - ``n_candidates``: candidates per episode (default 20, at most 26).
@@ -249,6 +251,9 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
     - v0 (invalid-input fix, issue 28): a malformed action's error now says what was given
       (not the batched shape) and a non-numeric one raises ``TypeError``; no valid action's
       reward changed, so the id stays ``-v0``.
+    - v0 (issue 26): the default retriever ships trained (the same weights the cache held), and
+      ``data_version`` now digests the episodes (histories, targets, candidates, the retriever's
+      full ranks); episodes and rewards are unchanged, rows made before are stale until re-run.
     """
 
     candidate_seed: ClassVar[int] = 20231104  # random train candidates: same on every machine
