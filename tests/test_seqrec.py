@@ -239,6 +239,35 @@ def test_a_damaged_cached_model_is_reported_and_trained_again(
     np.testing.assert_array_equal(again.score(histories), retrained.score(histories))
 
 
+@pytest.mark.parametrize("name", sorted(hub.SHIPPED))
+def test_shipped_retrievers_load_checked_and_never_train(
+    name: str, tmp_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retrievers of RecRank-v0 ship trained: with an empty cache, ``pretrained`` loads
+    them from the package (their default configuration, seed 0) and trains nothing; a damaged
+    shipped file is an error naming it, never a silent retraining."""
+    import json
+    import shutil
+
+    from recgym.error import ModelLoadError
+
+    monkeypatch.setattr(hub, "train_seqrec", lambda *a, **k: pytest.fail("trained"))
+    model = pretrained(name)
+    meta = json.loads((hub.shipped_dir(name) / "seqrec.json").read_text())
+    assert meta["config"] == dataclasses.asdict(default_config(name, seed=hub.SHIPPED_SEED))
+    assert model.n_items == 1682 and model.metrics["test/ndcg@10"] > 0.08
+    assert not (tmp_cache / "seqrec").exists()  # nothing was cached: nothing was trained
+    copy = tmp_path / "shipped"
+    shutil.copytree(hub.shipped_dir(name), copy)
+    monkeypatch.setattr(hub, "shipped_dir", lambda n: copy)
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match=r"model\.safetensors has sha256"):
+        pretrained(name)
+
+
 def test_pretrained_rejects_unknown_names_and_fields(tmp_cache: Path) -> None:
     with pytest.raises(KeyError, match="lrurec"):
         pretrained("bert4rec")

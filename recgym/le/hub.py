@@ -22,6 +22,8 @@ from recgym.le.base import DEFAULT_LE
 from recgym.le.train import LEConfig
 from recgym.utils import atomic
 from recgym.utils.files import sha256_file, verify_dir
+from recgym.utils.shipped import check_shipped
+from recgym.utils.shipped import ship as ship_files
 
 __all__ = [
     "CACHE_VERSION",
@@ -84,22 +86,13 @@ def shipped_dir(name: str) -> Path:
 
 
 def _check_shipped(name: str) -> Path:
-    """The shipped LE's folder, its files checked against :data:`SHIPPED`.
-
-    Raises:
-        ModelLoadError: a file is missing or its digest differs (the package is damaged or the
-            weights were replaced without updating :data:`SHIPPED`).
-    """
-    folder = shipped_dir(name)
-    for file, expected in SHIPPED[name].items():
-        path = folder / file
-        got = sha256_file(path) if path.is_file() else "missing"
-        if got != expected:
-            raise ModelLoadError(
-                f"shipped LE {name!r}: {path} has sha256 {got}, expected {expected}; reinstall "
-                f"recgym, or train the LE with `python -m recgym.le.hub {name} --retrain`"
-            )
-    return folder
+    """The shipped LE's folder, its files checked against :data:`SHIPPED`."""
+    return check_shipped(
+        shipped_dir(name),
+        SHIPPED[name],
+        f"shipped LE {name!r}",
+        f"train the LE with `python -m recgym.le.hub {name} --retrain`",
+    )
 
 
 def le_dir(config: LEConfig, name: str) -> Path:
@@ -214,16 +207,8 @@ def _train(
 def ship(name: str, source: Path, command: str) -> dict[str, str]:
     """Copy the trained LE in ``source`` into :func:`shipped_dir` with ``COMMAND.md`` (how it was
     made) and return the digests to record in :data:`SHIPPED`."""
-    import shutil
-
-    folder = shipped_dir(name)
-    folder.mkdir(parents=True, exist_ok=True)
-    digests = {}
-    for file in ("le.json", "le.safetensors", "users.npz"):
-        shutil.copyfile(source / file, folder / file)
-        digests[file] = sha256_file(folder / file)
-    (folder / "COMMAND.md").write_text(command)
-    return digests
+    files = ("le.json", "le.safetensors", "users.npz")
+    return ship_files(source, shipped_dir(name), files, command)
 
 
 def checkpoint_dir(target: Path) -> Path:

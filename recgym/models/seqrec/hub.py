@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from recgym.data.cache import cache_dir, install_dir
-from recgym.error import ModelLoadError
 from recgym.models.seqrec.config import default_config
 from recgym.models.seqrec.retriever import SeqRecRetriever
 from recgym.models.seqrec.train import train_seqrec
 from recgym.utils.files import sha256_file, verify_dir
+from recgym.utils.shipped import check_shipped
+from recgym.utils.shipped import ship as ship_files
 
 __all__ = [
     "CACHE_VERSION",
@@ -68,22 +69,13 @@ def shipped_dir(name: str) -> Path:
 
 
 def _check_shipped(name: str) -> Path:
-    """The shipped retriever's folder, its files checked against :data:`SHIPPED`.
-
-    Raises:
-        ModelLoadError: a file is missing or its digest differs.
-    """
-    folder = shipped_dir(name)
-    for file, expected in SHIPPED[name].items():
-        path = folder / file
-        got = sha256_file(path) if path.is_file() else "missing"
-        if got != expected:
-            raise ModelLoadError(
-                f"shipped retriever {name!r}: {path} has sha256 {got}, expected {expected}; "
-                "reinstall recgym, or train it with "
-                f"`python -m recgym.models.seqrec.hub {name} --retrain`"
-            )
-    return folder
+    """The shipped retriever's folder, its files checked against :data:`SHIPPED`."""
+    return check_shipped(
+        shipped_dir(name),
+        SHIPPED[name],
+        f"shipped retriever {name!r}",
+        f"train it with `python -m recgym.models.seqrec.hub {name} --retrain`",
+    )
 
 
 def pretrained_dir(name: str, *, dataset: str = "ml-100k", seed: int = 0, **overrides: Any) -> Path:
@@ -163,16 +155,7 @@ def pretrained(
 def ship(name: str, source: Path, command: str) -> dict[str, str]:
     """Copy the trained retriever in ``source`` into :func:`shipped_dir` with ``COMMAND.md``
     (how it was made) and return the digests to record in :data:`SHIPPED`."""
-    import shutil
-
-    folder = shipped_dir(name)
-    folder.mkdir(parents=True, exist_ok=True)
-    digests = {}
-    for file in _FILES:
-        shutil.copyfile(source / file, folder / file)
-        digests[file] = sha256_file(folder / file)
-    (folder / "COMMAND.md").write_text(command)
-    return digests
+    return ship_files(source, shipped_dir(name), _FILES, command)
 
 
 def main(argv: list[str] | None = None) -> None:

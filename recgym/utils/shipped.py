@@ -1,0 +1,55 @@
+"""Models that ship trained inside the package: their files checked against recorded digests.
+
+What defines an env (a user model, a retriever, a judge) ships with recgym so that ``gym.make``
+never trains. Each such model is a folder of files whose sha256 digests are recorded in the
+code (the module that loads it), and a ``COMMAND.md`` saying how the files were made.
+:func:`check_shipped` verifies a folder before it is loaded; :func:`ship` copies a freshly
+trained model into the package and returns the digests to record.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from recgym.error import ModelLoadError
+from recgym.utils.files import sha256_file
+
+__all__ = ["check_shipped", "ship"]
+
+
+def check_shipped(folder: Path, digests: Mapping[str, str], what: str, remedy: str) -> Path:
+    """``folder``, once every file of ``digests`` (a path relative to it → sha256) matches.
+
+    Args:
+        folder: the shipped model's folder inside the package.
+        digests: the recorded digests.
+        what: the model, for the message (``"shipped retriever 'lrurec'"``).
+        remedy: what the user can do instead, for the message (a training command).
+
+    Raises:
+        ModelLoadError: a file is missing or its digest differs (the package is damaged or the
+            files were replaced without updating the recorded digests).
+    """
+    for file, expected in digests.items():
+        path = folder / file
+        got = sha256_file(path) if path.is_file() else "missing"
+        if got != expected:
+            raise ModelLoadError(
+                f"{what}: {path} has sha256 {got}, expected {expected}; reinstall recgym, or "
+                f"{remedy}"
+            )
+    return folder
+
+
+def ship(source: Path, folder: Path, files: Iterable[str], command: str) -> dict[str, str]:
+    """Copy ``files`` (paths relative to ``source``) into ``folder`` with ``COMMAND.md`` (how
+    they were made) and return their digests, to record in the loading module."""
+    digests = {}
+    for file in files:
+        (folder / file).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / file, folder / file)
+        digests[file] = sha256_file(folder / file)
+    (folder / "COMMAND.md").write_text(command)
+    return digests
