@@ -29,6 +29,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import sys
 import time
 import warnings
 from collections import OrderedDict
@@ -53,13 +54,17 @@ from recgym.models.seqrec.retriever import (
     write_module,
 )
 from recgym.models.seqrec.train import fit
-from recgym.utils.files import verify_dir, write_atomic
+from recgym.utils.files import sha256_file, verify_dir, write_atomic
+from recgym.utils.shipped import check_shipped
+from recgym.utils.shipped import ship as ship_files
 
 __all__ = [
     "KAR_CACHE_VERSION",
+    "SHIPPED_KAR",
     "KARAdaptor",
     "KARConfig",
     "KARRecommender",
+    "kar_shipped_dir",
     "pretrained_kar",
     "train_kar",
     "write_texts",
@@ -67,6 +72,11 @@ __all__ = [
 
 KAR_CACHE_VERSION = 1
 """Part of every cache key: bump it when the model or its training changes."""
+
+SHIPPED_KAR: dict[str, str] = {}
+"""The judge that ships trained (:class:`KARConfig`'s defaults): the sha256 of each file in
+:func:`kar_shipped_dir` (the model as :meth:`KARRecommender.save` writes it, and the SmolLM2
+texts it learned from, so a retrain needs no LLM). Empty until it is shipped."""
 
 _WEIGHTS, _META = "adaptor.safetensors", "kar.json"
 
@@ -333,18 +343,37 @@ def _read_texts(cache: Path) -> list[str]:
     return texts
 
 
+def _texts_name(config: KARConfig, prompts: list[str], data_version: str) -> str:
+    """The file name of the training texts of ``config`` (cached by LLM, prompts, length)."""
+    blob = json.dumps([config.text_llm, config.max_new_tokens, data_version, prompts])
+    key = hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return f"{Path(config.text_llm).name}-{key}.json"
+
+
+def _training_prompts(config: KARConfig) -> tuple[list[str], str]:
+    """The ``train`` episode prompts the texts are written from, and the task's data digest."""
+    from recgym.envs.preference import build_pref_task
+
+    task = build_pref_task()
+    n = len(task.splits["train"])
+    return [task.prompt("train", i, config.history_len) for i in range(n)], task.data_version
+
+
 def _training_texts(
     config: KARConfig, prompts: list[str], data_version: str, progress: bool
 ) -> list[str]:
     """The LLM's text for every ``train`` episode prompt (cached by LLM, prompts and length)."""
     import recgym.llm
 
-    blob = json.dumps([config.text_llm, config.max_new_tokens, data_version, prompts])
-    key = hashlib.sha256(blob.encode()).hexdigest()[:12]
-    cache = cache_dir("kar", "texts") / f"{Path(config.text_llm).name}-{key}.json"
+    cache = cache_dir("kar", "texts") / _texts_name(config, prompts, data_version)
     texts = _read_texts(cache)
     if len(texts) == len(prompts):
         return texts
+    shipped = kar_shipped_dir() / "texts" / cache.name
+    if SHIPPED_KAR and shipped.is_file():  # the shipped judge's texts: no LLM needed
+        texts = _read_texts(_check_shipped_kar() / "texts" / cache.name)
+        if len(texts) == len(prompts):
+            return texts
     llm = recgym.llm.load(config.text_llm, progress=progress)
     return write_texts(
         llm,
@@ -395,8 +424,8 @@ def train_kar(
     result = fit(model, train.histories, bconf, validate=validate, progress=progress)
     backbone = SeqRecRetriever(model, data_version=task.data_version)
     # 2. The texts and the adaptor.
-    prompts = [task.prompt("train", i, config.history_len) for i in range(len(train))]
-    texts = _training_texts(config, prompts, task.data_version, progress)
+    prompts, data_version = _training_prompts(config)
+    texts = _training_texts(config, prompts, data_version, progress)
     if encoder is None:
         from recgym.llm.encoder import load_encoder
 
@@ -521,8 +550,10 @@ def pretrained_kar(
     retrain: bool = False,
     **overrides: Any,
 ) -> KARRecommender:
-    """The judge of ``RecPref-v0``: trained on first use (the texts take longest: about a
-    second per user for SmolLM2-135M on 2 CPU cores), then loaded from the cache.
+    """The judge of ``RecPref-v0``: shipped with the package for the default configuration
+    (:data:`SHIPPED_KAR`, its files' sha256 checked on every load); any other configuration
+    trains on first use (announced on stderr; the texts take longest: about a second per user
+    for SmolLM2-135M on 2 CPU cores), then loads from the cache.
 
     Args:
         backbone: the seqrec model.
@@ -534,9 +565,86 @@ def pretrained_kar(
         **overrides: other :class:`KARConfig` fields.
     """
     config = KARConfig(backbone=backbone, text_llm=text_llm, seed=seed, **overrides)
+    if SHIPPED_KAR and config == KARConfig() and not retrain:
+        return KARRecommender.load(_check_shipped_kar(), device=device)
     path = kar_dir(config)
     if not retrain and verify_dir(path, remedy="training it again", adopt=True):
         return KARRecommender.load(path, device=device)
+    print(
+        f"recgym: training the KAR judge ({config.backbone}, texts by {config.text_llm}, seed "
+        f"{config.seed}): a few minutes on 2 CPU cores, plus about a second per user for the "
+        f"texts unless they are cached; then caching it in {path}",
+        file=sys.stderr,
+        flush=True,
+    )
     kar = train_kar(config, device=device, progress=progress)
     install_dir(path, kar.save, replace=True)  # replaces a damaged copy
     return kar
+
+
+def kar_shipped_dir() -> Path:
+    """Where the shipped judge lives inside the package."""
+    return Path(__file__).with_name("shipped") / "kar-ml-100k-sasrec-smollm2-135m-s0"
+
+
+def _check_shipped_kar() -> Path:
+    return check_shipped(
+        kar_shipped_dir(),
+        SHIPPED_KAR,
+        "the shipped KAR judge",
+        "train it with `python -m recgym.models.kar --retrain`",
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m recgym.models.kar``: train (or load) the judge of ``RecPref-v0`` with its
+    default configuration and print its metrics as JSON."""
+    import argparse
+    import platform
+
+    parser = argparse.ArgumentParser(
+        prog="python -m recgym.models.kar",
+        description="Train (or load) RecPref-v0's judge (the default configuration) and print "
+        "its metrics as JSON. The shipped judge loads from the package unless --retrain.",
+    )
+    parser.add_argument("--retrain", action="store_true", help="train even if shipped or cached")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--ship",
+        action="store_true",
+        help="copy the trained judge and its texts into the package and print the digests to "
+        "record in recgym.models.kar.SHIPPED_KAR (maintainers)",
+    )
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    kar = pretrained_kar(retrain=args.retrain)
+    config = KARConfig()
+    out: dict[str, Any] = {"folder": str(kar_dir(config)), **kar.metrics, "version": kar.version}
+    if SHIPPED_KAR and args.retrain:
+        weights = sha256_file(kar_dir(config) / _WEIGHTS)
+        out["reproduces_shipped"] = weights == SHIPPED_KAR[_WEIGHTS]
+    if args.ship:
+        folder = kar_dir(config)
+        files = [str(p.relative_to(folder)) for p in sorted(folder.rglob("*")) if p.is_file()]
+        files = [f for f in files if not Path(f).name.startswith(".")]  # not the manifest
+        command = (
+            "# How the shipped KAR judge of RecPref-v0 was made\n\n```bash\n"
+            "python -m recgym.models.kar --retrain --ship"
+            + (f" --threads {args.threads}" if args.threads is not None else "")
+            + f"\n```\n\n- machine: {platform.machine()}, {platform.platform()}\n"
+            f"- torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
+            f"{time.perf_counter() - start:.0f} s (the texts were cached)\n"
+            f"- metrics: {json.dumps(kar.metrics, sort_keys=True)}\n"
+        )
+        shipped = ship_files(folder, kar_shipped_dir(), files, command)
+        # The texts it learned from (SmolLM2's, greedy): a retrain needs no LLM.
+        name = _texts_name(config, *_training_prompts(config))
+        texts = ship_files(cache_dir("kar", "texts"), kar_shipped_dir() / "texts", [name], None)
+        out["shipped"] = {**shipped, **{f"texts/{k}": v for k, v in texts.items()}}
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

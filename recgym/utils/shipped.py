@@ -43,13 +43,15 @@ def check_shipped(folder: Path, digests: Mapping[str, str], what: str, remedy: s
     return folder
 
 
-def ship(source: Path, folder: Path, files: Iterable[str], command: str) -> dict[str, str]:
+def ship(source: Path, folder: Path, files: Iterable[str], command: str | None) -> dict[str, str]:
     """Copy ``files`` (paths relative to ``source``) into ``folder`` with ``COMMAND.md`` (how
-    they were made) and return their digests, to record in the loading module."""
+    they were made; ``None``: none, for files shipped beside a model that has one) and return
+    their digests, to record in the loading module."""
     digests = {}
     for file in files:
         (folder / file).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / file, folder / file)
         digests[file] = sha256_file(folder / file)
-    (folder / "COMMAND.md").write_text(command)
+    if command is not None:
+        (folder / "COMMAND.md").write_text(command)
     return digests
