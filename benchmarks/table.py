@@ -48,7 +48,15 @@ ENV_METRICS: dict[str, tuple[str, ...]] = {
         "cand/recall@1",
         "cand/hit",
     ),
-    "RecNext-v0": ("reward", "ndcg@10", "ndcg@20", "hit@5", "hit@10", "hit@20"),
+    "RecNext-v0": (
+        "reward",
+        "ndcg@10",
+        "ndcg@20",
+        "hit@10",
+        "hit@20",
+        "unmasked/ndcg@10",
+        "unmasked/hit@10",
+    ),
     "RecPref-v0": ("reward", "ndcg@10", "ndcg@5", "hit@1", "hit@5", "hit@10"),
     "RecUser-v0": ("reward", "return", "length", "taken"),
 }

@@ -74,6 +74,20 @@ def test_ndcg_reward_is_the_rank_of_the_target_with_history_masked(env: RecNextE
     assert far.score([_ranked_scores(env, order)], 0, "test").rewards[0] == 0.0
 
 
+def test_unmasked_metrics_rank_the_history_too(env: RecNextEnv) -> None:
+    """RecBole's protocol: the same order, the history not masked, ranks the target after it."""
+    histories = env.task.splits["test"].histories
+    i = min(range(len(histories)), key=lambda j: len(histories[j]))  # 19 movies
+    hist, target = _episode(env, i)
+    unseen = [j for j in range(env.n_items) if j not in set(hist) and j != target]
+    order = np.array([*hist, *unseen[:3], target, *unseen[3:]])
+    batch = env.score([_ranked_scores(env, order)], i, "test")
+    rank = len(hist) + 3
+    assert batch.ranks[0] == 3 and rank < 50
+    assert batch.metrics["unmasked/ndcg@50"][0] == pytest.approx(1 / math.log2(rank + 2))
+    assert batch.metrics["unmasked/hit@20"][0] == 0.0 and batch.metrics["hit@5"][0] == 1.0
+
+
 def test_ties_and_nan_rank_against_the_target(env: RecNextEnv) -> None:
     hist, target = _episode(env, 0)
     flat = env.score([np.zeros(env.n_items)], 0, "test")

@@ -229,7 +229,10 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
 
     Both rewards lie in ``[0, 1]``. ``info["metrics"]`` has ``ndcg@{5,10,20,50}``,
     ``hit@{5,10,20,50}`` (one target, so hit equals recall) and ``p_target`` (the softmax term,
-    at ``tau``), whatever the reward, each in ``[0, 1]``.
+    at ``tau``), whatever the reward, each in ``[0, 1]``; and ``unmasked/ndcg@K`` and
+    ``unmasked/hit@K``: the same ranks with the history *not* masked, the protocol of RecBole's
+    sequential evaluation, to compare with numbers published under it (history items a model
+    scores high push the target down, so these are lower).
 
     ## Starting State
     ``reset(options={"split": s, "index": i})`` starts episode ``i`` of split ``s``; without an
@@ -254,6 +257,8 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
       (``1e307``) used to give a NaN reward and ``p_target``; they now follow the rules above.
       A non-numeric action now raises ``TypeError``. No reward that used to be a number
       changed (tested against the v0 formula), so the id stays ``-v0``.
+    - v0 (issue 26): ``info["metrics"]`` also has the unmasked ``unmasked/ndcg@K`` and
+      ``unmasked/hit@K``; rewards and the other metrics are unchanged.
     """
 
     REWARDS: ClassVar[tuple[str, ...]] = ("ndcg", "fused")
@@ -358,6 +363,12 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
         p_target = target_probability(scores, targets, histories, self.tau)
         reward, _ = fuse(ranks, p_target, self.k, self.beta)
         metrics = metrics_at_rank(ranks, max(METRIC_KS), METRIC_KS, ("ndcg", "hit"))
+        # RecBole's sequential protocol ranks the whole catalog without masking the history:
+        # the same figures under it, for comparison with papers (the reward stays masked).
+        unmasked = metrics_at_rank(
+            target_ranks(scores, targets), max(METRIC_KS), METRIC_KS, ("ndcg", "hit")
+        )
+        metrics.update({f"unmasked/{key}": value for key, value in unmasked.items()})
         metrics["p_target"] = p_target
         return NextScores(reward, np.ones(len(scores), dtype=bool), metrics, ranks, scores)
 
