@@ -22,7 +22,7 @@ from recgym.le.base import DEFAULT_LE
 from recgym.le.train import LEConfig
 from recgym.utils import atomic
 from recgym.utils.files import sha256_file, verify_dir
-from recgym.utils.shipped import check_shipped
+from recgym.utils.shipped import add_training_arguments, check_shipped, use_threads
 from recgym.utils.shipped import ship as ship_files
 
 __all__ = [
@@ -228,7 +228,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("name", choices=sorted(CONFIGS), help="registered LE")
     parser.add_argument("--device", default=None, help="cpu, cuda... (default: cuda if any)")
-    parser.add_argument("--retrain", action="store_true", help="train even if shipped or cached")
     parser.add_argument(
         "--checkpoint-minutes",
         type=float,
@@ -236,24 +235,9 @@ def main(argv: list[str] | None = None) -> None:
         help="minutes between two checkpoints of the training, which a killed run started "
         "again resumes from (default: 5; 0: after every step)",
     )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch CPU threads (default: torch's choice); the shipped LE records its own, "
-        "since float sums, and so the weights' bits, depend on it",
-    )
-    parser.add_argument(
-        "--ship",
-        action="store_true",
-        help="copy the trained LE into the package (recgym/le/shipped/NAME) and print the "
-        "digests to record in recgym.le.hub.SHIPPED (maintainers)",
-    )
+    add_training_arguments(parser, "recgym/le/shipped/NAME", "recgym.le.hub.SHIPPED")
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     le = load(
         args.name,
         device=args.device,

@@ -55,7 +55,7 @@ from recgym.models.seqrec.retriever import (
 )
 from recgym.models.seqrec.train import fit
 from recgym.utils.files import sha256_file, verify_dir, write_atomic
-from recgym.utils.shipped import check_shipped
+from recgym.utils.shipped import add_training_arguments, check_shipped, use_threads
 from recgym.utils.shipped import ship as ship_files
 
 __all__ = [
@@ -607,17 +607,9 @@ def main(argv: list[str] | None = None) -> None:
         description="Train (or load) RecPref-v0's judge (the default configuration) and print "
         "its metrics as JSON. The shipped judge loads from the package unless --retrain.",
     )
-    parser.add_argument("--retrain", action="store_true", help="train even if shipped or cached")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument(
-        "--ship",
-        action="store_true",
-        help="copy the trained judge and its texts into the package and print the digests to "
-        "record in recgym.models.kar.SHIPPED_KAR (maintainers)",
-    )
+    add_training_arguments(parser, "recgym/models/shipped/", "recgym.models.kar.SHIPPED_KAR")
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     start = time.perf_counter()
     kar = pretrained_kar(retrain=args.retrain)
     config = KARConfig()

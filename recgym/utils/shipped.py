@@ -9,6 +9,7 @@ trained model into the package and returns the digests to record.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 from recgym.error import ModelLoadError
 from recgym.utils.files import sha256_file
 
-__all__ = ["check_shipped", "ship"]
+__all__ = ["add_training_arguments", "check_shipped", "ship", "use_threads"]
 
 
 def check_shipped(folder: Path, digests: Mapping[str, str], what: str, remedy: str) -> Path:
@@ -55,3 +56,31 @@ def ship(source: Path, folder: Path, files: Iterable[str], command: str | None) 
     if command is not None:
         (folder / "COMMAND.md").write_text(command)
     return digests
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, where: str, table: str) -> None:
+    """The options every ``python -m ... --retrain --ship`` command of a shipped model takes:
+    ``--retrain``, ``--threads`` and ``--ship`` (into the package folder ``where``, digests to
+    record in ``table``)."""
+    parser.add_argument("--retrain", action="store_true", help="train even if shipped or cached")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice); float sums, and so the weights' "
+        "bits, depend on it: a shipped model's COMMAND.md records its own",
+    )
+    parser.add_argument(
+        "--ship",
+        action="store_true",
+        help=f"copy the trained model into the package ({where}) and print the digests to "
+        f"record in {table} (maintainers)",
+    )
+
+
+def use_threads(threads: int | None) -> None:
+    """Set torch's CPU threads for a training command (``None``: leave torch's choice)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)

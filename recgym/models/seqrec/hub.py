@@ -5,7 +5,7 @@ default, SASRec and GRU4Rec, each with its default configuration and seed 0) shi
 ``recgym/models/seqrec/shipped/`` (about 0.3-1 MB each), their files checked against sha256
 digests on every load: ``gym.make("RecRank-v0")`` never trains. Any other configuration trains
 on first use, with a progress bar and a one-line estimate first, and is cached. The shipped
-files are made by ``python -m recgym.models.seqrec.hub NAME --retrain --ship`` (each folder's
+files are made by ``python -m recgym.models.seqrec NAME --retrain --ship`` (each folder's
 ``COMMAND.md`` says how, on which machine).
 """
 
@@ -23,7 +23,7 @@ from recgym.models.seqrec.config import default_config
 from recgym.models.seqrec.retriever import SeqRecRetriever
 from recgym.models.seqrec.train import train_seqrec
 from recgym.utils.files import sha256_file, verify_dir
-from recgym.utils.shipped import check_shipped
+from recgym.utils.shipped import add_training_arguments, check_shipped, use_threads
 from recgym.utils.shipped import ship as ship_files
 
 __all__ = [
@@ -74,7 +74,7 @@ def _check_shipped(name: str) -> Path:
         shipped_dir(name),
         SHIPPED[name],
         f"shipped retriever {name!r}",
-        f"train it with `python -m recgym.models.seqrec.hub {name} --retrain`",
+        f"train it with `python -m recgym.models.seqrec {name} --retrain`",
     )
 
 
@@ -159,7 +159,7 @@ def ship(name: str, source: Path, command: str) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m recgym.models.seqrec.hub NAME``: train (or load) a retriever and print its
+    """``python -m recgym.models.seqrec NAME``: train (or load) a retriever and print its
     metrics as JSON."""
     import argparse
     import platform
@@ -167,30 +167,18 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     parser = argparse.ArgumentParser(
-        prog="python -m recgym.models.seqrec.hub",
+        prog="python -m recgym.models.seqrec",
         description="Train (or load) a sequential retriever on a dataset and print its metrics "
         "as JSON. A shipped retriever loads from the package unless --retrain.",
     )
     parser.add_argument("name", choices=sorted(MINUTES), help="the model")
     parser.add_argument("--dataset", default=SHIPPED_DATASET)
     parser.add_argument("--seed", type=int, default=SHIPPED_SEED)
-    parser.add_argument("--retrain", action="store_true", help="train even if shipped or cached")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch CPU threads (default: torch's choice); float sums, and so the weights' bits, "
-        "depend on it",
-    )
-    parser.add_argument(
-        "--ship",
-        action="store_true",
-        help="copy the trained model into the package (recgym/models/seqrec/shipped/) and print "
-        "the digests to record in recgym.models.seqrec.hub.SHIPPED (maintainers)",
+    add_training_arguments(
+        parser, "recgym/models/seqrec/shipped/", "recgym.models.seqrec.hub.SHIPPED"
     )
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     model = pretrained(args.name, dataset=args.dataset, seed=args.seed, retrain=args.retrain)
     folder = pretrained_dir(args.name, dataset=args.dataset, seed=args.seed)
     out: dict[str, Any] = {"name": args.name, "folder": str(folder), **model.metrics}
@@ -201,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.ship:
         command = (
             f"# How the shipped retriever '{args.name}' was made\n\n```bash\n"
-            f"python -m recgym.models.seqrec.hub {args.name} --dataset {args.dataset} "
+            f"python -m recgym.models.seqrec {args.name} --dataset {args.dataset} "
             f"--seed {args.seed} --retrain --ship"
             + (f" --threads {args.threads}" if args.threads is not None else "")
             + f"\n```\n\n- machine: {platform.machine()}, {platform.platform()}\n"
