@@ -8,6 +8,7 @@ them; one test keeps the tiny model on-policy.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 from pathlib import Path
@@ -352,6 +353,20 @@ def test_main_parses_every_field(tiny_dir: Path, tmp_path: Path) -> None:
     )
     assert spec.env_kwargs == {"k": 100} and spec.batch_size == 32 and spec.budget_device == "cpu"
     assert spec.agent_kwargs["adapter"] == str(tmp_path) and spec.budget is not None
+    # ... and it records the training command, which parses back into the run's config.
+    from agents.llm.grpo import GRPOTrainer
+    from agents.llm.grpo_config import GRPOConfig
+    from agents.llm.run_files import config_parser, parse_config
+
+    assert spec.training is not None
+    argv = shlex.split(spec.training["command"])
+    assert " ".join(argv[:3]) == GRPOTrainer.command_prog and "--algorithm" in argv
+    parser = config_parser(GRPOConfig, GRPOTrainer.command_prog, "")
+    again = parse_config(GRPOConfig, vars(parser.parse_args(argv[3:])))
+    assert json.loads(json.dumps(dataclasses.asdict(again))) == json.loads(
+        json.dumps(summary["config"])
+    )
+    assert spec.training["log"] == str(tmp_path / "log.jsonl")
 
 
 @pytest.mark.parametrize(

@@ -249,6 +249,9 @@ class DPOTrainer(PolicyTrainer):
     the best round, and it adds ``updates`` (optimizer steps) and ``pairs`` (per round).
     """
 
+    command_prog: ClassVar[str] = "python -m agents.llm.dpo"
+    command_exclude: ClassVar[tuple[str, ...]] = ("algorithm", "lora", *GRPO_ONLY)  # fixed
+
     unit: ClassVar[str] = "round"
     config: DPOConfig
 
@@ -475,9 +478,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """``python -m agents.llm.dpo``: train and print the summary (no history)."""
     parser = config_parser(
         DPOConfig,
-        "python -m agents.llm.dpo",
+        DPOTrainer.command_prog,
         __doc__.split("\n")[0] + " " + __doc__.split("\n")[1],
-        exclude=("algorithm", "lora", *GRPO_ONLY),  # fixed for DPO
+        exclude=DPOTrainer.command_exclude,
     )
     summary = train_dpo(parse_config(DPOConfig, vars(parser.parse_args(argv))))
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))

@@ -254,7 +254,7 @@ def _zero_std_share(rewards: np.ndarray, group_size: int) -> float:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """``python -m agents.llm.grpo``: train and print the summary (no history)."""
-    parser = config_parser(GRPOConfig, "python -m agents.llm.grpo", __doc__.split("\n")[0])
+    parser = config_parser(GRPOConfig, GRPOTrainer.command_prog, __doc__.split("\n")[0])
     summary = train_grpo(parse_config(GRPOConfig, vars(parser.parse_args(argv))))
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     return summary

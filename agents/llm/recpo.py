@@ -213,6 +213,10 @@ class RecPOTrainer(GRPOTrainer):
             the item table.
     """
 
+    command_prog: ClassVar[str] = "python -m agents.llm.recpo"
+    # Fixed by RecPO, or not read by it.
+    command_exclude: ClassVar[tuple[str, ...]] = ("algorithm", "response_prefix", "sft_min_ndcg")
+
     config: RecPOConfig
     agent: RecHeadAgent
 
@@ -390,9 +394,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """``python -m agents.llm.recpo``: train and print the summary (no history)."""
     parser = config_parser(
         RecPOConfig,
-        "python -m agents.llm.recpo",
+        RecPOTrainer.command_prog,
         __doc__.split("\n")[0],
-        exclude=("algorithm", "response_prefix", "sft_min_ndcg"),  # fixed or unread by RecPO
+        exclude=RecPOTrainer.command_exclude,
     )
     summary = train_recpo(parse_config(RecPOConfig, vars(parser.parse_args(argv))))
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))

@@ -27,6 +27,7 @@ import inspect
 import itertools
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import time
@@ -391,6 +392,33 @@ def config_parser(
             cast = {"int": int, "float": float}.get(kind.split(" |")[0], str)
             parser.add_argument(flag, type=cast, default=default, help=help_)
     return parser
+
+
+def config_command(config: Any, prog: str, exclude: Sequence[str] = ()) -> str:
+    """The command line that :func:`config_parser` (with ``prog``) parses back into ``config``:
+    ``prog`` and a ``--flag`` for each field that differs from its default, shell-quoted."""
+    args = prog.split()
+    for field in dataclasses.fields(config):
+        if field.name in exclude:
+            continue
+        value = getattr(config, field.name)
+        default = field.default
+        if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        if value == default:
+            continue
+        flag, kind = "--" + field.name.replace("_", "-"), str(field.type)
+        if kind == "bool":
+            args.append(flag if value else "--no-" + field.name.replace("_", "-"))
+        elif value is None:
+            raise ValueError(f"{field.name}=None cannot be given on the command line")
+        elif kind.startswith("tuple"):
+            args += [flag, *map(str, value)]
+        elif kind.startswith("dict"):
+            args += [flag, json.dumps(value, sort_keys=True)]
+        else:
+            args += [flag, str(value)]
+    return shlex.join(args)
 
 
 def _json_object(text: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ and a trainer for another env family replaces :meth:`~PolicyTrainer.scorer_of`,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -50,6 +51,10 @@ _RESUMABLE = ("device", "output_dir", "progress", "eval_batch_size", "max_minute
 class PolicyTrainer(GroupSampler, run_files.CheckpointedRun):
     """Trains an LLM policy on a recgym env's batched scorer (see the module docstring).
 
+    ``command_prog`` is the command that trains it (``python -m agents.llm.grpo``) and
+    ``command_exclude`` the config fields it fixes (not options); the leaderboard command of a
+    run records it with the run's settings.
+
     Args:
         config: the recipe (a :class:`~agents.llm.grpo_config.GRPOConfig` or a subclass).
         env: a recgym env (its train and validation splits are used, and test once at the
@@ -68,6 +73,9 @@ class PolicyTrainer(GroupSampler, run_files.CheckpointedRun):
         out: the output directory.
         pad_id: the tokenizer's padding token.
     """
+
+    command_prog: ClassVar[str] = "python -m agents.llm.grpo"
+    command_exclude: ClassVar[tuple[str, ...]] = ()
 
     unit: ClassVar[str] = "step"
     """What ``run["step"]`` (and the summary's ``steps``, ``best_step``) counts."""
@@ -352,6 +360,16 @@ class PolicyTrainer(GroupSampler, run_files.CheckpointedRun):
             batch_size=cfg.eval_batch_size,
             budget=round(self.minutes(), 1),
             budget_device=self.device_name,
+            training={
+                # output_dir as the run used it, so the command resumes or repeats this run.
+                "command": run_files.config_command(
+                    dataclasses.replace(cfg, output_dir=str(self.out)),
+                    self.command_prog,
+                    self.command_exclude,
+                ),
+                "config": str(self.out / "training.json"),
+                "log": str(self.out / "log.jsonl"),
+            },
         )
         return spec.command()
 
