@@ -31,7 +31,14 @@ from gymnasium.envs.registration import load_env_creator
 
 from benchmarks.episodes import split_kwargs
 
-__all__ = ["Protocol", "default_kwargs", "protocol_of", "split_size", "view_kwargs"]
+__all__ = [
+    "Protocol",
+    "default_kwargs",
+    "protocol_of",
+    "row_kwargs",
+    "split_size",
+    "view_kwargs",
+]
 
 CANONICAL_SPLIT = "test"
 """The split of every env's canonical protocol."""
@@ -62,6 +69,18 @@ def default_kwargs(env_id: str) -> dict[str, Any]:
     full = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
     full.update(gym.spec(env_id).kwargs)
     return dict(json.loads(json.dumps(full, default=str)))
+
+
+def row_kwargs(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row's env arguments, with the default of each argument it does not record: one the
+    env gained after the row was made, whose default keeps the env as it was (an env that
+    changes what it returns bumps its version instead). A row of an env id that is not
+    registered keeps its own."""
+    recorded = dict(row.get("env_kwargs") or {})
+    env_id = str(row.get("env_id"))
+    if env_id not in gym.registry:
+        return recorded
+    return {**default_kwargs(env_id), **recorded}
 
 
 def _unset(value: Any) -> bool:
@@ -112,7 +131,7 @@ def _count(value: Any) -> int | None:
 def protocol_of(row: Mapping[str, Any]) -> Protocol:
     """The protocol of a runner row (its env id must be registered)."""
     env_id = str(row["env_id"])
-    settings = _settings(env_id, row.get("env_kwargs") or {})
+    settings = _settings(env_id, row_kwargs(row))
     defaults = _settings(env_id, default_kwargs(env_id))
     changed = [
         f"{k}={json.dumps(settings.get(k))}"

@@ -34,7 +34,7 @@ from typing import Any
 import gymnasium as gym
 from tqdm.auto import tqdm
 
-from benchmarks.protocol import split_size
+from benchmarks.protocol import row_kwargs, split_size
 from benchmarks.runner import load_rows
 
 __all__ = [
@@ -80,7 +80,11 @@ def row_key(row: Mapping[str, Any]) -> str:
     episodes played, seeds, training budget), not when, where or how fast it ran. Two commands
     spelt differently (``--episodes 1000`` on a 943-episode split and ``--episodes 943``) are
     the same row."""
-    return json.dumps({f: row.get(f) for f in _IDENTITY}, sort_keys=True, default=str)
+    identity = {f: row.get(f) for f in _IDENTITY}
+    # An argument the env gained after the row was made counts at its default: the re-run of
+    # an old row's command, which records it, replaces that row.
+    identity["env_kwargs"] = row_kwargs(row)
+    return json.dumps(identity, sort_keys=True, default=str)
 
 
 def latest_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -11,8 +11,9 @@ what an episode shows (:meth:`~OneStepEnv.observation`) and how a batch of actio
 
 from __future__ import annotations
 
+import inspect
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 import gymnasium as gym
@@ -104,16 +105,34 @@ def score_rows(
     return split, [episode_index(i, size) for i in indices]
 
 
-def leave_one_out_examples(dataset: str = "ml-100k") -> tuple[Any, dict[str, Examples]]:
-    """A dataset and the next-item examples of each split of its leave-one-out split by time
-    (:meth:`recgym.data.LeaveOneOutSplit.examples`)."""
-    from recgym.data import leave_one_out, load_dataset
+def leave_one_out_examples(
+    dataset: str = "ml-100k", dataset_kwargs: Mapping[str, Any] | None = None
+) -> tuple[Any, dict[str, Examples]]:
+    """A dataset (a registered name, loaded with ``dataset_kwargs``) and the next-item examples
+    of each split of its leave-one-out split by time
+    (:meth:`recgym.data.LeaveOneOutSplit.examples`).
 
-    data = load_dataset(dataset, progress=False)
+    Raises:
+        RecGymError: the dataset has no interactions, or too few users to split.
+    """
+    from recgym.data import dataset_spec, leave_one_out
+
+    loader = dataset_spec(dataset).loader
+    kwargs = dict(dataset_kwargs or {})
+    if "progress" in inspect.signature(loader).parameters:
+        kwargs.setdefault("progress", False)
+    data = loader(**kwargs)
     if data.interactions is None:
         raise RecGymError(f"dataset {dataset!r} has no interactions to split")
     loo = leave_one_out(data.interactions)
-    return data, {name: loo.examples(name) for name in SPLITS}  # type: ignore[arg-type]
+    examples = {name: loo.examples(name) for name in SPLITS}  # type: ignore[arg-type]
+    if not all(len(examples[name][2]) for name in SPLITS):
+        raise RecGymError(
+            f"dataset {dataset!r} leaves an empty split after the leave-one-out split by time "
+            f"(examples per split: {', '.join(f'{n} {len(examples[n][2])}' for n in SPLITS)}); "
+            "it needs users with enough interactions"
+        )
+    return data, examples
 
 
 class ScoredBatch(Protocol):

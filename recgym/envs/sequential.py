@@ -11,7 +11,7 @@ from recgym.envs.one_step import SPLITS, leave_one_out_examples
 from recgym.envs.spaces import to_charset
 from recgym.envs.text import RetrievalTextEnv, SplitEpisodes, TextTask
 
-__all__ = ["SEQ_PROMPT", "RecSeqEnv", "history_prompt"]
+__all__ = ["ITEM_PROMPT", "SEQ_PROMPT", "RecSeqEnv", "history_prompt"]
 
 SEQ_PROMPT = (
     "You are a movie recommendation assistant. A user watched these movies, oldest first, "
@@ -21,7 +21,17 @@ SEQ_PROMPT = (
     "Show your reasoning inside <think> </think> tags, then give the final query as JSON inside "
     '<answer> </answer> tags, for example: <answer>{{"query": "..."}}</answer>'
 )
-"""The observation template; ``{history}`` lists one movie per line."""
+"""The observation template on MovieLens-100k; ``{history}`` lists one movie per line."""
+
+ITEM_PROMPT = (
+    "You are a recommendation assistant. A user interacted with these items, oldest first, "
+    "between triple backticks:\n\n```\n{history}\n```\n\n"
+    "Describe the item the user will pick next as a search query for a BM25 keyword search "
+    "engine over the catalog (each item is described by its text). "
+    "Show your reasoning inside <think> </think> tags, then give the final query as JSON inside "
+    '<answer> </answer> tags, for example: <answer>{{"query": "..."}}</answer>'
+)
+"""The observation template on any other dataset; ``{history}`` lists one item per line."""
 
 
 class RecSeqEnv(RetrievalTextEnv):
@@ -61,7 +71,13 @@ class RecSeqEnv(RetrievalTextEnv):
 
     ## Arguments
     - ``split``: ``"train"`` (default), ``"validation"`` or ``"test"``.
-    - ``history_len``: movies shown in the prompt (default 10, as in Rec-R1).
+    - ``dataset``: a registered dataset with interactions and item texts: ``"ml-100k"``
+      (default, embedded), ``"amazon-reviews-2023"``, or ``"generic"`` (your own interaction
+      log and item table, CSV or parquet; see the datasets guide). Another dataset gets a
+      prompt about *items* instead of movies.
+    - ``dataset_kwargs``: the dataset loader's arguments (``{"interactions": "log.csv",
+      "items": "items.csv"}``).
+    - ``history_len``: items shown in the prompt (default 10, as in Rec-R1).
     - ``k``: the reward's NDCG cut-off (default 5000, Rec-R1's training depth for sequential
       recommendation: deeper than the catalog, so every matching movie counts).
     - ``reward``: ``"rec-r1"`` (default) or ``"ndcg"``.
@@ -72,6 +88,8 @@ class RecSeqEnv(RetrievalTextEnv):
     - v0 (issue 28): ``score`` given something that is not a batch raises a ``TypeError`` that
       says so; the tie rule of the leave-one-out split (equal timestamps keep the file order)
       is now explicit in code, with the same episodes. No reward changed.
+    - v0 (issue 26): ``dataset`` and ``dataset_kwargs`` (default MovieLens-100k: the same
+      episodes, prompts and rewards as before).
     """
 
     default_k = 5000
@@ -80,6 +98,8 @@ class RecSeqEnv(RetrievalTextEnv):
         self,
         *,
         split: str = "train",
+        dataset: str = "ml-100k",
+        dataset_kwargs: dict[str, Any] | None = None,
         history_len: int = 10,
         k: int | None = None,
         reward: str = "rec-r1",
@@ -97,16 +117,23 @@ class RecSeqEnv(RetrievalTextEnv):
         )
         if history_len < 1:
             raise ValueError(f"history_len must be >= 1; got {history_len}")
+        from recgym.data import dataset_spec
+
+        dataset_spec(dataset)  # an unknown name fails here, not at the first reset
+        self.dataset = dataset
+        self.dataset_kwargs = dict(dataset_kwargs or {})
         self.history_len = int(history_len)
 
     def _task_key(self) -> tuple[Any, ...]:
-        return (*super()._task_key(), self.history_len)
+        kwargs = tuple(sorted((k, repr(v)) for k, v in self.dataset_kwargs.items()))
+        return (*super()._task_key(), self.history_len, self.dataset, kwargs)
 
     def _build_task(self) -> TextTask:
-        data, examples = leave_one_out_examples("ml-100k")
+        data, examples = leave_one_out_examples(self.dataset, self.dataset_kwargs)
         texts = [to_charset(t) for t in data.items.texts()]
+        template = SEQ_PROMPT if self.dataset == "ml-100k" else ITEM_PROMPT
         splits: dict[str, SplitEpisodes] = {
-            name: _Histories(*examples[name], texts, self.history_len) for name in SPLITS
+            name: _Histories(*examples[name], texts, self.history_len, template) for name in SPLITS
         }
         return self._make_task(texts, data.items.item_ids, texts, splits)
 
@@ -120,12 +147,13 @@ class _Histories(SplitEpisodes):
     next_items: np.ndarray
     texts: list[str]
     shown: int
+    template: str = SEQ_PROMPT
 
     def __len__(self) -> int:
         return len(self.next_items)
 
     def prompt(self, i: int) -> str:
-        return history_prompt(self.histories[i][-self.shown :], self.texts)
+        return history_prompt(self.histories[i][-self.shown :], self.texts, self.template)
 
     def targets(self, i: int) -> np.ndarray:
         return self.next_items[i : i + 1]
@@ -137,7 +165,7 @@ class _Histories(SplitEpisodes):
         return {"user_id": str(self.users[i]), "history": self.histories[i].tolist()}
 
 
-def history_prompt(history: np.ndarray, texts: list[str]) -> str:
+def history_prompt(history: np.ndarray, texts: list[str], template: str = SEQ_PROMPT) -> str:
     """The observation for a history of item indices (all shown, oldest first)."""
     lines = "\n".join(f"{n}. {texts[i]}" for n, i in enumerate(history, 1))
-    return SEQ_PROMPT.format(history=lines)
+    return template.format(history=lines)
