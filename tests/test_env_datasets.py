@@ -111,3 +111,44 @@ def test_bad_datasets_are_clear_errors(tmp_path: Path) -> None:
     env = gym.make("RecSeq-v0", dataset="generic", dataset_kwargs=kwargs)
     with pytest.raises(RecGymError, match="empty split"):
         env.reset(seed=0)
+
+
+def _write_recbole(folder: Path) -> Path:
+    """ml-100k as RecBole ships it, in miniature: typed headers, tab-separated."""
+    data = folder / "tiny-ml"
+    data.mkdir()
+    items = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq"]
+    for i in range(12):
+        items.append(f"{i + 1}\tFilm {i} {GENRES[i % 5]}\t{1990 + i}\t{GENRES[i % 5].title()}")
+    (data / "tiny-ml.item").write_text("\n".join(items) + "\n")
+    inter = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    for u in range(6):
+        for t in range(6):
+            inter.append(f"{u + 1}\t{(u + t) % 12 + 1}\t{1 + t % 5}\t{881250949 + 10 * t}")
+    (data / "tiny-ml.inter").write_text("\n".join(inter) + "\n")
+    return data
+
+
+def test_recbole_atomic_files(tmp_path: Path) -> None:
+    from recgym.data import load_dataset
+
+    folder = _write_recbole(tmp_path)
+    data = load_dataset("recbole", path=folder)
+    assert data.name == "tiny-ml" and data.items.text_fields == (
+        "movie_title",
+        "release_year",
+        "class",
+    )
+    assert data.items.texts()[0] == "Film 0 jazz | 1990 | Jazz"
+    assert data.interactions is not None and len(data.interactions) == 36
+    first = data.interactions.iloc[0]
+    assert (first["user_id"], int(first["timestamp"]), float(first["rating"])) == (
+        "1",
+        881250949,
+        1.0,
+    )
+    env = gym.make("RecSeq-v0", split="test", dataset="recbole", dataset_kwargs={"path": folder})
+    prompt, _ = env.reset(seed=0)
+    assert "Film" in prompt and "Jazz" in prompt
+    _, reward, *_ = env.step(format_answer("Film"))
+    assert np.isfinite(reward)

@@ -34,8 +34,24 @@ __all__ = [
 PathLike = str | os.PathLike
 """A file or folder path, as ``str`` or :class:`os.PathLike`."""
 
-TABLE_SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
-"""File-name endings read by :func:`read_table`, and the format each one means."""
+TABLE_SUFFIXES = {
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".inter": "atomic",
+    ".item": "atomic",
+    ".user": "atomic",
+}
+"""File-name endings read by :func:`read_table`, and the format each one means. ``atomic``:
+RecBole's atomic files, tab-separated with a ``name:type`` header (``user_id:token``), whose
+columns read as ``name``."""
+
+
+def _atomic_name(header: str) -> str:
+    """``"item_id:token"`` → ``"item_id"`` (RecBole's typed header)."""
+    return header.rsplit(":", 1)[0] if ":" in header else header
+
 
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")
 """File-name endings read by :func:`iter_jsonl` (one JSON object per line, gzip or not)."""
@@ -99,6 +115,8 @@ def table_columns(path: PathLike) -> list[str]:
     try:
         if fmt == "parquet":
             return list(pq.read_schema(path).names)
+        if fmt == "atomic":
+            return [_atomic_name(c) for c in pd.read_csv(path, sep="\t", nrows=0).columns]
         return list(pd.read_csv(path, nrows=0).columns)
     except (pa.ArrowException, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataFormatError(f"{path}: not a readable {fmt} file ({exc})") from None
@@ -126,10 +144,22 @@ def read_table(
     found = table_columns(path)
     require_columns(path, found, [*(columns or ()), *required])
     cols = list(columns) if columns is not None else None
-    if _table_format(path) == "parquet":
+    fmt = _table_format(path)
+    if fmt == "parquet":
         filters = [(where[0], "==", where[1])] if where else None
         frame = pd.read_parquet(path, columns=cols, filters=filters)
         frame = frame.astype({c: "str" for c in str_columns})  # missing values stay missing
+    elif fmt == "atomic":
+        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
+        typed = list(frame.columns)
+        frame.columns = [_atomic_name(c) for c in typed]
+        for header, column in zip(typed, frame.columns, strict=True):
+            # RecBole's types: float fields are numbers; token and token_seq fields stay text.
+            if header.endswith(":float") and column not in str_columns:
+                frame[column] = pd.to_numeric(frame[column], errors="coerce")
+        frame = frame[cols] if cols is not None else frame
+        if where:
+            frame = frame[frame[where[0]] == where[1]]
     else:
         frame = pd.read_csv(path, usecols=cols, dtype={c: str for c in str_columns})
         if where:

@@ -20,7 +20,7 @@ from recgym.data.catalog import Dataset, ItemCatalog
 from recgym.data.registry import register_dataset
 from recgym.error import DataFormatError
 
-__all__ = ["load_generic", "to_unix_seconds"]
+__all__ = ["load_generic", "load_recbole", "to_unix_seconds"]
 
 _EPOCH = pd.Timestamp(0, tz="UTC")
 
@@ -184,4 +184,48 @@ def load_generic(
         catalog,
         interactions=sort_interactions(frame),
         source=describe_sources(inter_path, items_path),
+    )
+
+
+@register_dataset(
+    "recbole",
+    "RecBole's atomic files: <name>.inter (and <name>.item) in a folder, from local files.",
+)
+def load_recbole(
+    *,
+    path: PathLike,
+    name: str | None = None,
+    rating: bool = True,
+    text_fields: Sequence[str] | None = None,
+    drop_unknown_items: bool = False,
+) -> Dataset:
+    """Load a dataset in RecBole's atomic-file layout (as RecBole's own dataset downloads
+    come): ``<path>/<name>.inter`` (``user_id:token``, ``item_id:token``, optionally
+    ``rating:float`` and ``timestamp:float``) and ``<path>/<name>.item`` (``item_id:token``
+    and the fields that describe an item), tab-separated with typed headers.
+
+    Args:
+        path: the dataset's folder.
+        name: the files' stem (default: the folder's name, RecBole's convention).
+        rating: read the ``rating`` field if there is one (``False``: implicit feedback).
+        text_fields: the item fields that describe an item (default: all but the id).
+        drop_unknown_items: as :func:`load_generic`'s.
+
+    Raises:
+        DataFormatError: a file is missing, or as :func:`load_generic`.
+    """
+    folder = Path(path)
+    stem = name or folder.name
+    inter, items = folder / f"{stem}.inter", folder / f"{stem}.item"
+    if not inter.is_file():
+        raise DataFormatError(f"{inter}: no such file (RecBole's {stem}.inter in {folder})")
+    columns = table_columns(inter)
+    return load_generic(
+        interactions=inter,
+        items=items,
+        time_col="timestamp" if "timestamp" in columns else None,
+        rating_col="rating" if rating and "rating" in columns else None,
+        text_fields=text_fields,
+        drop_unknown_items=drop_unknown_items,
+        dataset_name=stem,
     )

@@ -10,6 +10,12 @@ from __future__ import annotations
 from recgym.data.amazon_c4 import load_amazon_c4
 from recgym.data.amazon_reviews import load_amazon_reviews_2023
 from recgym.data.esci import load_esci
-from recgym.data.generic import load_generic
+from recgym.data.generic import load_generic, load_recbole
 
-__all__ = ["load_amazon_c4", "load_amazon_reviews_2023", "load_esci", "load_generic"]
+__all__ = [
+    "load_amazon_c4",
+    "load_amazon_reviews_2023",
+    "load_esci",
+    "load_generic",
+    "load_recbole",
+]
