@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -247,6 +248,33 @@ def _metric_cell(stats: Mapping[str, Any] | None) -> str:
     return f'<td class="ci" data-value="{value}">{_e(_fmt(stats["mean"]))}{pm}</td>'
 
 
+_SAFE_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.{}/-]*")
+_REPO_ROOT = "../../"  # from benchmarks/results/leaderboard.html
+
+
+def _files(row: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(label, repository path)`` of a row's files: its training config and log, and the
+    agent's artifacts (``path``, ``adapter``), one per seed where the path holds ``{seed}``.
+    Only relative paths inside the repository qualify (no ``..``, no scheme, no absolute
+    path), so a link can only point into the checkout the page sits in."""
+    config = row.get("agent_config") or {}
+    training = row.get("training") or {}
+    named = [
+        *((key, config.get(key)) for key in ("path", "adapter")),
+        *((key, training.get(key)) for key in ("config", "log")),
+    ]
+    out = []
+    for label, value in named:
+        if not isinstance(value, str) or ".." in value or not _SAFE_PATH.fullmatch(value):
+            continue
+        if "{seed}" in value:
+            for seed in row.get("seeds") or []:
+                out.append((f"{label} (seed {seed})", value.replace("{seed}", str(seed))))
+        else:
+            out.append((label, value))
+    return out
+
+
 def _row_html(
     row: Mapping[str, Any], metrics: Sequence[str], stale: bool, label: str, mark: str
 ) -> str:
@@ -267,6 +295,10 @@ def _row_html(
         f'<td class="text"><details><summary>show</summary><pre class="cmd">'
         f"{_e(row.get('command'))}</pre>"
         + "".join(f'<pre class="cmd">{_e(line)}</pre>' for line in training_lines(row))
+        + "".join(
+            f'<a class="file" href="{_e(_REPO_ROOT + path)}">{_e(label)}</a> '
+            for label, path in _files(row)
+        )
         + "</details></td>",
     ]
     if stale:

@@ -235,9 +235,30 @@ def test_every_row_string_reaches_the_page_as_text() -> None:
     assert page.tags == reference.tags  # no element added, none closed early
     assert [name for name, _ in page.attrs] == [name for name, _ in reference.attrs]
     assert not [name for name, _ in page.attrs if name.startswith("on")]
-    assert all(value.startswith("#") for name, value in page.attrs if name == "href")
+    # Links: the page's own anchors, or files inside the checkout (never a scheme or "..").
+    hrefs = [value for name, value in page.attrs if name == "href"]
+    for href in hrefs:
+        inside = href.startswith("../../") and ".." not in href[6:] and ":" not in href
+        assert href.startswith("#") or inside, href
     assert page.scripts == reference.scripts and len(page.scripts) == 1  # the sorter only
     text = "".join(page.text)
     values = {value for _, value in page.attrs}
     for s in HOSTILE_STRINGS:  # shown as the literal string, in text and in data-value
         assert s in text and s in values, s
+
+
+def test_a_rows_files_are_linked_inside_the_checkout_only() -> None:
+    from benchmarks.page import _files
+
+    row = {
+        "seeds": [0, 1],
+        "agent_config": {"path": "benchmarks/results/run/ppo-seed{seed}.zip"},
+        "training": {"command": "x", "config": "benchmarks/results/run/study.json"},
+    }
+    assert _files(row) == [
+        ("path (seed 0)", "benchmarks/results/run/ppo-seed0.zip"),
+        ("path (seed 1)", "benchmarks/results/run/ppo-seed1.zip"),
+        ("config", "benchmarks/results/run/study.json"),
+    ]
+    for bad in ("/work/runs/adapter", "../secrets", "javascript:alert(1)", "a b", "x/../../y"):
+        assert _files({"seeds": [0], "agent_config": {"adapter": bad}}) == [], bad
