@@ -133,7 +133,9 @@ AGENTS: dict[str, Callable[[gym.Env[Any, Any], dict[str, Any]], Agent]] = {
     "rec-head": _rec_head,
     "verbalizer": _verbalizer,
     "sb3": lambda env, kw: SB3Agent.from_env(env, **kw),
-    "popularity": lambda env, kw: ItemScoresAgent.popularity(**kw),
+    "popularity": lambda env, kw: (
+        ItemScoresAgent.popularity(**kw) if kw else ItemScoresAgent.popularity_for(env)
+    ),
     "seqrec": lambda env, kw: ItemScoresAgent.seqrec(**kw),
     "rl4rec": lambda env, kw: ItemScoresAgent.rl4rec(**kw),
     "random-item": lambda env, kw: RandomItemAgent.from_env(env, **kw),

@@ -152,3 +152,22 @@ def test_recbole_atomic_files(tmp_path: Path) -> None:
     assert "Film" in prompt and "Jazz" in prompt
     _, reward, *_ = env.step(format_answer("Film"))
     assert np.isfinite(reward)
+
+
+def test_recnext_and_its_popularity_agent_on_your_own_log(tmp_path: Path) -> None:
+    from agents import make_agent
+    from recgym.envs.next_item import NEXT_ITEM_PROMPT
+
+    kwargs = _write_log(tmp_path, ".csv")
+    env = gym.make("RecNext-v0", split="test", dataset="generic", dataset_kwargs=kwargs)
+    assert env.action_space.shape == (15,)
+    obs, _ = env.reset(seed=0, options={"index": 0})
+    assert obs["prompt"].startswith(NEXT_ITEM_PROMPT.split("{history}")[0])
+    agent = make_agent("popularity", env)
+    assert agent.config() == {"counts": "generic training split"}
+    (action,) = agent.act_batch([obs])
+    _, reward, *_ = env.step(action)
+    # a14 (every user's last album, seen once in training) against the genre albums
+    assert 0.0 <= reward <= 1.0 and np.isfinite(reward)
+    counts = agent.retriever.counts
+    assert counts.shape == (15,) and counts.sum() == N_USERS * (N_EVENTS - 2)

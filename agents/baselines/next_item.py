@@ -36,11 +36,24 @@ class ItemScoresAgent:
         self._config = dict(config or {})
 
     @classmethod
-    def popularity(cls) -> ItemScoresAgent:
-        """Item counts over the training part of MovieLens-100k (the same for every user)."""
+    def popularity(
+        cls, dataset: str = "ml-100k", dataset_kwargs: dict[str, Any] | None = None
+    ) -> ItemScoresAgent:
+        """Item counts over the training part of ``dataset`` (default MovieLens-100k; the same
+        for every user)."""
         from recgym.models.popularity import PopularityRetriever
 
-        return cls(PopularityRetriever.movielens(), {"counts": "ml-100k training split"})
+        retriever = PopularityRetriever.of_dataset(dataset, dataset_kwargs)
+        return cls(retriever, {"counts": f"{dataset} training split"})
+
+    @classmethod
+    def popularity_for(cls, env: Any) -> ItemScoresAgent:
+        """:meth:`popularity` of the dataset ``env`` is built on (MovieLens-100k for an env
+        without ``dataset``)."""
+        inner = getattr(env, "unwrapped", env)
+        return cls.popularity(
+            getattr(inner, "dataset", "ml-100k"), getattr(inner, "dataset_kwargs", None)
+        )
 
     @classmethod
     def seqrec(

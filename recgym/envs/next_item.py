@@ -34,6 +34,7 @@ from recgym.envs.spaces import (
 from recgym.metrics import metrics_at_rank, target_ranks
 
 __all__ = [
+    "NEXT_ITEM_PROMPT",
     "NEXT_PROMPT",
     "NextScores",
     "RecNextEnv",
@@ -51,14 +52,21 @@ NEXT_PROMPT = (
 """The observation's prompt, after R²ec's user prompt (one item per line, oldest first);
 ``{history}`` holds ``"N. Title (Year) | genres"`` lines."""
 
+NEXT_ITEM_PROMPT = (
+    "Analyze in depth the items I picked, then recommend the item I will pick next. Reason "
+    "step by step, then write <answer> and describe the item.\n\n"
+    "My items, oldest first:\n{history}"
+)
+"""The prompt on a dataset other than MovieLens-100k (one item text per line)."""
+
 METRIC_KS = (5, 10, 20, 50)
 """Cut-offs of ``info["metrics"]``: ``"ndcg@10"``, ``"hit@5"``... (R²ec reports Hit/NDCG@5,
 10, 20)."""
 
 
-def next_prompt(history: Sequence[str]) -> str:
+def next_prompt(history: Sequence[str], template: str = NEXT_PROMPT) -> str:
     """The prompt for a history of item texts (oldest first)."""
-    return NEXT_PROMPT.format(history="\n".join(f"{n}. {t}" for n, t in enumerate(history, 1)))
+    return template.format(history="\n".join(f"{n}. {t}" for n, t in enumerate(history, 1)))
 
 
 def target_probability(
@@ -243,8 +251,13 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
 
     ## Arguments
     - ``split``: ``"train"`` (default), ``"validation"`` or ``"test"``.
+    - ``dataset``, ``dataset_kwargs``: a registered dataset with interactions and item texts
+      and its loader's arguments, as in ``RecSeq-v0`` (default MovieLens-100k; another one
+      gets a prompt about items). The ``popularity`` agent counts the same dataset's training
+      part; the ``seqrec`` agents are trained on MovieLens-100k only.
     - ``reward``: ``"ndcg"`` (default) or ``"fused"``.
-    - ``k``: the NDCG cut-off of the reward (default 1000, R²ec's).
+    - ``k``: the NDCG cut-off of the reward (default 1000, R²ec's; at most the catalog size,
+      to which a larger ``k`` is cut, with the same rewards).
     - ``beta``: the NDCG weight of the fused reward (default 0.95).
     - ``tau``: the softmax temperature of the fused reward and of ``p_target`` (default 0.02).
     - ``history_len``: movies in the prompt (default 20, R²ec's).
@@ -258,7 +271,8 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
       A non-numeric action now raises ``TypeError``. No reward that used to be a number
       changed (tested against the v0 formula), so the id stays ``-v0``.
     - v0 (issue 26): ``info["metrics"]`` also has the unmasked ``unmasked/ndcg@K`` and
-      ``unmasked/hit@K``; rewards and the other metrics are unchanged.
+      ``unmasked/hit@K``; rewards and the other metrics are unchanged. ``dataset`` and
+      ``dataset_kwargs`` (default MovieLens-100k: the same episodes and rewards).
     """
 
     REWARDS: ClassVar[tuple[str, ...]] = ("ndcg", "fused")
@@ -266,6 +280,8 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
     def __init__(
         self,
         split: str = "train",
+        dataset: str = "ml-100k",
+        dataset_kwargs: dict[str, Any] | None = None,
         reward: str = "ndcg",
         k: int = 1000,
         beta: float = 0.95,
@@ -275,6 +291,11 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
         render_mode: str | None = None,
     ) -> None:
         super().__init__(split=split, render_mode=render_mode)
+        from recgym.data import dataset_spec
+
+        dataset_spec(dataset)  # an unknown name fails before any data is read
+        self.dataset = dataset
+        self.dataset_kwargs = dict(dataset_kwargs or {})
         if reward not in self.REWARDS:
             raise ValueError(f"reward must be one of {self.REWARDS}; got {reward!r}")
         if not 0.0 <= beta <= 1.0 or tau <= 0:
@@ -289,9 +310,10 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
         self.history_len = int(history_len)
         self.max_history = int(max_history)
         n_items = len(self.task.texts)
-        if not 1 <= k <= n_items:
-            raise ValueError(f"k must be in 1..{n_items} (the catalog size); got {k}")
-        self.k = int(k)
+        if k < 1:
+            raise ValueError(f"k must be >= 1; got {k}")
+        # NDCG@K over a catalog of fewer than K items is NDCG@n_items: the same reward.
+        self.k = min(int(k), n_items)
         self.n_items = n_items
         self.observation_space = spaces.Dict(
             {
@@ -305,10 +327,11 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
     # ----- the task -------------------------------------------------------------------------
 
     def _task_key(self) -> tuple[Any, ...]:
-        return ("ml-100k",)  # one dataset for now; the key grows with the env's data arguments
+        kwargs = tuple(sorted((k, repr(v)) for k, v in self.dataset_kwargs.items()))
+        return (self.dataset, kwargs)
 
     def _build_task(self) -> NextTask:
-        data, examples = leave_one_out_examples("ml-100k")
+        data, examples = leave_one_out_examples(self.dataset, self.dataset_kwargs)
         splits = {name: _Split(*examples[name]) for name in SPLITS}
         texts = [to_charset(t) for t in data.items.texts()]  # "Title (year) | genres"
         digest = hashlib.sha256("\x00".join(texts).encode())
@@ -326,7 +349,8 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
         episodes = self._split(split)
         hist = episodes.histories[episode_index(index, len(episodes))]
         texts = self.task.texts
-        prompt = next_prompt([texts[j] for j in hist[-self.history_len :]])
+        template = NEXT_PROMPT if self.dataset == "ml-100k" else NEXT_ITEM_PROMPT
+        prompt = next_prompt([texts[j] for j in hist[-self.history_len :]], template)
         return {"prompt": prompt, "history": padded_history(hist, self.max_history)}
 
     # ----- scoring --------------------------------------------------------------------------

@@ -28,6 +28,7 @@ __all__ = [
     "ScoredBatch",
     "episode_index",
     "leave_one_out_examples",
+    "load_interactions",
     "reset_episode",
     "score_rows",
     "split_name",
@@ -105,6 +106,25 @@ def score_rows(
     return split, [episode_index(i, size) for i in indices]
 
 
+def load_interactions(dataset: str, dataset_kwargs: Mapping[str, Any] | None = None) -> Any:
+    """A registered dataset loaded with ``dataset_kwargs`` (quietly), checked to have
+    interactions.
+
+    Raises:
+        RecGymError: the dataset has no interactions.
+    """
+    from recgym.data import dataset_spec
+
+    loader = dataset_spec(dataset).loader
+    kwargs = dict(dataset_kwargs or {})
+    if "progress" in inspect.signature(loader).parameters:
+        kwargs.setdefault("progress", False)
+    data = loader(**kwargs)
+    if data.interactions is None:
+        raise RecGymError(f"dataset {dataset!r} has no interactions to split")
+    return data
+
+
 def leave_one_out_examples(
     dataset: str = "ml-100k", dataset_kwargs: Mapping[str, Any] | None = None
 ) -> tuple[Any, dict[str, Examples]]:
@@ -115,15 +135,9 @@ def leave_one_out_examples(
     Raises:
         RecGymError: the dataset has no interactions, or too few users to split.
     """
-    from recgym.data import dataset_spec, leave_one_out
+    from recgym.data import leave_one_out
 
-    loader = dataset_spec(dataset).loader
-    kwargs = dict(dataset_kwargs or {})
-    if "progress" in inspect.signature(loader).parameters:
-        kwargs.setdefault("progress", False)
-    data = loader(**kwargs)
-    if data.interactions is None:
-        raise RecGymError(f"dataset {dataset!r} has no interactions to split")
+    data = load_interactions(dataset, dataset_kwargs)
     loo = leave_one_out(data.interactions)
     examples = {name: loo.examples(name) for name in SPLITS}  # type: ignore[arg-type]
     if not all(len(examples[name][2]) for name in SPLITS):

@@ -3,7 +3,8 @@ agent's scores on ``RecNext-v0``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,10 +34,18 @@ class PopularityRetriever:
     @classmethod
     def movielens(cls) -> PopularityRetriever:
         """Popularity over the training part of MovieLens-100k's leave-one-out split."""
-        from recgym.data import leave_one_out, load_dataset
+        return cls.of_dataset("ml-100k")
 
-        data = load_dataset("ml-100k", progress=False)
-        assert data.interactions is not None
+    @classmethod
+    def of_dataset(
+        cls, dataset: str, dataset_kwargs: Mapping[str, Any] | None = None
+    ) -> PopularityRetriever:
+        """Popularity over the training part of a registered dataset's leave-one-out split
+        (the split of the next-item envs on ``dataset=``)."""
+        from recgym.data import leave_one_out
+        from recgym.envs.one_step import load_interactions
+
+        data = load_interactions(dataset, dataset_kwargs)
         train = leave_one_out(data.interactions).train
         return cls([train["item_idx"].to_numpy()], len(data.items))
 
