@@ -72,7 +72,11 @@ def run_spec(args: argparse.Namespace) -> EvalSpec:
         split=args.split,
         episodes=args.episodes,
         seeds=args.seeds,
-        env_kwargs=args.env_kwargs,
+        env_kwargs={
+            **args.env_kwargs,
+            **({"dataset": args.dataset} if args.dataset is not None else {}),
+            **({"dataset_kwargs": args.dataset_kwargs} if args.dataset_kwargs else {}),
+        },
         batch_size=args.batch_size,
         budget=args.budget,
         budget_device=args.budget_device,
@@ -151,6 +155,19 @@ def _parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
     run.add_argument("--episodes", type=int, default=200, help="first N episodes of the split")
     run.add_argument("--seeds", type=int, nargs="+", default=[0])
     run.add_argument("--env-kwargs", type=_json_object, default={}, metavar="JSON")
+    run.add_argument(
+        "--dataset",
+        default=None,
+        help="the env's dataset (a registered name, e.g. generic, recbole; the same as "
+        "--env-kwargs '{\"dataset\": ...}'), for the envs that take one",
+    )
+    run.add_argument(
+        "--dataset-kwargs",
+        type=_json_object,
+        default=None,
+        metavar="JSON",
+        help='its loader\'s arguments, e.g. \'{"path": "dataset/ml-1m"}\'',
+    )
     run.add_argument("--batch-size", type=int, default=64, help="episodes per act/score call")
     run.add_argument("--budget", type=float, default=None, help="training budget (minutes)")
     run.add_argument("--budget-device", default=None, help="device the training ran on")

@@ -171,3 +171,22 @@ def test_recnext_and_its_popularity_agent_on_your_own_log(tmp_path: Path) -> Non
     assert 0.0 <= reward <= 1.0 and np.isfinite(reward)
     counts = agent.retriever.counts
     assert counts.shape == (15,) and counts.sum() == N_USERS * (N_EVENTS - 2)
+
+
+def test_the_runner_takes_a_dataset(tmp_path: Path) -> None:
+    import shlex
+
+    from benchmarks.__main__ import _parser, run_spec
+    from benchmarks.runner import build_agent, evaluate
+
+    folder = _write_recbole(tmp_path)
+    argv = ["run", "--env", "RecSeq-v0", "--agent", "history", "--episodes", "6"]
+    argv += ["--dataset", "recbole", "--dataset-kwargs", json.dumps({"path": str(folder)})]
+    spec = run_spec(_parser().parse_args(argv))
+    assert spec.env_kwargs == {"dataset": "recbole", "dataset_kwargs": {"path": str(folder)}}
+    env = gym.make("RecSeq-v0", split="test", **spec.env_kwargs)
+    row = evaluate(spec, build_agent("history", env))
+    assert row["episodes"] == row["split_episodes"] == 6
+    assert row["env_kwargs"]["dataset"] == "recbole"
+    again = run_spec(_parser().parse_args(shlex.split(row["command"])[3:]))
+    assert again == spec  # the recorded command rebuilds the same evaluation
