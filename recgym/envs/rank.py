@@ -233,7 +233,7 @@ class RecRankEnv(OneStepEnv[dict[str, Any], np.ndarray]):
     ## Arguments
     - ``split``: ``"train"`` (default), ``"validation"`` or ``"test"``.
     - ``retriever``: a name of ``recgym.models.seqrec.MODELS`` (``"lrurec"`` default, ``"sasrec"``,
-      ``"gru4rec"``): LRURec and SASRec with seed 0 ship trained with the package (never trained
+      ``"gru4rec"``): all three with seed 0 ship trained with the package (never trained
       on your machine); another one, seed or ``retriever_kwargs`` trains on first use (an
       estimate, then a progress bar) and is cached; ``"popularity"`` (most-rated movies of the
       training part, no training); or any :class:`ItemRetriever`.

@@ -2,7 +2,7 @@
 
 The retrievers of ``RecRank-v0`` for MovieLens-100k (:data:`SHIPPED`: LRURec, the env's
 default, SASRec and GRU4Rec, each with its default configuration and seed 0) ship trained in
-``recgym/models/seqrec/shipped/`` (about 0.3-1 MB each), their files checked against sha256
+``recgym/models/seqrec/shipped/`` (0.6-1 MB each), their files checked against sha256
 digests on every load: ``gym.make("RecRank-v0")`` never trains. Any other configuration trains
 on first use, with a progress bar and a one-line estimate first, and is cached. The shipped
 files are made by ``python -m recgym.models.seqrec NAME --retrain --ship`` (each folder's
@@ -54,6 +54,10 @@ SHIPPED: dict[str, dict[str, str]] = {
     "sasrec": {
         "model.safetensors": "be781a66bace5e51e50f4b057f7a80afd3e2f200d2bbf2fc9c2c9794d866db80",
         "seqrec.json": "73686cc5853867bc44fc4656bc2cf636e9e735580352605e2ecaa75511a503bc",
+    },
+    "gru4rec": {
+        "model.safetensors": "36598879a992807a60c73f2fe8bb81faabebbc5a8afab9421a9999483d1fb48e",
+        "seqrec.json": "9b815fb0823b26032d377c2497e921db28ca2f9c1b5287055fecbb10652a5839",
     },
 }
 """The retrievers that ship trained (:data:`SHIPPED_DATASET`, :data:`SHIPPED_SEED`, the default
