@@ -16,12 +16,12 @@ import recgym  # noqa: F401 (registers the envs)
 from recgym.envs import ENVS
 
 
-class _Trained(AssertionError):
+class _TrainedError(AssertionError):
     pass
 
 
 def _no_training(*args: Any, **kwargs: Any) -> Any:
-    raise _Trained("the default path trained a model")
+    raise _TrainedError("the default path trained a model")
 
 
 @pytest.fixture
@@ -39,8 +39,8 @@ def fresh_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(recgym.models.kar, "train_kar", _no_training)
 
 
-# RecPref-v0's judge (a KAR model and the SmolLM2 texts it learns from) does not ship yet.
-_NOT_SHIPPED = {"RecPref-v0": "RecPref-v0's judge is trained on first use (issue 26)"}
+# Envs whose defining model does not ship yet (none: RecPref-v0's judge ships since issue 26).
+_NOT_SHIPPED: dict[str, str] = {}
 
 
 @pytest.mark.slow
@@ -49,7 +49,9 @@ _NOT_SHIPPED = {"RecPref-v0": "RecPref-v0's judge is trained on first use (issue
     [
         pytest.param(
             env_id,
-            marks=[pytest.mark.xfail(raises=_Trained, strict=True, reason=_NOT_SHIPPED[env_id])]
+            marks=[
+                pytest.mark.xfail(raises=_TrainedError, strict=True, reason=_NOT_SHIPPED[env_id])
+            ]
             if env_id in _NOT_SHIPPED
             else [],
         )
@@ -58,7 +60,7 @@ _NOT_SHIPPED = {"RecPref-v0": "RecPref-v0's judge is trained on first use (issue
 )
 def test_default_env_never_trains(env_id: str, fresh_machine: None) -> None:
     env = gym.make(env_id)
-    _, info = env.reset(seed=0)
+    env.reset(seed=0)
     env.step(env.action_space.sample())
     assert env.unwrapped.data_version  # type: ignore[attr-defined]
     env.close()

@@ -224,9 +224,10 @@ class RecPrefEnv(OneStepEnv[str, str]):
     ## Arguments
     - ``split``: ``"train"`` (default), ``"validation"`` or ``"test"``.
     - ``recommender``: the judge: a seqrec backbone name for
-      :func:`recgym.models.kar.pretrained_kar` (``"sasrec"`` default; trained on first use
-      with texts written by ``text_llm``, then cached), or an object with
-      ``score_candidates(histories, texts, candidates)``.
+      :func:`recgym.models.kar.pretrained_kar` (``"sasrec"`` default: ships trained with the
+      package, with the SmolLM2 texts it learned from, and never trains on your machine;
+      another backbone or ``text_llm`` trains on first use, announced, then is cached), or an
+      object with ``score_candidates(histories, texts, candidates)``.
     - ``text_llm``: the LLM that wrote the recommender's training texts (default
       ``"smollm2-135m"``, the embedded model).
     - ``n_negatives``: sampled negatives per list (default 19: lists of 20).
@@ -244,6 +245,9 @@ class RecPrefEnv(OneStepEnv[str, str]):
       the encoder's tokenizer (``TypeError``); it is now repaired as above and scored. Texts
       that were valid Unicode are passed on unchanged, so no reward changed and the id stays
       ``-v0``.
+    - v0 (issue 26): the default judge ships trained (the same recipe and held-out figures as
+      the judge trained on first use before; its weights digest differs, so rows made before
+      are stale until re-run).
     """
 
     def __init__(
