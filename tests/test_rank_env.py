@@ -273,4 +273,6 @@ def test_data_version_of_a_retriever_object_is_the_same_in_every_process() -> No
         RecRankEnv(retriever=PopularityRetriever.movielens()).data_version for _ in range(2)
     }
     assert len(versions) == 1
-    assert RecRankEnv(retriever="popularity").data_version == "cee353614e7a714d"
+    # Pinned: it changed once on purpose (issue 26: the digest now covers the episodes and the
+    # retriever's candidates), never by accident.
+    assert RecRankEnv(retriever="popularity").data_version == "aadc7ad9ad1e01fc"
