@@ -65,10 +65,18 @@ def _split_arg(env_id: str) -> str:
 def default_kwargs(env_id: str) -> dict[str, Any]:
     """Every constructor argument of ``env_id`` with its default (its registration's kwargs
     applied), as JSON values: what the runner records for ``gym.make(env_id)``."""
+    spec = gym.spec(env_id)
+    kwargs = json.dumps(spec.kwargs, sort_keys=True, default=str)
+    return dict(json.loads(_default_json(env_id, str(spec.entry_point), kwargs)))
+
+
+@functools.cache
+def _default_json(env_id: str, entry_point: str, kwargs: str) -> str:
+    # Read once per registration (every row of a report asks, for its protocol and identity).
     params = inspect.signature(_creator(env_id)).parameters.values()
     full = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
-    full.update(gym.spec(env_id).kwargs)
-    return dict(json.loads(json.dumps(full, default=str)))
+    full.update(json.loads(kwargs))
+    return json.dumps(full, default=str)
 
 
 def row_kwargs(row: Mapping[str, Any]) -> dict[str, Any]:
