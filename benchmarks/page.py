@@ -265,14 +265,21 @@ def _files(row: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
     out = []
     for label, value in named:
-        if not isinstance(value, str) or ".." in value or not _SAFE_PATH.fullmatch(value):
+        if not isinstance(value, str):
             continue
         if "{seed}" in value:
-            for seed in row.get("seeds") or []:
-                out.append((f"{label} (seed {seed})", value.replace("{seed}", str(seed))))
+            seeds = [s for s in row.get("seeds") or [] if isinstance(s, int)]
+            paths = [(f"{label} (seed {s})", value.replace("{seed}", str(s))) for s in seeds]
         else:
-            out.append((label, value))
+            paths = [(label, value)]
+        # Checked after the seed is put in: the link is exactly what the browser follows.
+        out += [(name, path) for name, path in paths if _inside(path)]
     return out
+
+
+def _inside(path: str) -> bool:
+    """A relative path that stays inside the repository (no scheme, no ``..``)."""
+    return ".." not in path and _SAFE_PATH.fullmatch(path) is not None
 
 
 def _row_html(

@@ -262,3 +262,6 @@ def test_a_rows_files_are_linked_inside_the_checkout_only() -> None:
     ]
     for bad in ("/work/runs/adapter", "../secrets", "javascript:alert(1)", "a b", "x/../../y"):
         assert _files({"seeds": [0], "agent_config": {"adapter": bad}}) == [], bad
+    # A seed is put into the path before the check: a hostile one never makes a link.
+    hostile = {"seeds": ["x:alert(1)", "../..", 2], "agent_config": {"path": "r/m-{seed}.zip"}}
+    assert _files(hostile) == [("path (seed 2)", "r/m-2.zip")]
