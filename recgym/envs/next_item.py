@@ -20,6 +20,7 @@ from gymnasium import spaces
 from recgym.envs.one_step import (
     SPLITS,
     OneStepEnv,
+    dataset_key,
     episode_index,
     leave_one_out_examples,
     score_rows,
@@ -327,8 +328,7 @@ class RecNextEnv(OneStepEnv[dict[str, Any], np.ndarray]):
     # ----- the task -------------------------------------------------------------------------
 
     def _task_key(self) -> tuple[Any, ...]:
-        kwargs = tuple(sorted((k, repr(v)) for k, v in self.dataset_kwargs.items()))
-        return (self.dataset, kwargs)
+        return dataset_key(self.dataset, self.dataset_kwargs)
 
     def _build_task(self) -> NextTask:
         data, examples = leave_one_out_examples(self.dataset, self.dataset_kwargs)

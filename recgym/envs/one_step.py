@@ -26,6 +26,7 @@ __all__ = [
     "SPLITS",
     "OneStepEnv",
     "ScoredBatch",
+    "dataset_key",
     "episode_index",
     "leave_one_out_examples",
     "load_interactions",
@@ -104,6 +105,11 @@ def score_rows(
         raise ValueError(f"got {len(indices)} episode indices for {n} {what}")
     size = n_episodes(split)
     return split, [episode_index(i, size) for i in indices]
+
+
+def dataset_key(dataset: str, dataset_kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A hashable key of a dataset and its loader's arguments, for an env's task cache."""
+    return (dataset, tuple(sorted((k, repr(v)) for k, v in dataset_kwargs.items())))
 
 
 def load_interactions(dataset: str, dataset_kwargs: Mapping[str, Any] | None = None) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recgym.envs.one_step import SPLITS
+from recgym.envs.one_step import SPLITS, dataset_key
 from recgym.envs.spaces import to_charset
 from recgym.envs.text import RetrievalTextEnv, SplitEpisodes, TextTask
 
@@ -136,8 +136,7 @@ class RecSearchEnv(RetrievalTextEnv):
         self.dataset_kwargs = dict(dataset_kwargs or {})
 
     def _task_key(self) -> tuple[Any, ...]:
-        kwargs = tuple(sorted((k, repr(v)) for k, v in self.dataset_kwargs.items()))
-        return (*super()._task_key(), self.dataset, kwargs)
+        return (*super()._task_key(), *dataset_key(self.dataset, self.dataset_kwargs))
 
     def _build_task(self) -> TextTask:
         from recgym.data import load_dataset

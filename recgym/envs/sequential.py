@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from recgym.envs.one_step import SPLITS, leave_one_out_examples
+from recgym.envs.one_step import SPLITS, dataset_key, leave_one_out_examples
 from recgym.envs.spaces import to_charset
 from recgym.envs.text import RetrievalTextEnv, SplitEpisodes, TextTask
 
@@ -125,8 +125,8 @@ class RecSeqEnv(RetrievalTextEnv):
         self.history_len = int(history_len)
 
     def _task_key(self) -> tuple[Any, ...]:
-        kwargs = tuple(sorted((k, repr(v)) for k, v in self.dataset_kwargs.items()))
-        return (*super()._task_key(), self.history_len, self.dataset, kwargs)
+        data = dataset_key(self.dataset, self.dataset_kwargs)
+        return (*super()._task_key(), self.history_len, *data)
 
     def _build_task(self) -> TextTask:
         data, examples = leave_one_out_examples(self.dataset, self.dataset_kwargs)
