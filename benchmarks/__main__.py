@@ -135,6 +135,7 @@ def _demo(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seeds=args.seeds,
         out=args.out,
+        backend=args.backend,
     )
     return 0
 
@@ -210,6 +211,12 @@ def _parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
     dem.add_argument("--seeds", type=int, nargs="+", default=list(demo.SEEDS))
     dem.add_argument("--llm", default="smollm2-135m", help='model of the zero-shot agent ("fake")')
     dem.add_argument("--out", default=None, help="JSON-lines file (default: in the cache)")
+    dem.add_argument(
+        "--backend",
+        choices=["transformers", "ct2"],
+        default=None,
+        help="engine of the zero-shot model (default: ct2 when installed, else transformers)",
+    )
     dem.set_defaults(func=_demo)
     return parser
 

@@ -8,12 +8,17 @@ split of both Rec-R1 envs with :func:`benchmarks.runner.evaluate` and prints the
 - ``RecSeq-v0``: ``history`` (the watched titles as the query), ``random-words`` (3 seeds),
   ``zero-shot`` SmolLM2-135M-Instruct (3 seeds).
 
+The zero-shot agent runs on the CTranslate2 engine (``backend="ct2"``, int8,
+:mod:`recgym.llm.ct2`) when the ``ct2`` extra is installed, else on transformers; each row's
+agent config records which (``"backend": "ct2-int8"``), and ``--backend transformers`` asks for
+the other.
+
 Rows are appended to ``--out`` (default ``<recgym cache>/results/demo.jsonl``, so running the
 demo never dirties the checkout); each row carries the ``python -m benchmarks run ...`` command
 that regenerates it. ``--llm fake`` swaps in the deterministic fake LLM (for tests).
 
-The defaults keep the whole demo to about 12 minutes on 2 CPU cores; the measurements behind
-them are in ``docs/quickstart.md`` ("What make demo costs").
+The measurements behind the defaults and the demo's cost on 2 CPU cores are in
+``docs/quickstart.md`` ("What make demo costs").
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BATCH_SIZE", "EPISODES", "MAX_NEW_TOKENS", "SEEDS", "run_demo"]
+__all__ = ["BATCH_SIZE", "EPISODES", "MAX_NEW_TOKENS", "SEEDS", "default_backend", "run_demo"]
 
 EPISODES = 50
 """Test episodes per env (the first of each split's fixed order)."""
@@ -45,6 +50,15 @@ _PLAN: tuple[tuple[str, str, bool], ...] = (
 """(env id, agent, seeded) in the order they run; deterministic agents run with seed 0 only."""
 
 
+def default_backend(llm: str) -> str:
+    """``"ct2"`` when CTranslate2 is installed and ``llm`` has weights, else ``"transformers"``."""
+    import importlib.util
+
+    if llm != "fake" and importlib.util.find_spec("ctranslate2") is not None:
+        return "ct2"
+    return "transformers"
+
+
 def default_out() -> Path:
     """``<recgym cache>/results/demo.jsonl``."""
     from recgym.data import cache_dir
@@ -64,8 +78,12 @@ def run_demo(
     batch_size: int = BATCH_SIZE,
     seeds: Sequence[int] = SEEDS,
     out: str | Path | None = None,
+    backend: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the demo, printing to stdout; returns the rows it appended to ``out``."""
+    """Run the demo, printing to stdout; returns the rows it appended to ``out``.
+
+    ``backend`` is the zero-shot model's engine (:func:`recgym.llm.load`); default
+    :func:`default_backend`."""
     import gymnasium as gym
 
     import recgym
@@ -84,12 +102,18 @@ def run_demo(
 
     _say(f"\n== Zero-shot policy: {llm}")
     loaded = time.perf_counter()
-    model = recgym.llm.load(llm) if llm == "fake" else recgym.llm.load(llm, progress=False)
+    backend = backend or default_backend(llm)
+    model_kwargs = {} if backend == "transformers" else {"backend": backend}
+    if llm == "fake":
+        model = recgym.llm.load(llm, **model_kwargs)
+    else:
+        model = recgym.llm.load(llm, progress=False, **model_kwargs)
     _say(f"  loaded {model!r} in {time.perf_counter() - loaded:.1f} s")
     zero_shot_kwargs: dict[str, Any] = {
         "model": llm,
         "max_new_tokens": max_new_tokens,
         "batch_size": batch_size,
+        **({"model_kwargs": model_kwargs} if model_kwargs else {}),
     }
 
     _say(f"\n== Test-split leaderboard: first {episodes} episodes per env, seeds {list(seeds)}")

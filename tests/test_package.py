@@ -13,7 +13,14 @@ from recgym.cli import main
 from recgym.data import load_dataset
 from recgym.error import UnknownNameError
 
-HEAVY = ("torch", "transformers", "stable_baselines3", "peft", "sentence_transformers")
+HEAVY = (
+    "torch",
+    "transformers",
+    "stable_baselines3",
+    "peft",
+    "sentence_transformers",
+    "ctranslate2",
+)
 
 
 @pytest.mark.parametrize(

@@ -51,10 +51,13 @@ class ZeroShotLLMAgent:
         batch_size: prompts per generation batch.
         system_prompt: the system turn (``None`` for none).
         seed: initial seed (see :meth:`reset`).
-        model_kwargs: arguments of :func:`recgym.llm.load` when ``model`` is a name.
+        model_kwargs: arguments of :func:`recgym.llm.load` when ``model`` is a name; e.g.
+            ``{"backend": "ct2"}`` for the fast CPU engine (:mod:`recgym.llm.ct2`).
         response_prefix: the start of every reply (see above).
         adapter: an output folder of :mod:`agents.llm.grpo` (a PEFT LoRA adapter), loaded onto
-            the model in place.
+            the model in place. With ``model_kwargs={"backend": "ct2", ...}`` the model is
+            loaded with transformers, the adapter put on it, and the result folded and
+            converted (:func:`recgym.llm.ct2.from_hf`).
     """
 
     def __init__(
@@ -71,10 +74,18 @@ class ZeroShotLLMAgent:
         response_prefix: str = "",
         adapter: str | None = None,
     ) -> None:
+        load_kwargs = dict(model_kwargs or {})
+        fold = adapter is not None and load_kwargs.get("backend") == "ct2"
+        ct2_kwargs = {}
+        if fold:  # the adapter needs the torch module: convert after it is on
+            ct2_kwargs = {
+                k: load_kwargs.pop(k) for k in ("quantization", "threads") if k in load_kwargs
+            }
+            del load_kwargs["backend"]
         if isinstance(model, str):
             import recgym.llm
 
-            model = recgym.llm.load(model, **(model_kwargs or {}))
+            model = recgym.llm.load(model, **load_kwargs)
         self.llm: LLM = model
         self.max_new_tokens = int(max_new_tokens)
         self.temperature = float(temperature)
@@ -90,6 +101,10 @@ class ZeroShotLLMAgent:
             self.llm.model, self.training = load_adapter(
                 self.llm.model, Path(self.adapter), "agents.llm.grpo.train_grpo"
             )
+        if fold:
+            from recgym.llm.ct2 import from_hf
+
+            self.llm = from_hf(self.llm, **ct2_kwargs)
         self.reset(seed)
 
     def reset(self, seed: int | None = None) -> None:
@@ -123,6 +138,8 @@ class ZeroShotLLMAgent:
         """The settings that define this agent (for leaderboard rows)."""
         return {
             "model": self.llm.name,
+            # Only another engine is recorded: rows made before engines existed stay equal.
+            **({"backend": backend} if (backend := getattr(self.llm, "backend", None)) else {}),
             "max_new_tokens": self.max_new_tokens,
             "temperature": self.temperature,
             "top_p": self.top_p,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -26,8 +26,10 @@ __all__ = [
     "cut_at_stop",
     "derive_seed",
     "ends_with_prefill",
+    "ids_to_generation",
     "render_chatml",
     "row_seeds",
+    "template_prompt",
 ]
 
 FinishReason = Literal["stop", "length"]
@@ -209,3 +211,55 @@ def cut_at_stop(text: str, stop: Sequence[str] | None) -> tuple[str, bool]:
     if not hits:
         return text, False
     return text[: min(hits)], True
+
+
+def template_prompt(tokenizer: Any, name: str, messages: Prompt) -> str:
+    """Render ``messages`` with a transformers tokenizer's chat template, ready for the reply
+    (or continuing a final assistant message: a prefill).
+
+    Raises:
+        ValueError: the tokenizer has no chat template.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            f"model {name!r} has no chat template; pass chat=False with plain-text "
+            "prompts, or set tokenizer.chat_template"
+        )
+    turns = as_messages(messages)
+    prefill = ends_with_prefill(turns)
+    return str(
+        tokenizer.apply_chat_template(
+            turns,
+            tokenize=False,
+            add_generation_prompt=not prefill,
+            continue_final_message=prefill,
+        )
+    )
+
+
+def ids_to_generation(
+    tokenizer: Any,
+    ids: Sequence[int],
+    prompt: str,
+    stop: Sequence[str] | None,
+    end_ids: Collection[int],
+) -> Generation:
+    """A :class:`Generation` from one row of generated ids (possibly padded after its end):
+    the text up to the first of ``end_ids`` or the first stop string, and the tokens kept
+    (the end token, or the tokens that completed the stop string, included)."""
+
+    def decode(part: Sequence[int]) -> str:
+        return str(tokenizer.decode(list(part), skip_special_tokens=True))
+
+    ids = list(ids)
+    end = next((i for i, t in enumerate(ids) if t in end_ids), None)
+    body = ids if end is None else ids[:end]
+    text = decode(body)
+    cut, hit = cut_at_stop(text, stop)
+    if hit:
+        # Keep the tokens up to the one that completed the stop string.
+        k = next(k for k in range(1, len(body) + 1) if cut_at_stop(decode(body[:k]), stop)[1])
+        return Generation(cut, body[:k], prompt, "stop")
+    if end is None:
+        return Generation(text, body, prompt, "length")
+    return Generation(text, ids[: end + 1], prompt, "stop")

@@ -17,13 +17,12 @@ from transformers.utils import logging as hf_logging
 from recgym.llm.base import (
     Generation,
     Prompt,
-    as_messages,
     batch_rows,
     check_prompts,
     check_sampling,
-    cut_at_stop,
-    ends_with_prefill,
+    ids_to_generation,
     row_seeds,
+    template_prompt,
 )
 
 __all__ = ["HFLLM", "PerRowSampler", "progress_bars"]
@@ -148,19 +147,7 @@ class HFLLM:
     def chat_prompt(self, messages: Prompt) -> str:
         """Render ``messages`` with the tokenizer's chat template, ready for the reply (or
         continuing a final assistant message)."""
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError(
-                f"model {self.name!r} has no chat template; pass chat=False with plain-text "
-                "prompts, or set tokenizer.chat_template"
-            )
-        turns = as_messages(messages)
-        prefill = ends_with_prefill(turns)
-        return self.tokenizer.apply_chat_template(
-            turns,
-            tokenize=False,
-            add_generation_prompt=not prefill,
-            continue_final_message=prefill,
-        )
+        return template_prompt(self.tokenizer, self.name, messages)
 
     def generate(
         self,
@@ -233,20 +220,5 @@ class HFLLM:
     def to_generation(self, ids: list[int], prompt: str, stop: Sequence[str] | None) -> Generation:
         """A :class:`Generation` from a row of generated ids (padded after its end token):
         the text up to the end token or the first stop string, and the tokens kept."""
-
-        def decode(part: list[int]) -> str:
-            return self.tokenizer.decode(part, skip_special_tokens=True)
-
         # A finished row is padded to the batch's length; pad and EOS are often the same id.
-        ends = {*self.eos_ids, self.pad_id}
-        end = next((i for i, t in enumerate(ids) if t in ends), None)
-        body = ids if end is None else ids[:end]
-        text = decode(body)
-        cut, hit = cut_at_stop(text, stop)
-        if hit:
-            # Keep the tokens up to the one that completed the stop string.
-            k = next(k for k in range(1, len(body) + 1) if cut_at_stop(decode(body[:k]), stop)[1])
-            return Generation(cut, body[:k], prompt, "stop")
-        if end is None:
-            return Generation(text, body, prompt, "length")
-        return Generation(text, ids[: end + 1], prompt, "stop")
+        return ids_to_generation(self.tokenizer, ids, prompt, stop, {*self.eos_ids, self.pad_id})

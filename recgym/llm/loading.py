@@ -21,11 +21,15 @@ from recgym.llm.base import LLM
 from recgym.llm.embedded import EMBEDDED, embedded_model_dir
 from recgym.llm.fake import FakeLLM
 
-__all__ = ["MODELS", "load"]
+__all__ = ["BACKENDS", "MODELS", "load"]
 
 _HF_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 _SHARED_KW = ("local_files_only", "revision", "cache_dir", "token")  # tokenizer and model both
 _DTYPES = ("float32", "float16", "bfloat16", "auto")
+
+
+BACKENDS = ("transformers", "ct2")
+"""Engines :func:`load` runs a real model with (``backend=``)."""
 
 
 def load(
@@ -33,6 +37,7 @@ def load(
     *,
     device: str | None = None,
     dtype: Any = None,
+    backend: str = "transformers",
     **kw: Any,
 ) -> LLM:
     """Load a language model by registered name, local directory or Hugging Face id.
@@ -42,7 +47,11 @@ def load(
             (``config.json``, weights, tokenizer), or a hub id such as
             ``"HuggingFaceTB/SmolLM2-360M-Instruct"`` (read from the local HF cache when offline).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default CUDA when available, else CPU.
-        dtype: a torch dtype or its name; default float32 on CPU, bfloat16 on CUDA.
+        dtype: a torch dtype or its name; default float32 on CPU, bfloat16 on CUDA
+            (transformers only).
+        backend: ``"transformers"`` (the default: a torch module, trainable) or ``"ct2"``
+            (CTranslate2, :mod:`recgym.llm.ct2`: converted once, several times faster on CPU,
+            generation only; takes ``quantization="int8"`` or ``"float32"`` and ``threads``).
         **kw: for ``"fake"``, :class:`~recgym.llm.fake.FakeLLM` arguments (``mode``, ``kinds``,
             ``responses``, ``seed``); for real models ``batch_size`` (default micro-batch),
             ``progress`` (show download, conversion and loading bars), and ``from_pretrained``
@@ -58,6 +67,10 @@ def load(
             "recgym loads models with trust_remote_code=False only (no code from model repos "
             "runs); drop the argument or load the model yourself and wrap it in HFLLM"
         )
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "ct2":
+        return _load_ct2(name_or_path, device, dtype, **kw)
     if name_or_path in MODELS:
         return MODELS[name_or_path](name_or_path, device=device, dtype=dtype, **kw)
     path = Path(name_or_path).expanduser()
@@ -82,6 +95,41 @@ def load(
         + f"; expected a registered name ({', '.join(MODELS)}), a local model directory, or a "
         "Hugging Face id like 'HuggingFaceTB/SmolLM2-135M-Instruct'"
     )
+
+
+def _load_ct2(name_or_path: str, device: str | None, dtype: Any, **kw: Any) -> LLM:
+    from recgym.llm.ct2 import load_ct2
+
+    if dtype is not None:
+        raise ValueError("the ct2 backend takes quantization='int8' or 'float32', not dtype")
+    progress = kw.pop("progress", True)
+    if name_or_path == "fake":
+        raise ValueError("the fake LLM has no weights to convert; load it without backend='ct2'")
+    if name_or_path in EMBEDDED:
+        source = embedded_model_dir(name_or_path, progress=progress)
+    elif (path := Path(name_or_path).expanduser()).is_dir():
+        source = path
+    elif _HF_ID.fullmatch(name_or_path) and not _looks_like_path(name_or_path):
+        source = _hub_folder(name_or_path, kw.pop("revision", None))
+    else:
+        raise ModelLoadError(
+            f"no model {name_or_path!r} to convert for the ct2 backend; pass a registered name "
+            f"({', '.join(EMBEDDED)}), a folder written by save_pretrained(), or a hub id"
+        )
+    return load_ct2(source, name_or_path, device=device, **kw)
+
+
+def _hub_folder(model_id: str, revision: str | None) -> Path:
+    """The local snapshot of a hub model (downloaded unless offline)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(model_id, revision=revision))
+    except Exception as exc:  # the hub client raises several unrelated types when offline
+        raise ModelLoadError(
+            f"could not find Hugging Face model {model_id!r} locally or on the hub "
+            f"({type(exc).__name__}: {exc}); pass a local directory instead"
+        ) from exc
 
 
 def _load_fake(name: str, *, device: str | None = None, dtype: Any = None, **kw: Any) -> LLM:
