@@ -5,8 +5,8 @@ conversation (:func:`agents.llm.zero_shot.policy_messages`). For each batch size
 budget, every backend completes the same prompts through :meth:`recgym.llm.LLM.generate` with
 the zero-shot agent's sampling (temperature 0.6, top-p 0.95): tokenization, the chat template
 and decoding are timed too, as an evaluation pays for them. Reported: generated tokens per
-second (the tokens each row kept), the median of ``--repeats`` runs after one untimed run,
-and each backend's ratio to ``generate``.
+second (the tokens each row kept), the median of ``--repeats`` runs, and each backend's ratio
+to ``generate``; every backend first completes a small batch untimed (loading, first calls).
 
 Then the agreement of greedy decoding with transformers in float32, on ``--agree`` prompts
 with ``--agree-tokens`` new tokens: the share of completions that are token for token the
@@ -61,7 +61,6 @@ def agreement(ref: list[list[int]], got: list[list[int]]) -> tuple[float, float]
 
 
 def _timed(fn: Callable[[], int], repeats: int) -> tuple[float, int]:
-    fn()
     runs = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -104,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
         "zero-shot sampling (temperature 0.6, top-p 0.95)"
     )
     prompts = policy_prompts(max([*args.batch_sizes, args.agree]))
+    for llm in backends.values():  # warm up: first-call costs are not throughput
+        llm.generate(prompts[:4], max_new_tokens=8, temperature=0.6, top_p=0.95, seed=0)
     print(
         "\n| batch | new tokens | "
         + " | ".join(f"{b} tokens/s" for b in backends)
