@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first: installed later as a dependency, it would pull the multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[llm,sb3,trl,ct2,dev,docs]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[llm,sb3,trl,ct2,openai,dev,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)

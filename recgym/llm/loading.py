@@ -44,8 +44,11 @@ def load(
 
     Args:
         name_or_path: a name from :data:`MODELS`, a directory holding a Hugging Face model
-            (``config.json``, weights, tokenizer), or a hub id such as
-            ``"HuggingFaceTB/SmolLM2-360M-Instruct"`` (read from the local HF cache when offline).
+            (``config.json``, weights, tokenizer), a hub id such as
+            ``"HuggingFaceTB/SmolLM2-360M-Instruct"`` (read from the local HF cache when
+            offline), or ``"openai:<base_url>#<model>"`` for a model served by an
+            OpenAI-compatible server (:mod:`recgym.llm.remote`; ``**kw`` are
+            :class:`~recgym.llm.remote.RemoteLLM` arguments).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default CUDA when available, else CPU.
         dtype: a torch dtype or its name; default float32 on CPU, bfloat16 on CUDA
             (transformers only).
@@ -67,6 +70,8 @@ def load(
             "recgym loads models with trust_remote_code=False only (no code from model repos "
             "runs); drop the argument or load the model yourself and wrap it in HFLLM"
         )
+    if name_or_path.startswith("openai:"):
+        return _load_remote(name_or_path, device, dtype, backend, **kw)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "ct2":
@@ -95,6 +100,19 @@ def load(
         + f"; expected a registered name ({', '.join(MODELS)}), a local model directory, or a "
         "Hugging Face id like 'HuggingFaceTB/SmolLM2-135M-Instruct'"
     )
+
+
+def _load_remote(spec: str, device: str | None, dtype: Any, backend: str, **kw: Any) -> LLM:
+    from recgym.llm.remote import RemoteLLM, parse_spec
+
+    if device is not None or dtype is not None or backend != "transformers":
+        raise ValueError(
+            "a model on an OpenAI-compatible server takes no device, dtype or backend: the "
+            "server chooses them"
+        )
+    kw.pop("progress", None)  # nothing to download: callers may pass it uniformly
+    base_url, model = parse_spec(spec)
+    return RemoteLLM(base_url, model, **kw)
 
 
 def _load_ct2(name_or_path: str, device: str | None, dtype: Any, **kw: Any) -> LLM:
