@@ -20,6 +20,7 @@ HEAVY = (
     "peft",
     "sentence_transformers",
     "ctranslate2",
+    "openai",
 )
 
 
