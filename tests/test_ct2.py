@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.conftest import tiny_llm
 
@@ -165,3 +167,27 @@ def test_zero_shot_agent_records_the_engine(tiny_dir: Path, ct2_cache: Path) -> 
     plain = ZeroShotLLMAgent(str(tiny_dir), model_kwargs={"device": "cpu"}, **kwargs)
     assert fast.config()["backend"] == "ct2-float32" and "backend" not in plain.config()
     assert fast.act_batch(PROMPTS) == plain.act_batch(PROMPTS)
+
+
+@given(
+    lengths=st.lists(st.integers(min_value=1, max_value=400), max_size=80),
+    size=st.integers(min_value=1, max_value=70),
+)
+def test_length_batches_cover_every_row_once_within_the_tolerance(
+    lengths: list[int], size: int
+) -> None:
+    from recgym.llm.ct2 import LENGTH_TOLERANCE, _length_batches
+
+    batches = _length_batches(lengths, size)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        spread = [lengths[i] for i in batch]
+        assert 1 <= len(batch) <= size and max(spread) - min(spread) <= LENGTH_TOLERANCE
+
+
+def test_shared_prefix_leaves_every_row_a_token() -> None:
+    from recgym.llm.ct2 import _shared_prefix
+
+    assert _shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == 2
+    assert _shared_prefix([[1, 2, 3], [1, 2, 3]]) == 2  # not 3: each row keeps one token
+    assert _shared_prefix([[7], [7, 8]]) == 0
