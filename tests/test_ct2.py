@@ -191,3 +191,39 @@ def test_shared_prefix_leaves_every_row_a_token() -> None:
     assert _shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == 2
     assert _shared_prefix([[1, 2, 3], [1, 2, 3]]) == 2  # not 3: each row keeps one token
     assert _shared_prefix([[7], [7, 8]]) == 0
+
+
+def test_verbalizer_scores_on_ct2_with_the_adapter_folded(
+    tiny_dir: Path, ct2_cache: Path, tmp_path: Path
+) -> None:
+    import gymnasium as gym
+    import numpy as np
+    from peft import LoraConfig, get_peft_model
+
+    from agents.llm.verbalizer import VerbalizerAgent
+    from recgym.models.popularity import PopularityRetriever
+
+    env = gym.make("RecRank-v0", split="train", retriever=PopularityRetriever.movielens())
+    observations = env.unwrapped.observations([0, 3, 7, 11], "validation")  # type: ignore[attr-defined]
+    peft = get_peft_model(
+        tiny_llm(tiny_dir).model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+    )
+    torch.manual_seed(2)
+    with torch.no_grad():  # a trained adapter: every LoRA B off zero
+        for name, param in peft.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.5)
+    peft.save_pretrained(str(tmp_path / "adapter"))
+    adapter = str(tmp_path / "adapter")
+    ref = VerbalizerAgent(str(tiny_dir), adapter=adapter, model_kwargs={"device": "cpu"})
+    fast = VerbalizerAgent(
+        str(tiny_dir),
+        adapter=adapter,
+        batch_size=3,
+        model_kwargs={"backend": "ct2", "quantization": "float32", "threads": 2},
+    )
+    assert fast.model is None and fast.config()["backend"] == "ct2-float32"
+    expected = np.stack(ref.act_batch(observations))
+    np.testing.assert_allclose(np.stack(fast.act_batch(observations)), expected, atol=1e-4)
+    plain = VerbalizerAgent(str(tiny_dir), model_kwargs={"device": "cpu"})
+    assert not np.allclose(np.stack(plain.act_batch(observations)), expected, atol=1e-3)

@@ -101,6 +101,38 @@ def load_adapter(model: Any, folder: Path, trainer: str) -> tuple[Any, dict[str,
     return wrapped, training
 
 
+def load_policy_llm(
+    model: Any, model_kwargs: dict[str, Any] | None, adapter: str | None, trainer: str
+) -> tuple[Any, dict[str, Any] | None]:
+    """The LLM an agent runs: ``model`` (loaded by :func:`recgym.llm.load` when a name), with
+    the adapter in ``adapter`` on it, and the adapter's training summary.
+
+    ``model_kwargs={"backend": "ct2", ...}`` with an adapter loads the model with
+    transformers, puts the adapter on, then folds and converts it
+    (:func:`recgym.llm.ct2.from_hf`): CTranslate2 has no LoRA of its own.
+    """
+    load_kwargs = dict(model_kwargs or {})
+    fold = adapter is not None and load_kwargs.get("backend") == "ct2"
+    ct2_kwargs: dict[str, Any] = {}
+    if fold:
+        ct2_kwargs = {
+            k: load_kwargs.pop(k) for k in ("quantization", "threads") if k in load_kwargs
+        }
+        del load_kwargs["backend"]
+    if isinstance(model, str):
+        import recgym.llm
+
+        model = recgym.llm.load(model, **load_kwargs)
+    training = None
+    if adapter is not None:
+        model.model, training = load_adapter(model.model, Path(adapter), trainer)
+    if fold:
+        from recgym.llm.ct2 import from_hf
+
+        model = from_hf(model, **ct2_kwargs)
+    return model, training
+
+
 def save_checkpoint(
     out: Path,
     model: Any,

@@ -14,13 +14,12 @@ place either side gets it from.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from agents.llm.run_files import load_adapter
+from agents.llm.run_files import load_policy_llm
 from recgym.envs.rank import LETTERS
 from recgym.llm import LLM
 
@@ -155,11 +154,14 @@ class VerbalizerAgent:
         chat: frame the prompt with the model's chat template (the prompt as the user turn,
             the assistant turn opened); ``False`` uses LlamaRec's alpaca framing.
         batch_size: prompts per forward pass.
-        model_kwargs: arguments of :func:`recgym.llm.load` when ``model`` is a name.
+        model_kwargs: arguments of :func:`recgym.llm.load` when ``model`` is a name;
+            ``{"backend": "ct2", "quantization": "float32"}`` scores on the CTranslate2 engine
+            (the adapter folded in first; float32 gives transformers' logits).
 
     Attributes:
         llm: the language model.
-        model: the torch module that is run (the LLM's, wrapped by the adapter if any).
+        model: the torch module that is run (the LLM's, wrapped by the adapter if any);
+            ``None`` on the ct2 engine.
 
     Raises:
         TypeError: the model has no torch module (e.g. :class:`recgym.llm.FakeLLM`).
@@ -174,28 +176,23 @@ class VerbalizerAgent:
         batch_size: int = 8,
         model_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        if isinstance(model, str):
-            import recgym.llm
-
-            model = recgym.llm.load(model, **(model_kwargs or {}))
-        if not isinstance(getattr(model, "model", None), torch.nn.Module):
-            raise TypeError(
-                f"VerbalizerAgent reads next-token logits, so it needs a transformers model "
-                f"(recgym.llm.HFLLM); {type(model).__name__} {model.name!r} has none. Load one "
-                "with recgym.llm.load('smollm2-135m') or another Hugging Face causal LM"
-            )
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-        self.llm: LLM = model
-        self.model: Any = model.model
+        trainer = "agents.llm.verbalizer_train.train_verbalizer"
+        loaded, self.training = load_policy_llm(model, model_kwargs, adapter, trainer)
+        self.engine = loaded if hasattr(loaded, "next_token_logits") else None
+        if self.engine is None and not isinstance(getattr(loaded, "model", None), torch.nn.Module):
+            raise TypeError(
+                f"VerbalizerAgent reads next-token logits, so it needs a transformers model "
+                f"(recgym.llm.HFLLM) or the ct2 engine; {type(loaded).__name__} {loaded.name!r} "
+                "has neither. Load one with recgym.llm.load('smollm2-135m') or another Hugging "
+                "Face causal LM"
+            )
+        self.llm: LLM = loaded
+        self.model: Any = getattr(loaded, "model", None)
         self.chat = bool(chat)
         self.batch_size = int(batch_size)
         self.adapter = None if adapter is None else str(adapter)
-        self.training: dict[str, Any] | None = None
-        if self.adapter is not None:
-            self.model, self.training = load_adapter(
-                self.model, Path(self.adapter), "agents.llm.verbalizer_train.train_verbalizer"
-            )
 
     def letter_ids(self, prompt: str, n: int) -> tuple[list[int], list[int]]:
         """The rendered prompt's token ids and the ids of its first ``n`` candidate letters."""
@@ -205,6 +202,14 @@ class VerbalizerAgent:
     def act_batch(self, observations: Sequence[dict[str, Any]]) -> list[np.ndarray]:
         """One probability vector over each observation's candidates, in letter order."""
         encoded = [self.letter_ids(o["prompt"], len(o["candidates"])) for o in observations]
+        if self.engine is not None:
+            logits = self.engine.next_token_logits(
+                [ids for ids, _ in encoded], batch_size=self.batch_size
+            )
+            return [
+                torch.softmax(torch.from_numpy(row[letters]).float(), dim=-1).numpy()
+                for row, (_, letters) in zip(logits, encoded, strict=True)
+            ]
         pad_id = int(self.llm.tokenizer.pad_token_id)
         actions: list[np.ndarray] = []
         was_training = self.model.training
@@ -233,6 +238,7 @@ class VerbalizerAgent:
             training = {k: self.training[k] for k in SUMMARY_KEYS if k in self.training}
         return {
             "model": self.llm.name,
+            **({"backend": backend} if (backend := getattr(self.llm, "backend", None)) else {}),
             "adapter": self.adapter,
             "training": training,
             "chat": self.chat,

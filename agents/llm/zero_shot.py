@@ -7,7 +7,6 @@ Zero-shot with the base model, or with an adapter written by a trainer
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from recgym.envs.text import SYSTEM_PROMPT
@@ -74,37 +73,19 @@ class ZeroShotLLMAgent:
         response_prefix: str = "",
         adapter: str | None = None,
     ) -> None:
-        load_kwargs = dict(model_kwargs or {})
-        fold = adapter is not None and load_kwargs.get("backend") == "ct2"
-        ct2_kwargs = {}
-        if fold:  # the adapter needs the torch module: convert after it is on
-            ct2_kwargs = {
-                k: load_kwargs.pop(k) for k in ("quantization", "threads") if k in load_kwargs
-            }
-            del load_kwargs["backend"]
-        if isinstance(model, str):
-            import recgym.llm
+        from agents.llm.run_files import load_policy_llm
 
-            model = recgym.llm.load(model, **load_kwargs)
-        self.llm: LLM = model
+        self.adapter = None if adapter is None else str(adapter)
+        self.llm: LLM
+        self.llm, self.training = load_policy_llm(
+            model, model_kwargs, self.adapter, "agents.llm.grpo.train_grpo"
+        )
         self.max_new_tokens = int(max_new_tokens)
         self.temperature = float(temperature)
         self.top_p = float(top_p)
         self.batch_size = int(batch_size)
         self.system_prompt = system_prompt
         self.response_prefix = str(response_prefix)
-        self.adapter = None if adapter is None else str(adapter)
-        self.training: dict[str, Any] | None = None
-        if self.adapter is not None:
-            from agents.llm.run_files import load_adapter
-
-            self.llm.model, self.training = load_adapter(
-                self.llm.model, Path(self.adapter), "agents.llm.grpo.train_grpo"
-            )
-        if fold:
-            from recgym.llm.ct2 import from_hf
-
-            self.llm = from_hf(self.llm, **ct2_kwargs)
         self.reset(seed)
 
     def reset(self, seed: int | None = None) -> None:

@@ -403,6 +403,40 @@ class CT2LLM:
                 results[i] = ids_to_generation(self.tokenizer, out, texts[i], stop, self.eos_ids)
         return [r for r in results if r is not None]
 
+    def next_token_logits(
+        self, ids: Sequence[Sequence[int]], *, batch_size: int | None = None
+    ) -> Any:
+        """The next-token logits after each token sequence: a float32 numpy array
+        ``(len(ids), vocab)`` (what a verbalizer reads; nothing is generated).
+
+        Sequences are batched by length and spread over the lanes as :meth:`generate` does.
+        """
+        import numpy as np
+
+        rows = [list(r) for r in ids]
+        if not rows or any(not r for r in rows):
+            raise ValueError("next_token_logits needs at least one non-empty token sequence")
+        size = batch_rows(batch_size, self.batch_size, len(rows))
+        batches = _length_batches([len(r) for r in rows], size)
+        options = {"max_length": 1, "include_prompt_in_result": False, "sampling_topk": 1}
+        pending = []
+        for b, batch in enumerate(batches):
+            tokens = [self.tokenizer.convert_ids_to_tokens(rows[i]) for i in batch]
+            lane = self.lanes[b % len(self.lanes)]
+            pending.append(
+                lane.generate_batch(tokens, asynchronous=True, return_logits_vocab=True, **options)
+            )
+        out = np.empty((len(rows), 0), dtype=np.float32)
+        for batch, futures in zip(batches, pending, strict=True):
+            for i, future in zip(batch, futures, strict=True):
+                # One row per decoding step, the prompt's unread tokens first: the last row
+                # is the distribution after the whole sequence.
+                last = np.asarray(future.result().logits[0], dtype=np.float32)[-1]
+                if out.shape[1] == 0:
+                    out = np.empty((len(rows), last.shape[-1]), dtype=np.float32)
+                out[i] = last
+        return out
+
     def _seeded_lanes(self, seeds: Sequence[int]) -> list[Any]:
         """Fresh lanes whose random streams start from the call's seeds.
 
