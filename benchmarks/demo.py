@@ -104,10 +104,7 @@ def run_demo(
     loaded = time.perf_counter()
     backend = backend or default_backend(llm)
     model_kwargs = {} if backend == "transformers" else {"backend": backend}
-    if llm == "fake":
-        model = recgym.llm.load(llm, **model_kwargs)
-    else:
-        model = recgym.llm.load(llm, progress=False, **model_kwargs)
+    model = recgym.llm.load(llm, progress=False, **model_kwargs)
     _say(f"  loaded {model!r} in {time.perf_counter() - loaded:.1f} s")
     zero_shot_kwargs: dict[str, Any] = {
         "model": llm,

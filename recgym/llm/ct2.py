@@ -205,24 +205,16 @@ def from_hf(llm: Any, quantization: Quantization = "int8", **kw: Any) -> CT2LLM:
         tensor = state[key].detach().to("cpu", torch.float32).contiguous()
         h.update(key.encode())
         h.update(tensor.numpy().tobytes())
-    digest = h.hexdigest()
-    with tempfile.TemporaryDirectory(prefix="recgym-ct2-") as tmp:
-        folder = _converted_from_module(model, llm.tokenizer, Path(tmp), digest, quantization, llm)
-    return CT2LLM(folder, name=llm.name, quantization=quantization, **kw)
-
-
-def _converted_from_module(
-    model: Any, tokenizer: Any, tmp: Path, digest: str, quantization: Quantization, llm: Any
-) -> Path:
     name = f"{Path(str(getattr(llm, 'path', None) or llm.name)).name}-merged"
-    # The folder's name is known from the digest alone: skip saving 500 MB of weights when
-    # these merged weights were converted before.
-    known = _target(name, digest, quantization)
-    if verify_dir(known, remedy="converting it again"):
-        return known
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    return converted_dir(tmp, quantization, digest=digest, name=name)
+    folder = _target(name, h.hexdigest(), quantization)
+    # The folder's name is known from the digest alone: save the weights (500 MB for
+    # SmolLM2-135M) only when these merged weights were never converted.
+    if not verify_dir(folder):
+        with tempfile.TemporaryDirectory(prefix="recgym-ct2-") as tmp:
+            model.save_pretrained(tmp)
+            llm.tokenizer.save_pretrained(tmp)
+            folder = converted_dir(tmp, quantization, digest=h.hexdigest(), name=name)
+    return CT2LLM(folder, name=llm.name, quantization=quantization, **kw)
 
 
 def load_ct2(
@@ -382,26 +374,41 @@ class CT2LLM:
         seeds = row_seeds(seed, len(texts)) if temperature > 0 else None
         size = batch_rows(batch_size, self.batch_size, len(texts))
         lanes = self.lanes if seeds is None else self._seeded_lanes(seeds)
+        outs = self._run_batches(
+            lanes,
+            ids,
+            size,
+            lambda lane, rows: self._submit(lane, rows, max_new_tokens, temperature, top_p, stop),
+        )
+        return [
+            ids_to_generation(self.tokenizer, list(out.sequences_ids[0]), text, stop, self.eos_ids)
+            for out, text in zip(outs, texts, strict=True)
+        ]
+
+    def _run_batches(
+        self,
+        lanes: Sequence[Any],
+        ids: Sequence[Sequence[int]],
+        size: int,
+        submit: Callable[[Any, list[list[int]]], list[Any]],
+    ) -> list[Any]:
+        """CTranslate2's result for each row of ``ids``, in their order.
+
+        The rows are cut into :func:`_length_batches`; batch b goes to lane b % k via
+        ``submit(lane, rows)`` (asynchronous results, one per row). A lane has one worker
+        thread, so it runs its batches in the order they were sent, and the lanes run side by
+        side.
+        """
         batches = _length_batches([len(row) for row in ids], size)
-        # Batch b goes to lane b % k; a lane has one worker thread, so it runs its batches in
-        # the order they were sent, and the lanes run side by side.
         pending = [
-            self._submit(
-                lanes[b % len(lanes)],
-                [ids[i] for i in rows],
-                max_new_tokens,
-                temperature if seeds is not None else 0.0,
-                top_p,
-                stop,
-            )
+            submit(lanes[b % len(lanes)], [list(ids[i]) for i in rows])
             for b, rows in enumerate(batches)
         ]
-        results: list[Generation | None] = [None] * len(texts)
+        results: list[Any] = [None] * len(ids)
         for rows, futures in zip(batches, pending, strict=True):
             for i, future in zip(rows, futures, strict=True):
-                out = list(future.result().sequences_ids[0])
-                results[i] = ids_to_generation(self.tokenizer, out, texts[i], stop, self.eos_ids)
-        return [r for r in results if r is not None]
+                results[i] = future.result()
+        return results
 
     def next_token_logits(
         self, ids: Sequence[Sequence[int]], *, batch_size: int | None = None
@@ -413,29 +420,27 @@ class CT2LLM:
         """
         import numpy as np
 
-        rows = [list(r) for r in ids]
-        if not rows or any(not r for r in rows):
+        if not ids or any(not r for r in ids):
             raise ValueError("next_token_logits needs at least one non-empty token sequence")
-        size = batch_rows(batch_size, self.batch_size, len(rows))
-        batches = _length_batches([len(r) for r in rows], size)
-        options = {"max_length": 1, "include_prompt_in_result": False, "sampling_topk": 1}
-        pending = []
-        for b, batch in enumerate(batches):
-            tokens = [self.tokenizer.convert_ids_to_tokens(rows[i]) for i in batch]
-            lane = self.lanes[b % len(self.lanes)]
-            pending.append(
-                lane.generate_batch(tokens, asynchronous=True, return_logits_vocab=True, **options)
+        size = batch_rows(batch_size, self.batch_size, len(ids))
+
+        def submit(lane: Any, rows: list[list[int]]) -> list[Any]:
+            tokens = [self.tokenizer.convert_ids_to_tokens(row) for row in rows]
+            return list(
+                lane.generate_batch(
+                    tokens,
+                    asynchronous=True,
+                    return_logits_vocab=True,
+                    max_length=1,
+                    include_prompt_in_result=False,
+                    sampling_topk=1,
+                )
             )
-        out = np.empty((len(rows), 0), dtype=np.float32)
-        for batch, futures in zip(batches, pending, strict=True):
-            for i, future in zip(batch, futures, strict=True):
-                # One row per decoding step, the prompt's unread tokens first: the last row
-                # is the distribution after the whole sequence.
-                last = np.asarray(future.result().logits[0], dtype=np.float32)[-1]
-                if out.shape[1] == 0:
-                    out = np.empty((len(rows), last.shape[-1]), dtype=np.float32)
-                out[i] = last
-        return out
+
+        results = self._run_batches(self.lanes, ids, size, submit)
+        # One row of logits per decoding step, the prompt's unread tokens first: the last row
+        # is the distribution after the whole sequence.
+        return np.stack([np.asarray(r.logits[0], dtype=np.float32)[-1] for r in results])
 
     def _seeded_lanes(self, seeds: Sequence[int]) -> list[Any]:
         """Fresh lanes whose random streams start from the call's seeds.
